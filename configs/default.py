@@ -1,0 +1,117 @@
+"""Shared defaults from the paper; every task config starts here.
+
+``get_config(arg)``: ``arg`` is a comma-separated list of modifiers after the colon in
+``--config=configs/weight.py:cpu``. ``cpu`` shrinks the run (smaller images, a narrower and shallower
+network, a short schedule, a small phantom) while the same code path runs; ``test`` shrinks it further
+for the test suite.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+# The paper tuned learning rate × weight decay by grid search, 24 models a task: 6 × 4 here.
+SWEEP_LR = (3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
+SWEEP_WEIGHT_DECAY = (1e-3, 1e-4, 1e-5, 0.0)
+
+
+def get_config(arg: str | None = None, *, task: str = "weight") -> ml_collections.ConfigDict:
+  """The whole config tree for ``task``, shrunk by the modifiers in ``arg``."""
+  c = ml_collections.ConfigDict()
+  c.task = task
+  c.tasks = ()  # Several task names: multi-task heads with summed losses.
+  c.seed = 0
+  c.platform = ""  # "gpu", "tpu" or "cpu" to require a device kind; "" takes what exists.
+
+  c.loss = ml_collections.ConfigDict(dict(
+      classification="xent",  # or "focal" (the paper's alternative; it did not help)
+      regression="mse",  # or "huber"
+      focal_gamma=2.0,
+      huber_delta=1.0,
+  ))
+
+  c.data = ml_collections.ConfigDict(dict(
+      labels_csv="",  # A labels CSV (see echonet_jax/labels.py). Empty: the phantom.
+      echonet_dynamic_dir="",  # An EchoNet-Dynamic folder (FileList.csv + Videos/) instead.
+      cache_dir="",  # Where the de-identified cache goes; empty: ~/.cache/echonet_jax/...
+      num_frames=20,
+      interval_ms=100.0,
+      image_size=299,
+      channels=1,
+      views=("A4C",),
+      default_fps=30.0,
+      preprocess_workers=2,
+      split_seed=0,
+      test_frac=0.1,
+      val_frac=0.1,
+  ))
+  c.data.phantom = ml_collections.ConfigDict(dict(
+      num_studies=2000, rows=480, cols=640, frame_time_ms=33.3, duration_s=2.2, seed=0,
+  ))
+
+  c.aug = ml_collections.ConfigDict(dict(rotation_deg=20.0, brightness=0.1))
+
+  c.model = ml_collections.ConfigDict(dict(
+      width=1.0, blocks=(5, 10, 5), dropout_rate=0.2, dtype="bfloat16",
+  ))
+
+  c.optim = ml_collections.ConfigDict(dict(
+      lr=1e-4, weight_decay=1e-4, schedule="constant", warmup_steps=0, final_lr_frac=0.0,
+  ))
+
+  c.train = ml_collections.ConfigDict(dict(
+      batch_size=128,  # global, over all devices and hosts
+      steps=60_000,
+      log_every=100,
+      eval_every=2_000,
+      checkpoint_every=2_000,
+      keep_checkpoints=2,
+      workers=8,  # Grain worker processes per host
+      prefetch=2,
+      eval_videos_per_batch=8,
+  ))
+
+  c.eval = ml_collections.ConfigDict(dict(split="test", n_boot=1000, videos_per_batch=8))
+
+  c.predict = ml_collections.ConfigDict(dict(workdirs=(), output_csv=""))
+
+  c.saliency = ml_collections.ConfigDict(dict(
+      split="test", num_videos=4, method="smoothgrad", num_samples=50, noise_frac=0.15,
+      ig_steps=25, chunk_size=10, seed=0,
+  ))
+
+  c.sweep = ml_collections.ConfigDict(dict(lr=SWEEP_LR, weight_decay=SWEEP_WEIGHT_DECAY))
+
+  for modifier in (arg or "").split(","):
+    modifier = modifier.strip()
+    if not modifier:
+      continue
+    if modifier not in _MODIFIERS:
+      raise ValueError(f"unknown config argument {modifier!r}; known: {', '.join(_MODIFIERS)}")
+    _MODIFIERS[modifier](c)
+  return c
+
+
+def _cpu(c: ml_collections.ConfigDict) -> None:
+  """A run that finishes in minutes on a 2-core CPU: same code path, smaller everything."""
+  c.data.image_size = 96
+  c.data.phantom.update(num_studies=240, rows=240, cols=320, frame_time_ms=50.0, duration_s=2.1)
+  c.data.preprocess_workers = 2
+  c.model.update(width=0.25, blocks=(1, 2, 1), dtype="float32")
+  c.optim.update(lr=1e-3, weight_decay=1e-5, schedule="cosine", warmup_steps=50)
+  c.train.update(batch_size=32, steps=900, log_every=50, eval_every=300, checkpoint_every=300,
+                 workers=1)
+  c.eval.n_boot = 200
+
+
+def _test(c: ml_collections.ConfigDict) -> None:
+  """Tiny: for unit tests of the loop."""
+  _cpu(c)
+  c.data.image_size = 75
+  c.data.phantom.update(num_studies=24, rows=120, cols=160)
+  c.model.update(width=0.125, blocks=(1, 1, 1))
+  c.train.update(batch_size=8, steps=6, log_every=2, eval_every=3, checkpoint_every=3, workers=0)
+  c.eval.n_boot = 50
+
+
+_MODIFIERS = {"cpu": _cpu, "test": _test}

@@ -1,0 +1,200 @@
+"""The de-identified video cache: ArrayRecord shards of one record per video, plus ``meta.json``.
+
+Layout of a cache folder::
+
+  CACHE/meta.json                          image_size, num_frames, interval_ms, label stats, counts
+  CACHE/<split>-<k:05d>-of-<n:05d>.array_record    records of one split (train, val, test)
+  CACHE/<split>-<k:05d>-of-<n:05d>.index.csv       one row per record of that shard: ids, view, labels
+  CACHE/errors.csv                          files that failed, with the reason (written by preprocess)
+
+A record is one video, serialised by :func:`encode_record` (a JSON header followed by raw arrays, so
+decoding is a few ``np.frombuffer`` calls and needs no pickle). Its fields:
+
+* ``video_id``, ``patient_id``, ``study_id``, ``split``: strings from the labels CSV only, never from
+  DICOM tags;
+* ``frames``: uint8 (T, S, S), masked, grayscale (luma);
+* ``frame_indices``: int32 (T,), the source frame of each output frame;
+* ``frame_time_ms``: float; ``fps_assumed``: bool (True when the file carried no timing);
+* ``labels``: {task name: float}, NaN where the CSV left the label blank;
+* optional ``masks``: uint16 (T, S, S) bit field of ground-truth regions aligned with ``frames``
+  (bit k is ``mask_names[k]``), written for phantom studies;
+* optional ``view``: the view label (e.g. ``A4C``) when known.
+
+``meta.json`` holds at least: ``format`` (1), ``image_size``, ``num_frames``, ``interval_ms``,
+``source`` ("labels_csv", "phantom" or "echonet_dynamic"), ``splits`` ({split: number of videos}),
+``label_stats`` ({task: {mean, std, n}} over the TRAIN split, used to standardise regression targets)
+and, when records carry masks, ``mask_names``.
+
+The ``.index.csv`` sidecar lets readers select videos (by label availability, view, patient) without
+decoding frames; :func:`read_index` numbers its rows in the order Grain's ArrayRecordDataSource sees them.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import math
+import os
+import struct
+from typing import Any, Iterable
+
+import numpy as np
+
+SPLITS = ("train", "val", "test")
+META_FILE = "meta.json"
+_ARRAY_FIELDS = ("frames", "frame_indices", "masks")
+_MAGIC = b"ECV1"
+
+
+def encode_record(record: dict[str, Any]) -> bytes:
+  """Serialises one video record (see module docstring) to bytes."""
+  header: dict[str, Any] = {}
+  blobs = []
+  offset = 0
+  for key, value in record.items():
+    if key in _ARRAY_FIELDS:
+      if value is None:
+        continue
+      arr = np.ascontiguousarray(value)
+      raw = arr.tobytes()
+      header.setdefault("_arrays", {})[key] = {
+          "dtype": arr.dtype.str, "shape": list(arr.shape), "offset": offset, "nbytes": len(raw)}
+      blobs.append(raw)
+      offset += len(raw)
+    elif key == "labels":
+      # JSON has no NaN; store missing labels as null.
+      header["labels"] = {k: (None if v is None or math.isnan(float(v)) else float(v))
+                          for k, v in value.items()}
+    else:
+      header[key] = value.item() if isinstance(value, np.generic) else value
+  head = json.dumps(header, sort_keys=True).encode()
+  return _MAGIC + struct.pack("<I", len(head)) + head + b"".join(blobs)
+
+
+def decode_record(data: bytes) -> dict[str, Any]:
+  """Inverse of :func:`encode_record`. Arrays are read-only views into ``data``."""
+  if data[:4] != _MAGIC:
+    raise ValueError("not an echonet-jax cache record (bad magic)")
+  (head_len,) = struct.unpack("<I", data[4:8])
+  header = json.loads(data[8:8 + head_len])
+  base = 8 + head_len
+  record = {k: v for k, v in header.items() if k != "_arrays"}
+  if "labels" in record:
+    record["labels"] = {k: (math.nan if v is None else v) for k, v in record["labels"].items()}
+  for key, spec in header.get("_arrays", {}).items():
+    arr = np.frombuffer(data, dtype=np.dtype(spec["dtype"]), count=int(np.prod(spec["shape"])),
+                        offset=base + spec["offset"])
+    record[key] = arr.reshape(spec["shape"])
+  return record
+
+
+def shard_name(split: str, index: int, num_shards: int) -> str:
+  return f"{split}-{index:05d}-of-{num_shards:05d}.array_record"
+
+
+def shard_paths(cache_dir: str, split: str) -> list[str]:
+  """The finished shard files of ``split``, sorted; raises FileNotFoundError when there are none."""
+  paths = sorted(glob.glob(os.path.join(cache_dir, f"{split}-*-of-*.array_record")))
+  if not paths:
+    raise FileNotFoundError(f"{cache_dir}: no cache shards for split {split!r}")
+  return paths
+
+
+INDEX_COLUMNS = ("video_id", "patient_id", "study_id", "split", "view", "num_frames")
+
+
+def index_path(shard_path: str) -> str:
+  return shard_path[:-len(".array_record")] + ".index.csv"
+
+
+def write_shard(path: str, records: Iterable[dict[str, Any]]) -> int:
+  """Writes records to one ArrayRecord file and its index sidecar; returns the count.
+
+  Both files are written to temporary names first and the shard is renamed last, so a shard file
+  that exists is complete (resumable writers can skip it).
+  """
+  from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
+
+  if not path.endswith(".array_record"):
+    raise ValueError(f"{path}: a cache shard must end in .array_record")
+  tmp = path + ".tmp"
+  rows = []
+  writer = array_record_module.ArrayRecordWriter(tmp, "group_size:1")
+  try:
+    for record in records:
+      writer.write(encode_record(record))
+      row = {k: record.get(k, "") for k in INDEX_COLUMNS}
+      row["num_frames"] = len(record["frames"])
+      for name, value in record.get("labels", {}).items():
+        row[f"label:{name}"] = "" if value is None or math.isnan(float(value)) else repr(float(value))
+      rows.append(row)
+  finally:
+    writer.close()
+  columns = list(INDEX_COLUMNS) + sorted({k for r in rows for k in r if k.startswith("label:")})
+  with open(index_path(path) + ".tmp", "w", newline="") as f:
+    w = csv.DictWriter(f, columns, restval="")
+    w.writeheader()
+    w.writerows(rows)
+  os.replace(index_path(path) + ".tmp", index_path(path))
+  os.replace(tmp, path)
+  return len(rows)
+
+
+def read_index(cache_dir: str, split: str) -> list[dict[str, Any]]:
+  """One dict per record of ``split``, in ArrayRecordDataSource order over :func:`shard_paths`.
+
+  Each dict has the INDEX_COLUMNS, ``record`` (its global position in the split), ``num_frames`` as
+  int and ``labels`` ({task: float}, NaN where blank).
+  """
+  out = []
+  for shard in shard_paths(cache_dir, split):
+    with open(index_path(shard), newline="") as f:
+      for row in csv.DictReader(f):
+        labels = {k[len("label:"):]: (float(v) if v != "" else math.nan)
+                  for k, v in row.items() if k.startswith("label:")}
+        entry = {k: row.get(k, "") for k in INDEX_COLUMNS}
+        entry.update(record=len(out), num_frames=int(row["num_frames"]), labels=labels)
+        out.append(entry)
+  return out
+
+
+def read_shard(path: str) -> list[dict[str, Any]]:
+  """All records of one shard file (for tests and small tools; training reads through Grain)."""
+  from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
+
+  reader = array_record_module.ArrayRecordReader(path)
+  try:
+    return [decode_record(reader.read()) for _ in range(reader.num_records())]
+  finally:
+    reader.close()
+
+
+def write_meta(cache_dir: str, meta: dict[str, Any]) -> None:
+  path = os.path.join(cache_dir, META_FILE)
+  with open(path + ".tmp", "w") as f:
+    json.dump(meta, f, indent=2, sort_keys=True)
+  os.replace(path + ".tmp", path)
+
+
+def read_meta(cache_dir: str) -> dict[str, Any]:
+  """The cache's meta.json; raises FileNotFoundError naming the folder when it is not a cache."""
+  path = os.path.join(cache_dir, META_FILE)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{cache_dir}: not an echonet-jax cache (no {META_FILE})")
+  with open(path) as f:
+    return json.load(f)
+
+
+def label_stats(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, float]]:
+  """Mean, std and count of each label over ``records`` (NaNs skipped), for target standardisation."""
+  values: dict[str, list[float]] = {}
+  for record in records:
+    for name, value in record.get("labels", {}).items():
+      if not math.isnan(value):
+        values.setdefault(name, []).append(value)
+  stats = {}
+  for name, vals in values.items():
+    arr = np.asarray(vals, np.float64)
+    stats[name] = {"mean": float(arr.mean()), "std": float(arr.std()), "n": int(arr.size)}
+  return stats

@@ -1,0 +1,101 @@
+"""Devices, the ("data",) mesh, batch sharding and multi-host start-up.
+
+Training is data parallel: the train state is replicated, every batch is split along its first axis
+over all devices of all hosts. ``jax.jit`` with ``NamedSharding`` does the rest (this is what
+``jax.pmap`` is built on now, and it extends to several hosts unchanged).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from absl import logging
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+DATA_AXIS = "data"
+
+
+def maybe_initialize_distributed(coordinator_address: str | None = None,
+                                 num_processes: int | None = None,
+                                 process_id: int | None = None) -> bool:
+  """Calls ``jax.distributed.initialize`` when this is a multi-host run; returns whether it did.
+
+  A run is multi-host when a coordinator address is given (flags or ``JAX_COORDINATOR_ADDRESS``),
+  or when SLURM (``SLURM_NTASKS`` > 1) or a multi-host TPU slice is detected, in which case JAX
+  discovers the cluster itself.
+  """
+  coordinator_address = coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS")
+  if coordinator_address:
+    _enable_cpu_collectives()
+    jax.distributed.initialize(coordinator_address=coordinator_address,
+                               num_processes=num_processes, process_id=process_id)
+    return True
+  if int(os.environ.get("SLURM_NTASKS", "1")) > 1 or _is_multihost_tpu():
+    jax.distributed.initialize()
+    return True
+  return False
+
+
+def _enable_cpu_collectives() -> None:
+  # Multi-process CPU runs (tests, CPU clusters) need a cross-process collectives library.
+  try:
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  except Exception:  # pylint: disable=broad-except
+    logging.warning("could not enable gloo CPU collectives")
+
+
+def _is_multihost_tpu() -> bool:
+  hosts = os.environ.get("TPU_WORKER_HOSTNAMES") or os.environ.get("CLOUD_TPU_TASK_ID")
+  return bool(hosts) and "," in os.environ.get("TPU_WORKER_HOSTNAMES", "")
+
+
+def check_platform(platform: str | None) -> None:
+  """Raises RuntimeError with one clear line when no device of the requested platform exists."""
+  if not platform:
+    return
+  try:
+    devices = jax.devices(platform)
+  except RuntimeError:
+    devices = []
+  if not devices:
+    from echonet_jax.errors import TrainingError  # pylint: disable=g-import-not-at-top
+    raise TrainingError(
+        f"no {platform!r} devices found (available: "
+        f"{sorted({d.platform for d in jax.devices()})}); set --config.platform='' to use any")
+
+
+def make_mesh(devices: list[Any] | None = None) -> Mesh:
+  """A 1-D ("data",) mesh over every device of every process, with Auto axis semantics."""
+  devices = devices if devices is not None else jax.devices()
+  kwargs = {}
+  axis_type = getattr(jax.sharding, "AxisType", None)
+  if axis_type is not None:
+    kwargs["axis_types"] = (axis_type.Auto,)
+  return jax.make_mesh((len(devices),), (DATA_AXIS,), devices=devices, **kwargs)
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def data_sharding(mesh: Mesh) -> NamedSharding:
+  """Splits the leading (batch) axis over the data axis."""
+  return NamedSharding(mesh, P(DATA_AXIS))
+
+
+def global_batch(local_batch: Any, mesh: Mesh) -> Any:
+  """Builds global arrays from this process's share of the batch (its rows, in process order)."""
+  sharding = data_sharding(mesh)
+  return jax.tree.map(
+      lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), local_batch)
+
+
+def check_batch_size(global_batch_size: int, mesh: Mesh) -> int:
+  """Returns the per-process batch size; raises ValueError if the batch does not split evenly."""
+  n = mesh.devices.size
+  if global_batch_size % n:
+    raise ValueError(f"batch size {global_batch_size} is not divisible by the {n} devices")
+  return global_batch_size // jax.process_count()

@@ -1,0 +1,53 @@
+"""The paper's ten prediction tasks: what each label is and how it is learned.
+
+Label columns in a labels CSV (and in the phantom's labels.csv) carry the task name. Units:
+binary tasks are 0/1 (``sex``: 1 = male), ``esv``/``edv`` in mL, ``ef`` in percent, ``age`` in years,
+``weight`` in kg and ``height`` in metres.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+BINARY = "binary"
+REGRESSION = "regression"
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+  """One prediction target."""
+
+  name: str
+  kind: str  # BINARY or REGRESSION
+  unit: str
+  description: str
+
+  @property
+  def is_binary(self) -> bool:
+    return self.kind == BINARY
+
+
+_ALL = (
+    Task("pacemaker_leads", BINARY, "", "pacemaker or defibrillator leads"),
+    Task("severe_lae", BINARY, "", "severe left atrial enlargement"),
+    Task("lvh", BINARY, "", "left ventricular hypertrophy"),
+    Task("sex", BINARY, "", "sex (1 = male)"),
+    Task("esv", REGRESSION, "mL", "end-systolic volume"),
+    Task("edv", REGRESSION, "mL", "end-diastolic volume"),
+    Task("ef", REGRESSION, "%", "ejection fraction"),
+    Task("age", REGRESSION, "years", "age"),
+    Task("weight", REGRESSION, "kg", "weight"),
+    Task("height", REGRESSION, "m", "height"),
+)
+
+TASKS: dict[str, Task] = {t.name: t for t in _ALL}
+TASK_NAMES: tuple[str, ...] = tuple(TASKS)
+
+
+def get_task(name: str) -> Task:
+  """Returns the task called ``name``; raises ValueError naming the known tasks otherwise."""
+  try:
+    return TASKS[name]
+  except KeyError:
+    raise ValueError(
+        f"unknown task {name!r}; known tasks: {', '.join(TASK_NAMES)}") from None

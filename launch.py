@@ -1,0 +1,74 @@
+"""echonet-jax entry point: ``python launch.py --config=configs/weight.py --workdir=DIR``.
+
+Modes: ``train`` (default; resumes from DIR's latest checkpoint), ``evaluate`` (best checkpoint on
+``--split``), ``predict`` (new DICOM files → CSV), ``saliency`` (maps and scores) and ``preprocess``
+(build the cache only). Multi-host runs start with ``--coordinator_address`` (or SLURM / TPU
+auto-detection) and every process runs the same command.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/weight.py:cpu.",
+                                lock_config=True)
+flags.DEFINE_string("workdir", None, "Folder for checkpoints, logs and outputs.")
+flags.DEFINE_enum("mode", "train", ["train", "evaluate", "predict", "saliency", "preprocess"],
+                  "What to run.")
+flags.DEFINE_string("split", None, "evaluate/saliency: the split (default: config.eval.split).")
+flags.DEFINE_list("input", [], "predict/saliency: DICOM files or folders.")
+flags.DEFINE_list("models", [], "predict: workdirs of trained task models (default: --workdir).")
+flags.DEFINE_string("output", None, "predict: the CSV to write (default: WORKDIR/predictions.csv).")
+flags.DEFINE_string("coordinator_address", None, "Multi-host: host:port of process 0.")
+flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
+flags.DEFINE_integer("process_id", None, "Multi-host: this process's index.")
+flags.mark_flags_as_required(["config"])
+
+FLAGS = flags.FLAGS
+
+
+def _run(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  # Imports after flag parsing: JAX must not start before multi-host initialisation.
+  from echonet_jax import parallel  # pylint: disable=g-import-not-at-top
+  parallel.maybe_initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes,
+                                        FLAGS.process_id)
+  from echonet_jax import modes  # pylint: disable=g-import-not-at-top
+
+  config = FLAGS.config
+  mode = FLAGS.mode
+  if mode != "preprocess" and mode != "predict" and not FLAGS.workdir:
+    raise app.UsageError(f"--workdir is required for --mode={mode}")
+  if mode == "train":
+    modes.train(config, FLAGS.workdir)
+  elif mode == "evaluate":
+    modes.evaluate(config, FLAGS.workdir, FLAGS.split or config.eval.split)
+  elif mode == "predict":
+    models = FLAGS.models or ([FLAGS.workdir] if FLAGS.workdir else [])
+    modes.predict(config, models, FLAGS.input, FLAGS.output)
+  elif mode == "saliency":
+    modes.saliency(config, FLAGS.workdir, FLAGS.split or config.saliency.split, FLAGS.input)
+  elif mode == "preprocess":
+    modes.preprocess(config)
+
+
+def main(argv):
+  from echonet_jax import errors  # pylint: disable=g-import-not-at-top
+  try:
+    _run(argv)
+  except errors.user_errors() as e:  # One clear line, no stack trace from deep inside JAX.
+    logging.error("%s: %s", type(e).__name__, e)
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+  app.run(main)
