@@ -1,11 +1,11 @@
 """Train-stream throughput: frames/s per worker process and in total, with and without augmentation.
 
-Builds a temporary cache (the real format: cache.write_shard) of phantom-like videos (a masked scan sector of smoothed speckle), then reads
-the train stream with 0 workers (in-process, one reading thread, OpenCV on one thread: one core) and
-with each worker count in ``--workers``. Also times the per-example stages on one core. Prints one
-JSON line.
+Builds a temporary cache (the real format: cache.write_shard) of phantom-like videos (a masked
+scan sector of smoothed speckle), then reads the train stream with 0 workers (in-process, one
+reading thread, OpenCV on one thread: one core) and with each worker count in ``--workers``. Also
+times the per-example stages on one core. Prints one JSON line.
 
-  PYTHONPATH=. python benchmarks/input_pipeline.py --size 299 --batch 64 --batches 20 --workers 0,1,2
+  PYTHONPATH=. python benchmarks/input_pipeline.py --batch 64 --batches 20 --workers 0,1,2
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Pure per-frame image operations of the input pipeline: resize, rotation, parameter draws.
 
 The paper's augmentation (Ghorbani et al. 2020): at every step a rotation drawn uniformly from
-±20° and a brightness shift drawn uniformly from ±0.1 (in normalised units). Rotation is applied to
-the uint8 frame (cheaper than float, and exact for the black background, which stays 0); the
+±20° and a brightness shift drawn uniformly from ±0.1 (in normalised units). Rotation is applied
+to the uint8 frame (cheaper than float, and exact for the black background, which stays 0); the
 brightness shift is applied by the pipeline after normalisation.
 """
 
@@ -13,7 +13,7 @@ import numpy as np
 
 
 def resize(frame: np.ndarray, size: int) -> np.ndarray:
-  """Resizes a (H, W) frame to (size, size) with area interpolation; returns it unchanged if equal."""
+  """Resizes a (H, W) frame to (size, size) with area interpolation; unchanged if already so."""
   if frame.shape[0] == size and frame.shape[1] == size:
     return frame
   return cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)

@@ -8,7 +8,7 @@ Layout of a cache folder::
   CACHE/errors.csv                          files that failed, with the reason (written by preprocess)
 
 A record is one video, serialised by :func:`encode_record` (a JSON header followed by raw arrays, so
-decoding is a few ``np.frombuffer`` calls and needs no pickle). Its fields:
+decoding needs no pickle; frames are zlib-compressed one by one so one frame decodes alone). Its fields:
 
 * ``video_id``, ``patient_id``, ``study_id``, ``split``: strings from the labels CSV only, never from
   DICOM tags;
@@ -37,18 +37,25 @@ import json
 import math
 import os
 import struct
-from typing import Any, Iterable
+import zlib
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 SPLITS = ("train", "val", "test")
 META_FILE = "meta.json"
 _ARRAY_FIELDS = ("frames", "frame_indices", "masks")
+_PER_FRAME_FIELDS = ("frames", "masks")
 _MAGIC = b"ECV1"
 
 
 def encode_record(record: dict[str, Any]) -> bytes:
-  """Serialises one video record (see module docstring) to bytes."""
+  """Serialises one video record (see module docstring) to bytes.
+
+  ``frames`` and ``masks`` are stored frame by frame, each zlib-compressed (level 1), so that a
+  reader that needs one frame (training samples one frame per video) decompresses only that one.
+  The ArrayRecord container itself is left uncompressed.
+  """
   header: dict[str, Any] = {}
   blobs = []
   offset = 0
@@ -57,9 +64,15 @@ def encode_record(record: dict[str, Any]) -> bytes:
       if value is None:
         continue
       arr = np.ascontiguousarray(value)
-      raw = arr.tobytes()
-      header.setdefault("_arrays", {})[key] = {
-          "dtype": arr.dtype.str, "shape": list(arr.shape), "offset": offset, "nbytes": len(raw)}
+      spec = {"dtype": arr.dtype.str, "shape": list(arr.shape), "offset": offset}
+      if key in _PER_FRAME_FIELDS:
+        chunks = [zlib.compress(frame.tobytes(), 1) for frame in arr]
+        spec["chunks"] = [len(c) for c in chunks]
+        raw = b"".join(chunks)
+      else:
+        raw = arr.tobytes()
+      spec["nbytes"] = len(raw)
+      header.setdefault("_arrays", {})[key] = spec
       blobs.append(raw)
       offset += len(raw)
     elif key == "labels":
@@ -72,20 +85,43 @@ def encode_record(record: dict[str, Any]) -> bytes:
   return _MAGIC + struct.pack("<I", len(head)) + head + b"".join(blobs)
 
 
-def decode_record(data: bytes) -> dict[str, Any]:
-  """Inverse of :func:`encode_record`. Arrays are read-only views into ``data``."""
+def _header(data: bytes) -> tuple[dict[str, Any], int]:
   if data[:4] != _MAGIC:
     raise ValueError("not an echonet-jax cache record (bad magic)")
   (head_len,) = struct.unpack("<I", data[4:8])
-  header = json.loads(data[8:8 + head_len])
-  base = 8 + head_len
+  return json.loads(data[8:8 + head_len]), 8 + head_len
+
+
+def num_frames(data: bytes) -> int:
+  """The number of frames of an encoded record, read from its header only."""
+  header, _ = _header(data)
+  return int(header["_arrays"]["frames"]["shape"][0])
+
+
+def _decode_array(data: bytes, base: int, spec: dict[str, Any],
+                  frames: Sequence[int] | None) -> np.ndarray:
+  dtype, shape = np.dtype(spec["dtype"]), spec["shape"]
+  start = base + spec["offset"]
+  if "chunks" not in spec:
+    arr = np.frombuffer(data, dtype=dtype, count=int(np.prod(shape)), offset=start)
+    arr = arr.reshape(shape)
+    return arr if frames is None else arr[list(frames)]
+  bounds = np.concatenate([[0], np.cumsum(spec["chunks"])]) + start
+  wanted = range(shape[0]) if frames is None else frames
+  out = np.empty((len(wanted), *shape[1:]), dtype)
+  for i, f in enumerate(wanted):
+    out[i] = np.frombuffer(zlib.decompress(data[bounds[f]:bounds[f + 1]]), dtype).reshape(shape[1:])
+  return out
+
+
+def decode_record(data: bytes, frames: Sequence[int] | None = None) -> dict[str, Any]:
+  """Inverse of :func:`encode_record`; with ``frames``, decodes only those frames (and masks)."""
+  header, base = _header(data)
   record = {k: v for k, v in header.items() if k != "_arrays"}
   if "labels" in record:
     record["labels"] = {k: (math.nan if v is None else v) for k, v in record["labels"].items()}
   for key, spec in header.get("_arrays", {}).items():
-    arr = np.frombuffer(data, dtype=np.dtype(spec["dtype"]), count=int(np.prod(spec["shape"])),
-                        offset=base + spec["offset"])
-    record[key] = arr.reshape(spec["shape"])
+    record[key] = _decode_array(data, base, spec, frames if key in _PER_FRAME_FIELDS else None)
   return record
 
 
@@ -120,7 +156,8 @@ def write_shard(path: str, records: Iterable[dict[str, Any]]) -> int:
     raise ValueError(f"{path}: a cache shard must end in .array_record")
   tmp = path + ".tmp"
   rows = []
-  writer = array_record_module.ArrayRecordWriter(tmp, "group_size:1")
+  # Frames are compressed inside the record; compressing the container again only costs reads.
+  writer = array_record_module.ArrayRecordWriter(tmp, "group_size:1,uncompressed")
   try:
     for record in records:
       writer.write(encode_record(record))

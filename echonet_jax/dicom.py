@@ -1,18 +1,21 @@
 """One echo DICOM file -> :class:`EchoClip`: sampled, masked, square grayscale frames.
 
 Only the frames needed for the output are decoded. Frame timing comes from FrameTime,
-FrameTimeVector, CineRate or RecommendedDisplayFrameRate, in that order, else from ``default_fps``
-(recorded as ``fps_assumed``). Output frame ``i`` is the source frame nearest to ``i * interval_ms``;
-a clip shorter than ``num_frames * interval_ms`` is treated as a loop and wraps around (cine loops
-are recorded over whole heart cycles). Nothing read from the file that identifies the patient is kept,
-and error reasons never quote tag values.
+FrameTimeVector, CineRate or RecommendedDisplayFrameRate, in that order, else from
+``default_fps`` (recorded as ``fps_assumed``). Output frame ``i`` is the source frame nearest to
+``i * interval_ms``; a clip shorter than ``num_frames * interval_ms`` is treated as a loop and
+wraps around (cine loops are recorded over whole heart cycles). Nothing read from the file that
+identifies the patient is kept, and error reasons never quote tag values.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import math
 import os
+import struct
 import warnings
 from typing import Any, Sequence
 
@@ -99,7 +102,7 @@ class EchoClip:
 _MODALITIES = frozenset(
     "US CT MR CR DX MG NM PT XA RF OT SC ES XC IVUS OCT OP SM IO PX RG DG BI GM ECG SR PR KO "
     "DOC SEG REG".split())
-_LOSSLESS_OR_NATIVE_GRAY = ("MONOCHROME1", "MONOCHROME2")
+_GRAY = ("MONOCHROME1", "MONOCHROME2")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,6 +173,23 @@ def _pydicom():
   return pydicom
 
 
+@contextlib.contextmanager
+def quiet_pydicom():
+  """Keeps pydicom from logging or warning while we read: its messages quote tag values."""
+  config = _pydicom().config
+  logger = logging.getLogger("pydicom")
+  mode, disabled = config.settings.reading_validation_mode, logger.disabled
+  config.settings.reading_validation_mode = config.IGNORE
+  logger.disabled = True
+  try:
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore")
+      yield
+  finally:
+    config.settings.reading_validation_mode = mode
+    logger.disabled = disabled
+
+
 _PIXEL_TAG_LE = b"\xe0\x7f\x10\x00"
 _PIXEL_TAG_BE = b"\x7f\xe0\x00\x10"
 
@@ -189,12 +209,11 @@ def read_dataset(path: str, allow_non_ultrasound: bool = False) -> Any:
   if os.path.isdir(path):
     raise NotDicomError(path, "is a folder, not a DICOM file")
   try:
-    with warnings.catch_warnings():
-      warnings.simplefilter("ignore")
+    with quiet_pydicom():
       ds = pydicom.dcmread(path)
   except pydicom.errors.InvalidDicomError:
     raise NotDicomError(path, "not a DICOM file (no DICM preamble)") from None
-  except (EOFError, OSError, ValueError, KeyError, TypeError, struct_error()) as e:
+  except (EOFError, OSError, ValueError, KeyError, TypeError, struct.error) as e:
     raise TruncatedFileError(
         path, f"could not parse the DICOM header, the file may be truncated ({type(e).__name__})"
     ) from None
@@ -203,10 +222,14 @@ def read_dataset(path: str, allow_non_ultrasound: bool = False) -> Any:
       raise UnsupportedImageError(path, "float pixel data is not an ultrasound image")
     if _file_mentions_pixel_data(path):
       raise TruncatedFileError(path, "the file ends inside its pixel data (truncated)")
-    raise NoPixelDataError(path, "the dataset has no pixel data")
+    raise NoPixelDataError(path, "the dataset has no pixel data (or the file is truncated "
+                                 "before it)")
   modality = str(ds.get("Modality", "")).strip().upper()
   if modality != "US" and not allow_non_ultrasound:
-    shown = repr(modality) if modality in _MODALITIES else ("missing" if not modality else "unknown")
+    if modality in _MODALITIES:
+      shown = repr(modality)
+    else:  # not a standard code: it could be anything, so do not quote it
+      shown = "unknown" if modality else "missing"
     raise NotUltrasoundError(
         path, f"modality is {shown}, not 'US' (pass allow_non_ultrasound to read it anyway)")
   raw_frames = ds.get("NumberOfFrames", 1)
@@ -219,11 +242,6 @@ def read_dataset(path: str, allow_non_ultrasound: bool = False) -> Any:
   if "Rows" not in ds or "Columns" not in ds or not ds.Rows or not ds.Columns:
     raise NoPixelDataError(path, "the dataset has no image size (Rows/Columns)")
   return ds
-
-
-def struct_error():
-  import struct  # pylint: disable=g-import-not-at-top
-  return struct.error
 
 
 def num_frames_of(ds: Any) -> int:
@@ -266,7 +284,7 @@ def to_luma(arr: np.ndarray, photometric: str, ds: Any, palette: np.ndarray | No
   if photometric == "RGB":
     rgb = _to_uint8(arr, bits, False)
     return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
-  if photometric in _LOSSLESS_OR_NATIVE_GRAY:
+  if photometric in _GRAY:
     if arr.ndim == 3:
       arr = arr[..., 0]
     gray = _to_uint8(arr, bits, signed)
@@ -342,7 +360,8 @@ _LOSSY_SYNTAXES = frozenset((
 
 
 def is_lossy(ds: Any) -> bool:
-  """True when the pixels went through lossy compression (transfer syntax or LossyImageCompression)."""
+  """True when the pixels went through lossy compression (per transfer syntax or the
+  LossyImageCompression tag)."""
   tsyntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
   return tsyntax in _LOSSY_SYNTAXES or str(ds.get("LossyImageCompression", "")).strip() == "01"
 
@@ -355,6 +374,13 @@ def read_echo(path: str, num_frames: int = 20, interval_ms: float = 100, size: i
   Raises an :class:`EchoReadError` subclass naming the file and the reason.
   """
   path = str(path)
+  with quiet_pydicom():
+    return _read_echo(path, num_frames, interval_ms, size, default_fps, allow_non_ultrasound,
+                      decoding_plugin)
+
+
+def _read_echo(path, num_frames, interval_ms, size, default_fps, allow_non_ultrasound,
+               decoding_plugin) -> EchoClip:
   ds = read_dataset(path, allow_non_ultrasound=allow_non_ultrasound)
   n_source = num_frames_of(ds)
   times, frame_time, timing_source = frame_times(ds, n_source, default_fps)

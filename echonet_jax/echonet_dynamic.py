@@ -47,7 +47,8 @@ def read_filelist(root: str) -> list[labels_lib.VideoRow]:
         continue
       split = _SPLITS.get(cell["Split"].upper())
       if split is None:
-        problems.append(f"{path}:{line}: column 'Split': {cell['Split']!r} is not TRAIN, VAL or TEST")
+        problems.append(
+            f"{path}:{line}: column 'Split': {cell['Split']!r} is not TRAIN, VAL or TEST")
         continue
       values = {name: math.nan for name in tasks.TASK_NAMES}
       for column, task in _LABELS.items():

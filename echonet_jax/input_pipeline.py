@@ -7,16 +7,16 @@ Train stream (:func:`train_loader`), one example = one frame with its video's la
   → shuffle with the seed, repeat forever (reshuffled each epoch)
   → RandomMap :class:`SampleFrame`: one of the video's frames, drawn uniformly (video first, then
     frame, so videos with many frames are not oversampled)
-  → RandomMap :class:`AugmentFrame`: rotation ±``rotation_deg`` about the centre on the uint8 frame
-    (background stays black), normalisation, brightness shift ±``brightness``
+  → RandomMap :class:`AugmentFrame`: rotation ±``rotation_deg`` about the centre on the uint8
+    frame (background stays black), normalisation, brightness shift ±``brightness``
     (or Map :class:`NormalizeFrame` when both are 0)
   → batch → worker processes (``mp_prefetch``) → iterator.
 
-Every random choice comes from the per-element rng that Grain derives from the seed and the element's
-index, and batching happens before the work is split among worker processes, so the batches are the
-same for any number of workers and the iterator state resumes exactly (``get_state``/``set_state``,
-or orbax with ``grain.checkpoint.CheckpointSave``/``CheckpointRestore``). Restore with the same
-worker count that saved the state.
+Every random choice comes from the per-element rng that Grain derives from the seed and the
+element's index, and batching happens before the work is split among worker processes, so the
+batches are the same for any number of workers, and the iterator state resumes exactly
+(``get_state``/``set_state``, or orbax with ``grain.checkpoint.CheckpointSave``/``Restore``
+under ``grain.checkpoint.CheckpointHandler``). Restore with the worker count that saved the state.
 
 Eval stream (:func:`eval_batches`): every video of a split once, all its frames, no augmentation.
 
@@ -38,8 +38,8 @@ from echonet_jax import augment
 from echonet_jax import cache
 from echonet_jax import tasks as tasks_lib
 
-# Grey-level statistics of echo frames: luma of pydicom-data's color3d_jpeg_baseline.dcm (a 120-frame
-# 480×640 ultrasound clip, whole frames including the black surround) has mean 10.9 and std 23.0.
+# Grey-level statistics of echo frames: luma of pydicom-data's color3d_jpeg_baseline.dcm (a
+# 120-frame 480×640 ultrasound clip, whole frames with the black surround): mean 10.9, std 23.0.
 # Re-measure a cache with :func:`pixel_stats`; changing these invalidates trained checkpoints.
 PIXEL_MEAN = 11.0
 PIXEL_STD = 23.0
@@ -67,7 +67,7 @@ def pixel_stats(cache_dir: str, split: str = "train", max_videos: int = 200) -> 
   return {"mean": mean, "std": math.sqrt(max(total_sq / count - mean * mean, 0.0)), "n": count}
 
 
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Video selection and the data source.
 
 
@@ -131,7 +131,7 @@ class VideoSource:
     return f"VideoSource({self._paths[0]!r}.., {len(self._paths)} shards, {len(self)} videos)"
 
 
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Per-element transforms (module-level classes: worker processes are spawned and unpickle them).
 
 
@@ -154,9 +154,9 @@ class SampleFrame(grain.transforms.RandomMap):
     self.image_size = image_size
 
   def random_map(self, element: bytes, rng: np.random.Generator) -> dict[str, Any]:
-    record = cache.decode_record(element)
-    frames = record["frames"]
-    frame = frames[rng.integers(len(frames))]
+    index = int(rng.integers(cache.num_frames(element)))
+    record = cache.decode_record(element, frames=[index])  # decompresses that frame only
+    frame = record["frames"][0]
     if self.image_size is not None:
       frame = augment.resize(frame, self.image_size)
     return {"frame": np.array(frame), "labels": _labels(record, self.tasks)}
@@ -194,7 +194,7 @@ class NormalizeFrame(grain.transforms.Map):
             "labels": element["labels"]}
 
 
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Grain worker processes and absl flags.
 
 
@@ -215,7 +215,7 @@ def _init_worker(*unused_args) -> None:
   cv2.setNumThreads(1)  # one worker per core; OpenCV's own threads would oversubscribe
 
 
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Streams.
 
 
@@ -229,14 +229,15 @@ def train_dataset(cache_dir: str, *, tasks: Sequence[str], batch_size: int, seed
                   image_size: int | None = None, channels: int = 1, split: str = "train",
                   views: Sequence[str] | None = None, shard_index: int = 0,
                   shard_count: int = 1) -> grain.MapDataset:
-  """The infinite MapDataset of this shard's train batches (batch ``i`` is a pure function of ``i``)."""
+  """This shard's infinite MapDataset of train batches; batch ``i`` is a pure function of ``i``."""
   _check_channels(channels)
   if not tasks:
     raise ValueError("train_dataset needs at least one task")
   rows = select_videos(cache_dir, split, tasks=tasks, views=views, shard_index=shard_index,
                        shard_count=shard_count)
   if not rows:
-    raise ValueError(f"{cache_dir}: shard {shard_index} of {shard_count} of split {split!r} is empty")
+    raise ValueError(
+        f"{cache_dir}: shard {shard_index} of {shard_count} of split {split!r} is empty")
   if image_size is not None and image_size == cache.read_meta(cache_dir).get("image_size"):
     image_size = None
   source = VideoSource(cache.shard_paths(cache_dir, split), [r["record"] for r in rows])

@@ -4,8 +4,8 @@ One row per video. Required columns: ``patient_id``, ``study_id``, ``path``. Opt
 (default ``<study_id>_<file stem>``, must be unique), ``split`` (train/val/test, respected when
 given), ``view`` (e.g. A4C), ``mask_path`` (npz of ground-truth masks) and any task column of
 :mod:`echonet_jax.tasks` (blank = missing; binary tasks 0/1; regression tasks finite numbers).
-Other columns are ignored with a warning. ``path`` and ``mask_path`` are relative to the CSV's folder
-unless absolute.
+Other columns are ignored with a warning. ``path`` and ``mask_path`` are relative to the CSV's
+folder unless absolute.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ _MAX_ERRORS_SHOWN = 25
 
 
 class LabelsError(ValueError):
-  """A labels CSV that breaks the schema; the message lists every bad row (CSV:line: column: why)."""
+  """A labels CSV that breaks the schema; the message lists every bad row as
+  ``CSV:line: column 'name': why``."""
 
   def __init__(self, csv_path: str, problems: Sequence[str]):
     self.csv_path = str(csv_path)
@@ -121,15 +122,17 @@ def read_labels(csv_path: str) -> list[VideoRow]:
         problems.append(f"{csv_path}:{line}: column 'split': {cell['split']!r} is not one of "
                         f"{', '.join(SPLITS)}")
         bad = True
-      if bad:
-        continue
-      stem = os.path.splitext(os.path.basename(cell["path"]))[0]
-      video_id = cell.get("video_id") or f"{cell['study_id']}_{stem}"
+      stem = os.path.splitext(os.path.basename(cell.get("path", "")))[0]
+      video_id = cell.get("video_id") or (f"{cell['study_id']}_{stem}"
+                                          if cell.get("study_id") and stem else "")
       if video_id in seen:
         problems.append(f"{csv_path}:{line}: column 'video_id': {video_id!r} repeats line "
                         f"{seen[video_id]} (video ids must be unique)")
+        bad = True
+      elif video_id:
+        seen[video_id] = line
+      if bad:
         continue
-      seen[video_id] = line
       rows.append(VideoRow(
           video_id=video_id, patient_id=cell["patient_id"], study_id=cell["study_id"],
           path=_resolve(base, cell["path"]), labels=labels, split=split,

@@ -275,16 +275,17 @@ def build_cache(labels_csv: str, out_dir: str, *, num_frames: int = 20, interval
                 num_shards: int = 1, videos_per_shard: int = 64,
                 views: Iterable[str] | None = None, allow_non_ultrasound: bool = False,
                 default_fps: float = dicom.DEFAULT_FPS, progress: bool = True,
-                finalize_only: bool = False) -> dict[str, Any]:
+                finalize_only: bool = False, source: str = "labels_csv") -> dict[str, Any]:
   """Converts every video of a labels CSV into the cache at ``out_dir``.
 
   Returns a summary: ``written`` (videos written now), ``skipped`` (videos of shards finished
   earlier), ``failed`` ({error type: count} of this run), shard counts and ``meta``. ``workers``
-  defaults to the CPU count; 0 or 1 works in this process. Raises LabelsError for a bad CSV.
+  defaults to the CPU count; 0 or 1 works in this process. ``source`` is meta.json's source
+  ("labels_csv", or "phantom" for the phantom's CSV). Raises LabelsError for a bad CSV.
   """
   rows = labels_lib.read_labels(labels_csv)
   settings = ReadSettings(num_frames, interval_ms, size, default_fps, allow_non_ultrasound, "dicom")
-  return build_from_rows(rows, out_dir, source="labels_csv", settings=settings, workers=workers,
+  return build_from_rows(rows, out_dir, source=source, settings=settings, workers=workers,
                          seed=seed, test_frac=test_frac, val_frac=val_frac,
                          shard_index=shard_index, num_shards=num_shards,
                          videos_per_shard=videos_per_shard, views=views, progress=progress,

@@ -29,7 +29,8 @@ REGION_AGREEMENT = 0.95
 @dataclasses.dataclass(frozen=True)
 class Geometry:
   """How a source (H, W) grid maps to the square output: crop ``[y0:y1, x0:x1]``, then pad to
-  ``side`` x ``side`` with ``pad_top`` rows above and ``pad_left`` columns to the left, then resize."""
+  ``side`` x ``side`` with ``pad_top`` rows above and ``pad_left`` columns to the left, then
+  resize."""
 
   source_shape: tuple[int, int]
   y0: int
@@ -41,7 +42,8 @@ class Geometry:
   side: int
 
 
-def region_box_mask(boxes: Sequence[tuple[int, int, int, int]], shape: tuple[int, int]) -> np.ndarray | None:
+def region_box_mask(boxes: Sequence[tuple[int, int, int, int]], shape: tuple[int, int]
+                    ) -> np.ndarray | None:
   """Union of inclusive (x0, y0, x1, y1) boxes, clipped to ``shape``; None when nothing is left."""
   h, w = shape
   mask = np.zeros(shape, bool)
@@ -86,10 +88,11 @@ def detect_sector(frames: np.ndarray, region: np.ndarray | None = None,
   Pixels that move over time (when there are 3 or more distinct frames) seed the fan; the bright
   pixels of the max-projection, opened to drop thin text, lines and ECG traces, give its extent: the
   connected pieces that touch the seed (or, with no motion, the largest piece) are joined and their
-  convex hull is the sector. "Bright" means above the most common value (the background) by more
-  than ``noise_margin`` (use :data:`LOSSY_NOISE_MARGIN` for lossy-compressed pixels). ``region`` (e.g. from :func:`region_box_mask`) restricts the search
-  unless the moving pixels disagree with it (regions written for another image size). When nothing
-  is found the whole image is returned.
+  convex hull is the sector. "Bright" means above the most common dark value (the background) by
+  more than ``noise_margin`` (use :data:`LOSSY_NOISE_MARGIN` for lossy-compressed pixels).
+  ``region`` (e.g. from :func:`region_box_mask`) restricts the search unless the moving pixels
+  disagree with it (regions written for another image size). When nothing is found the whole
+  image is returned.
   """
   frames = np.asarray(frames)
   if frames.ndim == 2:
@@ -163,7 +166,8 @@ def apply_geometry(array: np.ndarray, geometry: Geometry, size: int,
     raise ValueError(f"array of shape {array.shape} does not match the source shape "
                      f"{tuple(geometry.source_shape)} of the geometry")
   if interpolation not in _INTERPOLATION:
-    raise ValueError(f"interpolation must be one of {sorted(_INTERPOLATION)}, not {interpolation!r}")
+    raise ValueError(f"interpolation must be one of {sorted(_INTERPOLATION)}, "
+                     f"not {interpolation!r}")
   lead = array.shape[:-2]
   crop = array[..., geometry.y0:geometry.y1, geometry.x0:geometry.x1]
   crop = crop.reshape((-1,) + crop.shape[-2:])

@@ -133,31 +133,36 @@ def _raw_luma(name: str, index: int = 0) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name, text_boxes, fan_box", [
-    # (y0, y1, x0, x1) boxes at source resolution, read off the pictures in docs/ingest_*.png.
-    ("color3d_jpeg_baseline.dcm", [(0, 40, 0, 70), (40, 420, 590, 640), (440, 480, 70, 460)],
+    # (y0, y1, x0, x1) at source resolution, read off a gridded picture of each file: burned-in
+    # text, icons, ECG trace and scales outside the fan; a box well inside the fan.
+    ("color3d_jpeg_baseline.dcm",
+     [(0, 60, 0, 75), (25, 200, 585, 640), (455, 480, 80, 560), (395, 415, 570, 595)],
      (200, 330, 250, 450)),
-    ("examples_ybr_color.dcm", [(0, 20, 0, 35), (20, 210, 295, 320), (220, 240, 35, 230)],
+    ("examples_ybr_color.dcm", [(0, 30, 0, 38), (12, 100, 292, 320), (228, 240, 40, 280)],
      (100, 165, 125, 225)),
-    ("OBXXXX1A.dcm", [(0, 55, 0, 800), (60, 300, 0, 110), (540, 600, 200, 260)],
-     (50, 110, 350, 450)),
-    ("JPGLosslessP14SV1_1s_1f_8b.dcm", [(0, 200, 0, 150), (380, 430, 930, 980)],
-     (450, 600, 300, 600)),
+    ("OBXXXX1A.dcm",
+     [(0, 55, 0, 800), (60, 260, 0, 110), (470, 520, 130, 200), (80, 210, 775, 800)],
+     (200, 400, 300, 500)),
+    ("JPGLosslessP14SV1_1s_1f_8b.dcm",
+     [(20, 240, 10, 340), (690, 745, 60, 380), (725, 750, 930, 995), (120, 330, 960, 985)],
+     (300, 550, 350, 650)),
 ])
 def test_burned_in_text_is_masked_and_fan_kept(name, text_boxes, fan_box):
   clip = dicom.read_echo(pydicom_file(name), size=128)
   raw = _raw_luma(name, int(clip.frame_indices[0]))
   mask = clip.sector_mask
   for y0, y1, x0, x1 in text_boxes:
-    assert raw[y0:y1, x0:x1].max() > 100, "the box should hold burned-in text in the source"
+    assert raw[y0:y1, x0:x1].max() > 90, "the box should hold burned-in text in the source"
     assert not mask[y0:y1, x0:x1].any(), f"text box {(y0, y1, x0, x1)} is inside the mask"
   y0, y1, x0, x1 = fan_box
   assert mask[y0:y1, x0:x1].all(), "the fan's interior must be kept"
-  masked = sector.mask_outside(raw, mask)
-  assert (masked[y0:y1, x0:x1] > 0).mean() > 0.5
-  # Everything outside the mask is zero in the output too.
-  outside = sector.apply_geometry(~mask, clip.geometry, 128, "nearest")
-  assert clip.frames[0][outside & (sector.apply_geometry(mask, clip.geometry, 128,
-                                                         "nearest") == 0)].max(initial=0) == 0
+  assert (sector.mask_outside(raw, mask)[y0:y1, x0:x1] > 0).mean() > 0.8
+  # In the output, pixels mapped from outside the mask (away from its edge) are zero.
+  inside = sector.apply_geometry(mask, clip.geometry, 128, "nearest").astype(np.uint8)
+  kernel = np.ones((3, 3), np.uint8)
+  far_outside = cv2.erode(1 - inside, kernel).astype(bool)
+  assert clip.frames[:, far_outside].max(initial=0) == 0
+  assert clip.frames[:, cv2.erode(inside, kernel).astype(bool)].max() > 100
 
 
 def test_synthetic_fan_is_found_without_regions(tmp_path):
@@ -210,8 +215,10 @@ def test_reading_20_frames_is_faster_than_full_decode():
   path = pydicom_file("color3d_jpeg_baseline.dcm")
   dicom.read_echo(path)  # warm up imports
   ours = min(_timed(lambda: dicom.read_echo(path)) for _ in range(2))
-  full = _timed(lambda: pydicom.dcmread(path).pixel_array)
-  assert ours < full / 1.5, (ours, full)
+  ds = dicom.read_dataset(path)
+  # All 120 frames with the same decoder and no colour conversion (pydicom's pixel_array is slower).
+  full = _timed(lambda: dicom.decode_frames(ds, range(120), path))
+  assert ours < full / 2, (ours, full)
 
 
 def _timed(fn) -> float:
@@ -252,8 +259,8 @@ def test_nearest_frame_and_wrap_around():
   # 0, 100 -> frame 2 (80) or 3 (120): nearest is tie-broken low; 200 -> 5; 300 -> 7/8; 400 -> 0
   assert idx.tolist() == [0, 2, 5, 7, 0, 2]
   assert dicom.sample_indices(np.zeros(1), 33.0, 4, 100).tolist() == [0, 0, 0, 0]
-  vector_times = np.array([0.0, 10.0, 200.0])
-  assert dicom.sample_indices(vector_times, 100.0, 3, 100).tolist() == [0, 0, 2]
+  vector_times = np.array([0.0, 10.0, 200.0])  # uneven (FrameTimeVector): 100 ms is nearest 10
+  assert dicom.sample_indices(vector_times, 100.0, 4, 100).tolist() == [0, 1, 2, 0]
 
 
 @pytest.mark.parametrize("tags, expected_ms, assumed", [
@@ -307,16 +314,20 @@ def test_not_dicom(tmp_path):
 
 
 @pytest.mark.parametrize("name, fraction", [
-    ("color3d_jpeg_baseline.dcm", 0.5), ("OBXXXX1A_2frame.dcm", 0.6), ("OBXXXX1A.dcm", 0.001)])
-def test_truncated(tmp_path, name, fraction):
+    ("color3d_jpeg_baseline.dcm", 0.5), ("OBXXXX1A_2frame.dcm", 0.6), ("OBXXXX1A_rle.dcm", 0.9)])
+def test_truncated_inside_pixel_data(tmp_path, name, fraction):
   data = open(pydicom_file(name), "rb").read()
   path = tmp_path / "cut.dcm"
-  path.write_bytes(data[:max(200, int(len(data) * fraction))])
-  with pytest.raises((dicom.TruncatedFileError, dicom.NotDicomError)) as info:
+  path.write_bytes(data[:int(len(data) * fraction)])
+  _expect(dicom.TruncatedFileError, str(path), "truncated")
+
+
+def test_truncated_inside_header(tmp_path):
+  path = tmp_path / "cut.dcm"
+  path.write_bytes(open(pydicom_file("OBXXXX1A.dcm"), "rb").read()[:300])
+  with pytest.raises(dicom.EchoReadError) as info:  # no pixel data left to find
     dicom.read_echo(str(path), size=32)
-  assert info.value.path == str(path)
-  if fraction > 0.1:
-    assert isinstance(info.value, dicom.TruncatedFileError)
+  assert "truncated" in info.value.reason
 
 
 def test_no_pixel_data(tmp_path):

@@ -210,8 +210,8 @@ def test_brightness_is_uniform_and_the_background_stays_black(cache_dir):
   yy, xx = np.mgrid[:S, :S]
   outside = np.hypot(yy - c, xx - c) > RADIUS + 1.5
   background = images[:, outside, 0]
-  np.testing.assert_allclose(background, np.broadcast_to((ip.BLACK + shift)[:, None], background.shape),
-                             atol=1e-6)
+  expected = np.broadcast_to((ip.BLACK + shift)[:, None], background.shape)
+  np.testing.assert_allclose(background, expected, atol=1e-6)
 
 
 def test_same_seed_same_batches_other_seed_other_order(cache_dir):
@@ -312,7 +312,7 @@ def test_eval_yields_every_video_once_with_all_frames(cache_dir):
       ids.append(i)
       expected = _record(i)
       np.testing.assert_array_equal(batch["image"][row, ..., 0], ip.normalize(expected["frames"]))
-      np.testing.assert_array_equal(batch["labels"]["ef"][row], np.float32(expected["labels"]["ef"]))
+      np.testing.assert_array_equal(batch["labels"]["ef"][row], expected["labels"]["ef"])
       assert batch["patient_id"][row] == expected["patient_id"]
   assert sorted(ids) == list(range(NUM_VIDEOS))
   last = batches[-1]

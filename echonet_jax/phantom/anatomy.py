@@ -72,10 +72,13 @@ _UNIT_AREA = 2.0 * float(np.sum(0.5 * (_lv_half_width(_S[1:]) + _lv_half_width(_
 
 
 def _ellipse(center: np.ndarray, ax: np.ndarray, ay: np.ndarray, n: int = 40,
-             t0: float = 0.0, t1: float = 2 * math.pi) -> np.ndarray:
+             t0: float = 0.0, t1: float = 2 * math.pi, wobble=(0.0, 0.0, 0.0)) -> np.ndarray:
+  """Ellipse (or arc) points; ``wobble`` = (amplitude, phase2, phase3) of a 2nd/3rd harmonic."""
   t = np.linspace(t0, t1, n, endpoint=(t1 - t0) < 2 * math.pi - 1e-6)
-  return np.stack([center[:, None, 0] + ax[:, None] * np.cos(t),
-                   center[:, None, 1] + ay[:, None] * np.sin(t)], axis=-1)
+  amp, p2, p3 = wobble
+  r = 1.0 + amp * (np.cos(2 * t + p2) + 0.6 * np.cos(3 * t + p3))
+  return np.stack([center[:, None, 0] + ax[:, None] * r * np.cos(t),
+                   center[:, None, 1] + ay[:, None] * r * np.sin(t)], axis=-1)
 
 
 def _offset(curve: np.ndarray, dist: np.ndarray, side: float) -> np.ndarray:
@@ -143,21 +146,21 @@ def apical_scene(truth: dict[str, Any], phase: np.ndarray, view: str) -> Scene:
   la_len = 58.0 * (la_vol / 55.0)**(1 / 3)
   la_w = 4.0 * np.sqrt(3.0 * math.pi * la_len * la_vol * 1000.0 / 8.0) / (math.pi * la_len)
   la_c = np.stack([0.1 * la_w, length + 2.5 + la_len / 2], -1)
-  la = _ellipse(la_c, la_w / 2, la_len / 2)
+  la = _ellipse(la_c, la_w / 2, la_len / 2, wobble=truth["atrial_shape"][:3])
   scene.regions.append((MYOCARDIUM, lv["outer"]))
 
   periph = [lv["outer"], _ellipse(la_c, la_w / 2 + 3, la_len / 2 + 3)]
   if view == "A4C":
     # Right ventricle along the septum; tricuspid annulus a little more apical than the mitral.
-    rv_w = 36.0 * hs * truth["rv_scale"] * (1.0 - 0.22 * (1.0 - f))
-    y0 = 0.3 * length[0] * np.ones(num)
+    rv_w = 31.0 * hs * truth["rv_scale"] * (1.0 - 0.22 * (1.0 - f))
+    y0 = 0.35 * length[0] * np.ones(num)
     y_tv = length - 6.0 * hs
     u = np.linspace(0.0, 1.0, 20)[None]
     y = y0[:, None] + u * (y_tv - y0)[:, None]
     x_sept = -(_lv_half_width(np.clip(y / length[:, None], 0, 1)) * lv["diameter"][:, None]
                + 1.1 * wall[:, None])
     septal = np.stack([x_sept, y], -1)
-    free = np.stack([x_sept - rv_w[:, None] * np.sin(0.5 * math.pi * u)**0.45, y], -1)
+    free = np.stack([x_sept - rv_w[:, None] * np.sin(0.5 * math.pi * u)**0.6, y], -1)
     scene.regions.append((MYOCARDIUM, np.concatenate(
         [septal, _offset(free, np.full(num, 4.0), 1.0)[:, ::-1]], 1)))
     rv = np.concatenate([septal, free[:, ::-1]], axis=1)
@@ -166,7 +169,7 @@ def apical_scene(truth: dict[str, Any], phase: np.ndarray, view: str) -> Scene:
     ra_w = 36.0 * hs * (1.0 - 0.2 * f)
     ra_c = np.stack([la_c[:, 0] - la_w / 2 - truth["septum_ias_mm"] - ra_w / 2,
                      y_tv + 2.5 + ra_h / 2], -1)
-    ra = _ellipse(ra_c, ra_w / 2, ra_h / 2)
+    ra = _ellipse(ra_c, ra_w / 2, ra_h / 2, wobble=truth["atrial_shape"][3:])
     periph += [free, _ellipse(ra_c, ra_w / 2 + 3, ra_h / 2 + 3)]
     scene.regions += [(RV, rv), (RA, ra)]
     tv_s = septal[:, -1]
@@ -198,7 +201,7 @@ def apical_scene(truth: dict[str, Any], phase: np.ndarray, view: str) -> Scene:
   bottom = pts[..., 1].max(1) + 2.0
   center = np.stack([(left + right) / 2, length], -1)
   scene.pericardium.append((_ellipse(center, (right - left) / 2, bottom - length, 30,
-                                     0.05 * math.pi, 0.95 * math.pi), 3.0))
+                                     0.2 * math.pi, 0.8 * math.pi), 3.0))
   scene.lines.append((_offset(lv["outer_right"][:, 8:], np.full(num, 3.0), -1.0), 2.0, 150.0, None))
   scene.periph = pts  # used for the hull
   return scene
@@ -232,7 +235,7 @@ def plax_scene(truth: dict[str, Any], phase: np.ndarray) -> Scene:
   la_vol = truth["la_volume"] * (1.0 - 0.35 * f)
   la_d = 38.0 * (la_vol / 55.0)**(1 / 3)
   la_c = np.stack([40.0 * ones, ao_top + dao + 4.0 + la_d / 2], -1)
-  la = _ellipse(la_c, 0.6 * la_d * ones, la_d / 2)
+  la = _ellipse(la_c, 0.6 * la_d * ones, la_d / 2, wobble=truth["atrial_shape"][:3])
   scene.regions += [(MYOCARDIUM, rv_wall), (MYOCARDIUM, outer), (RV, rv), (VESSEL, aorta),
                     (LV, cavity), (LA, la)]
   vint = _valve_intensity(truth)

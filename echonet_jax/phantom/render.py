@@ -65,7 +65,7 @@ def _speckle(rng, geo, r, theta, lowfreq_shape):
   dtheta = 2.0 / radius
   n_t, n_r = int(2 * span / dtheta) + 2, int(radius * 1.15) + 2
   z = rng.standard_normal((n_r, n_t, 2), dtype=np.float32)
-  z = cv2.GaussianBlur(z, (0, 0), sigmaX=1.4, sigmaY=max(0.6, 0.4 * s))
+  z = cv2.GaussianBlur(z, (0, 0), sigmaX=2.0, sigmaY=max(0.6, 0.5 * s))
   amp = np.sqrt(z[..., 0]**2 + z[..., 1]**2)
   amp /= amp.mean()
   map_x = ((theta + span) / dtheta).astype(np.float32)
@@ -209,7 +209,7 @@ def render_study(patient: dict[str, Any], rng: np.random.Generator, view: str = 
 
   # Per-video textures and tables.
   lut = np.zeros(256, np.float32)
-  for cls, val in ((anatomy.FAN, 24.0), (anatomy.MYOCARDIUM, 70.0), (anatomy.HEART, 48.0),
+  for cls, val in ((anatomy.FAN, 15.0), (anatomy.MYOCARDIUM, 62.0), (anatomy.HEART, 36.0),
                    (anatomy.PERICARDIUM, 230.0)):
     lut[cls] = val * rng.uniform(0.85, 1.15)
   for cls in (anatomy.LV, anatomy.RV, anatomy.LA, anatomy.RA, anatomy.VESSEL):
@@ -223,15 +223,19 @@ def render_study(patient: dict[str, Any], rng: np.random.Generator, view: str = 
   near_tex[~sector] = 0
   alpha = max(0.001, rng.uniform(0.004, 0.007) + 0.00015 * (truth["bmi"] - 25.0))
   depth_mm = np.maximum(r - geo["r0"], 0) / s
-  gain = rng.uniform(0.85, 1.2)
-  att = gain * np.exp(-alpha * depth_mm) * (1.0 - 0.35 * (np.abs(theta) / geo["half_angle"])**3)
+  gain = rng.uniform(1.0, 1.4)
+  att = gain * np.exp(-alpha * depth_mm) * (1.0 - 0.5 * (np.abs(theta) / geo["half_angle"])**2)
   att = (np.clip(att, 0, 1) * 255 * sector).astype(np.uint8)
-  gamma_c = rng.uniform(0.55, 0.72)
+  haze = cv2.resize(rng.uniform(0.0, 1.0, (max(4, rows // 30), max(4, cols // 30))).astype(
+      np.float32), (cols, rows), interpolation=cv2.INTER_CUBIC)
+  haze = np.clip(haze * rng.uniform(10.0, 24.0) * np.exp(-depth_mm / rng.uniform(25.0, 45.0)), 0, 255)
+  haze = (haze * sector).astype(np.uint8)
+  gamma_c = rng.uniform(0.7, 0.85)
   comp_lut = (255.0 * (np.arange(256) / 255.0)**gamma_c).astype(np.uint8)
   duration_s = num_frames * frame_time_ms / 1000.0
   overlay, text, ecg_box = _overlay(rng, patient, geo, rows, cols, sector, phase_at, duration_s,
                                     view, frame_time_ms)
-  sig_lat, sig_ax = max(0.5, 0.8 * s), max(0.4, 0.45 * s)
+  sig_lat, sig_ax = max(0.6, 1.3 * s), max(0.4, 0.6 * s)
 
   # Shapes in pixels, fixed point.
   regions = [(cls, _fixed(to_px(poly))) for cls, poly in scene.regions]
@@ -279,6 +283,7 @@ def render_study(patient: dict[str, Any], rng: np.random.Generator, view: str = 
     dy = pad + shift_y[i]
     echo = cv2.multiply(echo, speckle[dy:dy + rows, pad:pad + cols], scale=1.0 / 100.0)
     echo = cv2.multiply(echo, att, scale=1.0 / 255.0)
+    cv2.add(echo, haze, dst=echo)
     out = cv2.LUT(echo, comp_lut)
     cv2.max(out, overlay, dst=frames[i])
     if ecg_box is not None:

@@ -1,0 +1,53 @@
+"""Draws docs/phantom.png: frames of generated A4C studies next to a real echo frame.
+
+Usage: python -m echonet_jax.phantom.figure docs/phantom.png
+The real frame is pydicom-data's color3d_jpeg_baseline.dcm (an A4C-like cine), in greyscale.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import cv2
+import numpy as np
+
+from echonet_jax.phantom import patients, render
+
+
+def real_frame(index: int = 40) -> np.ndarray:
+  """Frame ``index`` of pydicom-data's color3d_jpeg_baseline.dcm as 480x640 grey."""
+  import pydicom  # pylint: disable=g-import-not-at-top
+  from pydicom import data  # pylint: disable=g-import-not-at-top
+
+  ds = pydicom.dcmread(data.get_testdata_file("color3d_jpeg_baseline.dcm"))
+  rgb = ds.pixel_array[index]  # pydicom returns RGB for YBR_FULL_422 JPEG
+  return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+
+def make_figure(path: str, seeds=(1, 2, 3, 4, 5), thumb: int = 320) -> np.ndarray:
+  """Writes a 2x3 grid: the real frame (top left, labelled) and five phantom frames."""
+  tiles = []
+  real = real_frame()
+  tiles.append(("real: color3d_jpeg_baseline.dcm", real))
+  for seed in seeds:
+    rng = np.random.default_rng([seed, 0])
+    patient = patients.sample_patient(rng)
+    video = render.render_study(patient, rng, "A4C", 480, 640, 40, 33.3)
+    frame = video.frames[int(rng.integers(0, 40))]
+    lab = patient["labels"]
+    tiles.append((f"phantom: EF {lab['ef']:.0f}% {lab['weight']:.0f} kg"
+                  + (" lead" if lab["pacemaker_leads"] else ""), frame))
+  h = thumb * 3 // 4
+  small = []
+  for title, img in tiles:
+    t = cv2.resize(img, (thumb, h), interpolation=cv2.INTER_AREA)
+    t = cv2.copyMakeBorder(t, 18, 2, 2, 2, cv2.BORDER_CONSTANT, value=255)
+    cv2.putText(t, title, (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.38, 0, 1, cv2.LINE_AA)
+    small.append(t)
+  grid = np.concatenate([np.concatenate(small[:3], 1), np.concatenate(small[3:6], 1)], 0)
+  cv2.imwrite(path, grid)
+  return grid
+
+
+if __name__ == "__main__":
+  make_figure(sys.argv[1] if len(sys.argv) > 1 else "docs/phantom.png")

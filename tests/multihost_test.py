@@ -1,0 +1,66 @@
+"""Two processes on 127.0.0.1 train like one process on the same global batches."""
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+_WORKER = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {repo!r})
+    sys.path.insert(0, {tests!r})
+    num_processes, process_id, port, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    from echonet_jax import parallel
+    if num_processes > 1:
+      assert parallel.maybe_initialize_distributed(f"127.0.0.1:{{port}}", num_processes, process_id)
+    import jax
+    import numpy as np
+    import train_test as t
+    from echonet_jax import train
+    assert jax.process_count() == num_processes
+    config, names, model, tx, state = t._setup(tasks=("weight", "sex"))
+    mesh = parallel.make_mesh()
+    step, _ = train.make_steps(model, tx, config.loss, mesh)
+    per_process = 8 // num_processes
+    for i in range(2):
+      full = t._batch(names, n=8, seed=i)
+      # Each process loads only its own rows of the global batch.
+      local = jax.tree.map(lambda x: x[process_id * per_process:(process_id + 1) * per_process], full)
+      state, metrics = step(state, parallel.global_batch(local, mesh))
+    leaves = [np.asarray(x) for x in jax.tree.leaves(state.params)]
+    np.savez(out, loss=float(metrics["loss"]), *leaves)
+""")
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_match_one(tmp_path):
+  script = tmp_path / "worker.py"
+  script.write_text(_WORKER.format(repo=REPO, tests=os.path.join(REPO, "tests")))
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  subprocess.run([sys.executable, str(script), "1", "0", "0", str(tmp_path / "single.npz")],
+                 check=True, cwd=REPO, env=env, timeout=600)
+  port = str(_free_port())
+  procs = [subprocess.Popen([sys.executable, str(script), "2", str(i), port,
+                             str(tmp_path / f"p{i}.npz")], cwd=REPO, env=env)
+           for i in range(2)]
+  for p in procs:
+    assert p.wait(timeout=600) == 0
+  single = np.load(tmp_path / "single.npz")
+  for i in range(2):
+    multi = np.load(tmp_path / f"p{i}.npz")
+    np.testing.assert_allclose(multi["loss"], single["loss"], rtol=1e-3)
+    for key in single.files:
+      if key.startswith("arr_"):
+        np.testing.assert_allclose(multi[key], single[key], rtol=0, atol=2.5e-3)
