@@ -49,7 +49,7 @@ def main():
       os.makedirs(os.path.join(tmp, "dicom"))
       os.makedirs(os.path.join(tmp, "masks"))
       full = lambda i: writer._make_study(  # pylint: disable=protected-access
-          (tmp, i, 0, ("A4C",), rows, cols, frames, frame_ms, "MONOCHROME2"))
+          (tmp, i, 0, ("A4C",), rows, cols, frames, frame_ms, "MONOCHROME2", "none"))
       result[f"render_studies_per_s_{key}"] = round(_rate(render, args.studies), 2)
       result[f"write_studies_per_s_{key}"] = round(_rate(full, args.studies), 2)
   print(json.dumps(result))

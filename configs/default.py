@@ -69,6 +69,7 @@ def get_config(arg: str | None = None, *, task: str = "weight") -> ml_collection
       workers=8,  # Grain worker processes per host
       prefetch=2,
       eval_videos_per_batch=8,
+      evaluate_at_end=True,  # evaluate the best checkpoint on eval.split when training ends
   ))
 
   c.eval = ml_collections.ConfigDict(dict(split="test", n_boot=1000, videos_per_batch=8))

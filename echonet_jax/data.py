@@ -70,13 +70,15 @@ def _build(config: ml_collections.ConfigDict, cache_dir: str) -> None:
                 workers=d.preprocess_workers, seed=d.split_seed, test_frac=d.test_frac,
                 val_frac=d.val_frac)
   if d.echonet_dynamic_dir:
-    from echonet_jax import echonet_dynamic  # pylint: disable=g-import-not-at-top
     logging.info("importing EchoNet-Dynamic from %s into %s", d.echonet_dynamic_dir, cache_dir)
-    echonet_dynamic.build_cache(d.echonet_dynamic_dir, cache_dir, num_frames=d.num_frames,
-                                interval_ms=d.interval_ms, size=d.image_size)
+    summary = preprocess.build_echonet_dynamic_cache(
+        d.echonet_dynamic_dir, cache_dir, num_frames=d.num_frames, interval_ms=d.interval_ms,
+        size=d.image_size, workers=d.preprocess_workers, default_fps=d.default_fps)
+    _check_summary(summary, cache_dir)
     return
-  labels_csv = d.labels_csv
+  labels_csv, source = d.labels_csv, "labels_csv"
   if not labels_csv:
+    source = "phantom"
     from echonet_jax import phantom  # pylint: disable=g-import-not-at-top
     out = phantom_dir(config)
     labels_csv = os.path.join(out, "labels.csv")
@@ -87,5 +89,15 @@ def _build(config: ml_collections.ConfigDict, cache_dir: str) -> None:
           out, p.num_studies, p.seed, rows=p.rows, cols=p.cols, frame_time_ms=p.frame_time_ms,
           duration_s=p.duration_s, workers=d.preprocess_workers)
   logging.info("building the cache %s from %s", cache_dir, labels_csv)
-  summary = preprocess.build_cache(labels_csv, cache_dir, default_fps=d.default_fps, **common)
-  logging.info("cache summary: %s", summary)
+  summary = preprocess.build_cache(labels_csv, cache_dir, default_fps=d.default_fps,
+                                   source=source, **common)
+  _check_summary(summary, cache_dir)
+
+
+def _check_summary(summary: dict, cache_dir: str) -> None:
+  from echonet_jax import preprocess  # pylint: disable=g-import-not-at-top
+  logging.info("cache %s: %s", cache_dir, preprocess.format_summary(summary))
+  if not summary.get("meta", {}).get("splits", {}).get("train"):
+    from echonet_jax.errors import ConfigError  # pylint: disable=g-import-not-at-top
+    raise ConfigError(f"{cache_dir}: no training videos could be read; see "
+                      f"{os.path.join(cache_dir, 'errors.csv')}")

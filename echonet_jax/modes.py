@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import math
+import os
+from typing import Any, Sequence
+
 import ml_collections
 
 from echonet_jax import tasks as tasks_lib
@@ -30,9 +35,17 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
 
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
+  """Trains (resuming if possible), then evaluates the best checkpoint on ``config.eval.split``."""
   validate_config(config)
+  import jax  # pylint: disable=g-import-not-at-top
   from echonet_jax import trainer  # pylint: disable=g-import-not-at-top
-  return trainer.train_and_evaluate(config, workdir)
+  last = trainer.train_and_evaluate(config, workdir)
+  if config.train.evaluate_at_end:
+    if jax.process_count() == 1:
+      evaluate(config, workdir, config.eval.split)
+    else:
+      print("multi-host run: evaluate with --mode=evaluate on one host")
+  return last
 
 
 def preprocess(config: ml_collections.ConfigDict) -> str:
@@ -44,12 +57,136 @@ def preprocess(config: ml_collections.ConfigDict) -> str:
   return cache_dir
 
 
-def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str):
-  raise NotImplementedError("evaluate mode lands with the evaluation capability")
+def _eval_dir(workdir: str, split: str, name: str, multitask: bool) -> str:
+  return os.path.join(workdir, "eval", split, name) if multitask else os.path.join(
+      workdir, "eval", split)
 
 
-def predict(config: ml_collections.ConfigDict, workdirs, inputs, output):
-  raise NotImplementedError("predict mode lands with the evaluation capability")
+def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str) -> dict[str, Any]:
+  """Best checkpoint → per-frame outputs on ``split`` → WORKDIR/eval/<split>/ reports.
+
+  For binary tasks the F1 threshold is chosen on the validation split (evaluated first when
+  ``split`` is not "val"). Returns {task: metrics dict}.
+  """
+  from echonet_jax import cache  # pylint: disable=g-import-not-at-top
+  from echonet_jax import data  # pylint: disable=g-import-not-at-top
+  from echonet_jax import evaluate as evaluate_lib  # pylint: disable=g-import-not-at-top
+  from echonet_jax import report  # pylint: disable=g-import-not-at-top
+  from echonet_jax import restore  # pylint: disable=g-import-not-at-top
+
+  trained = restore.load(workdir)
+  saved = trained.config
+  cache_dir = data.prepare_cache(saved)
+  stats = cache.read_meta(cache_dir).get("label_stats", {})
+  multitask = len(trained.names) > 1
+  n_boot = config.eval.n_boot if config is not None else saved.eval.n_boot
+  splits = [split] if split == "val" else ["val", split]
+  results: dict[str, Any] = {}
+  for current in splits:
+    pred = predict_split(trained, cache_dir, current)
+    for name in trained.names:
+      task = tasks_lib.get_task(name)
+      threshold, source = None, None
+      if task.is_binary and current != "val":
+        val_json = os.path.join(_eval_dir(workdir, "val", name, multitask), "metrics.json")
+        threshold, source = evaluate_lib.read_threshold(val_json), "val"
+      out = evaluate_lib.write_eval(
+          _eval_dir(workdir, current, name, multitask), task, pred["video_id"],
+          pred["patient_id"], pred["labels"][name], pred["frame_outputs"][name],
+          train_mean=stats.get(name, {}).get("mean"), threshold=threshold,
+          threshold_source=source, n_boot=n_boot, seed=saved.seed, split=current,
+          max_frames=pred["frame_outputs"][name].shape[1])
+      if current == split:
+        results[name] = out
+  table = report.results_table([workdir], split=split, n_boot=n_boot)
+  with open(os.path.join(workdir, "eval", split, "results.md"), "w") as f:
+    f.write(table + "\n")
+  print(table)
+  return results
+
+
+def predict_split(trained, cache_dir: str, split: str) -> dict[str, Any]:
+  """Per-frame outputs of a restored model on every video of ``split`` (this process's share)."""
+  from echonet_jax import inference  # pylint: disable=g-import-not-at-top
+  from echonet_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+
+  c = trained.config
+  batches = input_pipeline.eval_batches(
+      cache_dir, split, tasks=trained.names, videos_per_batch=c.train.eval_videos_per_batch,
+      image_size=c.data.image_size, channels=c.data.channels,
+      views=tuple(c.data.views) or None, shard_index=0, shard_count=1)
+  return inference.predict_videos(trained.eval_fn, trained.state, batches, trained.mesh)
+
+
+def _dicom_files(inputs: Sequence[str]) -> list[str]:
+  files = []
+  for path in inputs:
+    if os.path.isdir(path):
+      for root, _, names in sorted(os.walk(path)):
+        files.extend(os.path.join(root, n) for n in sorted(names) if not n.startswith("."))
+    else:
+      files.append(path)  # a missing path becomes an error row, not a crash
+  return files
+
+
+def predict(config: ml_collections.ConfigDict | None, workdirs: Sequence[str],
+            inputs: Sequence[str], output: str | None) -> str:
+  """Runs trained task models on new DICOM files; writes one CSV row per file.
+
+  Each model reads the file through the ingestion path at its own image size. A file that cannot be
+  read gets a row with ``error_type`` and ``error`` and no predictions. Returns the CSV path.
+  """
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from echonet_jax import dicom  # pylint: disable=g-import-not-at-top
+  from echonet_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  from echonet_jax import parallel  # pylint: disable=g-import-not-at-top
+  from echonet_jax import restore  # pylint: disable=g-import-not-at-top
+
+  del config  # each model brings its own saved config
+  if not workdirs:
+    raise ConfigError("predict needs --models (trained workdirs) or --workdir")
+  if not inputs:
+    raise ConfigError("predict needs --input: DICOM files or folders")
+  models = [restore.load(w) for w in workdirs]
+  files = _dicom_files(inputs)
+  rows = []
+  for path in files:
+    row: dict[str, Any] = {"path": path, "error_type": "", "error": ""}
+    try:
+      clips = {}
+      for trained in models:
+        d = trained.config.data
+        key = (d.image_size, d.num_frames, d.interval_ms)
+        if key not in clips:
+          clips[key] = dicom.read_echo(path, num_frames=d.num_frames, interval_ms=d.interval_ms,
+                                       size=d.image_size, default_fps=d.default_fps)
+        clip = clips[key]
+        images = input_pipeline.normalize(clip.frames)[..., None]
+        if d.channels == 3:
+          images = np.repeat(images, 3, axis=-1)
+        n_dev = trained.mesh.devices.size
+        pad = (-len(images)) % n_dev
+        batch = np.concatenate([images, np.zeros((pad, *images.shape[1:]), images.dtype)])
+        out = trained.eval_fn(trained.state, parallel.global_batch(batch, trained.mesh))
+        for name in trained.names:
+          frames = np.asarray(out[name])[:len(images)]
+          row[name] = float(frames.mean())
+        row["frame_time_ms"] = clip.frame_time_ms
+        row["fps_assumed"] = clip.fps_assumed
+    except dicom.EchoReadError as e:
+      row.update(error_type=type(e).__name__, error=e.reason)
+    rows.append(row)
+  output = output or os.path.join(workdirs[0], "predictions.csv")
+  os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+  names = [n for m in models for n in m.names]
+  columns = ["path", *names, "frame_time_ms", "fps_assumed", "error_type", "error"]
+  with open(output, "w", newline="") as f:
+    writer = csv.DictWriter(f, columns, restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+  failed = sum(1 for r in rows if r["error_type"])
+  print(f"wrote {output}: {len(rows) - failed} files predicted, {failed} failed")
+  return output
 
 
 def saliency(config: ml_collections.ConfigDict, workdir: str, split: str, inputs):

@@ -9,7 +9,9 @@ flax module and its variables.
 
 Samples (noise draws, path points, patch positions) are evaluated with ``jax.vmap``. ``chunk_size`` bounds
 memory: the samples then run ``chunk_size`` at a time in a ``lax.scan`` over vmapped chunks, and a last
-short chunk takes any remainder, so ``num_samples`` need not be a multiple of ``chunk_size``.
+short chunk takes any remainder, so ``num_samples`` need not be a multiple of ``chunk_size``. On XLA:CPU
+(jax 0.10) input gradients of convolutions ran 4-5x slower inside the scan's loop body than outside it,
+so on CPU leave ``chunk_size`` unset unless memory demands it (benchmarks/saliency_throughput.py).
 """
 
 from __future__ import annotations

@@ -177,18 +177,21 @@ def test_dataset_files_read_back_with_pydicom(tmp_path):
     assert len(list(csv.DictReader(f))) == 2
 
 
-def test_ybr_option_keeps_luma(tmp_path):
+def test_ybr_and_rle_options_keep_the_pixels(tmp_path):
   import pydicom  # pylint: disable=g-import-not-at-top
 
-  a = _generate(tmp_path, "m", views=("A4C",))
-  b = _generate(tmp_path, "y", views=("A4C",), photometric="YBR_FULL")
-  mono = pydicom.dcmread(os.path.join(os.path.dirname(a), "dicom", "S000000_A4C.dcm"))
-  ybr = pydicom.dcmread(os.path.join(os.path.dirname(b), "dicom", "S000000_A4C.dcm"))
+  paths = [os.path.join(os.path.dirname(_generate(tmp_path, name, views=("A4C",), **kw)), "dicom",
+                        "S000000_A4C.dcm")
+           for name, kw in (("m", {}), ("y", {"photometric": "YBR_FULL"}),
+                            ("r", {"compression": "rle"}))]
+  mono, ybr, rle = (pydicom.dcmread(p) for p in paths)
   assert ybr.PhotometricInterpretation == "YBR_FULL"
-  luma = ybr.pixel_array if ybr.pixel_array.ndim == 3 else None
   rgb = ybr.pixel_array  # pydicom converts YBR_FULL to RGB; grey stays grey
-  assert luma is None and rgb.shape == mono.pixel_array.shape + (3,)
+  assert rgb.shape == mono.pixel_array.shape + (3,)
   np.testing.assert_allclose(rgb[..., 1].astype(int), mono.pixel_array.astype(int), atol=1)
+  assert rle.file_meta.TransferSyntaxUID == pydicom.uid.RLELossless
+  np.testing.assert_array_equal(rle.pixel_array, mono.pixel_array)
+  assert os.path.getsize(paths[2]) < os.path.getsize(paths[0])
 
 
 @pytest.mark.slow

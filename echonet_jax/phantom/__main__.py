@@ -21,13 +21,15 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--duration_s", type=float, default=2.2)
   parser.add_argument("--workers", type=int, default=1)
   parser.add_argument("--photometric", default="MONOCHROME2", choices=("MONOCHROME2", "YBR_FULL"))
+  parser.add_argument("--compression", default="none", choices=("none", "rle"))
   args = parser.parse_args(argv)
   start = time.perf_counter()
   try:
     path = writer.generate_dataset(
         args.out, args.studies, args.seed, views=tuple(v for v in args.views.split(",") if v),
         rows=args.rows, cols=args.cols, frame_time_ms=args.frame_time_ms,
-        duration_s=args.duration_s, workers=args.workers, photometric=args.photometric)
+        duration_s=args.duration_s, workers=args.workers, photometric=args.photometric,
+        compression=args.compression)
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

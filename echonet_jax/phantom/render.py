@@ -189,7 +189,7 @@ def render_study(patient: dict[str, Any], rng: np.random.Generator, view: str = 
   scene = anatomy.build_scene(truth, phase, view)
 
   # Placement: heart frame (mm) -> pixels, with anatomical tilt and a small probe rotation.
-  gamma = math.radians(rng.uniform(-6.0, 6.0))
+  gamma = math.radians(rng.uniform(-5.0, 5.0))
   gap = rng.uniform(4.0, 9.0)
   depth0 = geo["r0"] / s + truth["near_field_mm"] + gap
   if view == "PLAX":
@@ -197,7 +197,7 @@ def render_study(patient: dict[str, Any], rng: np.random.Generator, view: str = 
   else:
     ed = anatomy._lv(truth, np.array([truth["edv"]]))  # pylint: disable=protected-access
     lateral = (0.45 * ed["diameter"][0] if view == "A4C" else 0.0) + rng.normal(0.0, 4.0)
-    beta = math.radians(rng.normal(6.0, 4.0) if view == "A4C" else rng.normal(0.0, 4.0))
+    beta = math.radians(rng.normal(2.0, 3.0))
     origin = (lateral, depth0 + 0.8 * truth["wall_mm"])
 
   def rot(a):

@@ -41,14 +41,20 @@ def _uid(*parts: Any) -> str:
 
 def write_dicom(path: str, video: render.RenderedVideo, identity: dict[str, str], *, seed: int,
                 study_id: str, video_id: str, view: str, photometric: str = "MONOCHROME2",
-                series_number: int = 1) -> None:
-  """Writes ``video`` as an Ultrasound Multi-frame Image Storage file (8-bit, uncompressed)."""
+                compression: str = "none", series_number: int = 1) -> None:
+  """Writes ``video`` as an Ultrasound Multi-frame Image Storage file (8-bit).
+
+  ``photometric``: MONOCHROME2 (default) or YBR_FULL (grey in 3 samples); ``compression``: "none"
+  (explicit VR little endian) or "rle" (RLE Lossless, ~3x smaller, ~1 s slower per 640x480 video).
+  """
   import pydicom  # pylint: disable=g-import-not-at-top
   from pydicom.dataset import FileMetaDataset  # pylint: disable=g-import-not-at-top
   from pydicom.uid import ExplicitVRLittleEndian  # pylint: disable=g-import-not-at-top
 
   if photometric not in ("MONOCHROME2", "YBR_FULL"):
     raise ValueError(f"{path}: photometric must be MONOCHROME2 or YBR_FULL, got {photometric!r}")
+  if compression not in ("none", "rle"):
+    raise ValueError(f"{path}: compression must be 'none' or 'rle', got {compression!r}")
   frames = video.frames
   num, rows, cols = frames.shape
   geo = video.geometry
@@ -113,6 +119,9 @@ def write_dicom(path: str, video: render.RenderedVideo, identity: dict[str, str]
     ybr[..., 0] = frames
     ds.PixelData = ybr.tobytes()
   ds.LossyImageCompression = "00"
+  if compression == "rle":
+    from pydicom.uid import RLELossless  # pylint: disable=g-import-not-at-top
+    ds.compress(RLELossless)
   tmp = path + ".tmp"
   ds.save_as(tmp, enforce_file_format=True)
   os.replace(tmp, path)
@@ -135,7 +144,7 @@ def write_masks(path: str, video: render.RenderedVideo) -> None:
 
 def _make_study(args: tuple) -> list[dict[str, Any]]:
   """Samples, renders and writes study ``index``; returns its CSV rows (and truth in row 0)."""
-  out_dir, index, seed, views, rows, cols, num_frames, frame_time_ms, photometric = args
+  out_dir, index, seed, views, rows, cols, num_frames, frame_time_ms, photometric, compression = args
   rng = np.random.default_rng([seed, index])
   patient = patients.sample_patient(rng)
   study_id = f"S{index:06d}"
@@ -149,15 +158,15 @@ def _make_study(args: tuple) -> list[dict[str, Any]]:
     npz = os.path.join("masks", video_id + ".npz")
     write_dicom(os.path.join(out_dir, dcm), video, patient["identity"], seed=seed,
                 study_id=study_id, video_id=video_id, view=view, photometric=photometric,
-                series_number=k + 1)
+                compression=compression, series_number=k + 1)
     write_masks(os.path.join(out_dir, npz), video)
     row = {"patient_id": patient_id, "study_id": study_id, "video_id": video_id, "path": dcm,
            "view": view, "mask_path": npz}
     row.update({name: patient["labels"][name] for name in tasks.TASK_NAMES})
     out.append(row)
   truth = {"study_id": study_id}
-  truth.update({k: (round(float(v), 4) if not isinstance(v, bool) else int(v))
-                for k, v in patient["truth"].items()})
+  truth.update({k: (int(v) if isinstance(v, bool) else round(float(v), 4))
+                for k, v in patient["truth"].items() if np.ndim(v) == 0})
   out[0]["_truth"] = truth
   return out
 
@@ -165,8 +174,13 @@ def _make_study(args: tuple) -> list[dict[str, Any]]:
 def generate_dataset(out_dir: str, num_studies: int, seed: int = 0, *,
                      views: Sequence[str] = ("A4C",), rows: int = 480, cols: int = 640,
                      frame_time_ms: float = 33.3, duration_s: float = 2.2, workers: int = 1,
-                     photometric: str = "MONOCHROME2") -> str:
-  """Generates ``num_studies`` synthetic studies into ``out_dir``; returns the labels.csv path."""
+                     photometric: str = "MONOCHROME2", compression: str = "none") -> str:
+  """Generates ``num_studies`` synthetic studies into ``out_dir``; returns the labels.csv path.
+
+  Each study (one patient) has one video per view (A4C first). Videos have
+  ``ceil(duration_s / frame_time_ms)`` frames; ``workers > 1`` renders in a process pool with
+  identical output bytes. See the module docstring for the layout.
+  """
   views = tuple(views)
   bad = [v for v in views if v not in anatomy.VIEWS]
   if bad or not views or "A4C" not in views:
@@ -179,7 +193,10 @@ def generate_dataset(out_dir: str, num_studies: int, seed: int = 0, *,
   num_frames = int(math.ceil(duration_s * 1000.0 / frame_time_ms - 1e-6))
   os.makedirs(os.path.join(out_dir, "dicom"), exist_ok=True)
   os.makedirs(os.path.join(out_dir, "masks"), exist_ok=True)
-  jobs = [(out_dir, i, seed, views, rows, cols, num_frames, frame_time_ms, photometric)
+  if photometric not in ("MONOCHROME2", "YBR_FULL") or compression not in ("none", "rle"):
+    raise ValueError(f"photometric must be MONOCHROME2 or YBR_FULL and compression none or rle; "
+                     f"got {photometric!r}, {compression!r}")
+  jobs = [(out_dir, i, seed, views, rows, cols, num_frames, frame_time_ms, photometric, compression)
           for i in range(num_studies)]
   if workers > 1:
     ctx = multiprocessing.get_context("spawn")
@@ -194,7 +211,7 @@ def generate_dataset(out_dir: str, num_studies: int, seed: int = 0, *,
     writer.writerows(truths)
   meta = {"generator": "echonet_jax.phantom", "version": 1, "seed": seed,
           "num_studies": num_studies, "views": list(views), "rows": rows, "cols": cols,
-          "frame_time_ms": frame_time_ms, "num_frames": num_frames, "photometric": photometric,
+          "frame_time_ms": frame_time_ms, "num_frames": num_frames, "photometric": photometric, "compression": compression,
           "mask_names": list(render.MASK_NAMES),
           "explainable_variance": patients.EXPLAINABLE_VARIANCE}
   with open(os.path.join(out_dir, "phantom.json"), "w") as f:
