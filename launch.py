@@ -59,8 +59,17 @@ def _run(argv):
     modes.preprocess(config)
 
 
+class _QuietLibraries:
+  """Drops INFO lines from orbax and grain (they log every save and restore at INFO)."""
+
+  def filter(self, record) -> bool:
+    noisy = ("/orbax/", "/grain/", "/etils/")
+    return record.levelno > 20 or not any(part in record.pathname for part in noisy)
+
+
 def main(argv):
   from echonet_jax import errors  # pylint: disable=g-import-not-at-top
+  logging.get_absl_handler().addFilter(_QuietLibraries())
   try:
     _run(argv)
   except errors.user_errors() as e:  # One clear line, no stack trace from deep inside JAX.

@@ -96,11 +96,11 @@ def get_config(arg: str | None = None, *, task: str = "weight") -> ml_collection
 def _cpu(c: ml_collections.ConfigDict) -> None:
   """A run that finishes in minutes on a 2-core CPU: same code path, smaller everything."""
   c.data.image_size = 96
-  c.data.phantom.update(num_studies=240, rows=240, cols=320, frame_time_ms=50.0, duration_s=2.1)
+  c.data.phantom.update(num_studies=500, rows=240, cols=320, frame_time_ms=50.0, duration_s=2.1)
   c.data.preprocess_workers = 2
   c.model.update(width=0.25, blocks=(1, 2, 1), dtype="float32")
   c.optim.update(lr=1e-3, weight_decay=1e-5, schedule="cosine", warmup_steps=50)
-  c.train.update(batch_size=32, steps=900, log_every=50, eval_every=300, checkpoint_every=300,
+  c.train.update(batch_size=32, steps=2000, log_every=50, eval_every=500, checkpoint_every=500,
                  workers=1)
   c.eval.n_boot = 200
 
@@ -109,7 +109,7 @@ def _test(c: ml_collections.ConfigDict) -> None:
   """Tiny: for unit tests of the loop."""
   _cpu(c)
   c.data.image_size = 75
-  c.data.phantom.update(num_studies=24, rows=120, cols=160)
+  c.data.phantom.update(num_studies=40, rows=120, cols=160)
   c.model.update(width=0.125, blocks=(1, 1, 1))
   c.train.update(batch_size=8, steps=6, log_every=2, eval_every=3, checkpoint_every=3, workers=0)
   c.eval.n_boot = 50

@@ -233,6 +233,18 @@ def test_read_back_through_ingestion_and_sector_mask_removes_text(tmp_path):
   assert clip.frames[:, kept].mean() > 10  # the fan is kept
 
 
+def test_ensure_dataset_reuses_a_matching_dataset(tmp_path):
+  opts = dict(rows=96, cols=128, frame_time_ms=100.0)
+  out = str(tmp_path / "cache")
+  path = phantom.ensure_dataset(out, 1, 4, **opts)
+  stamp = os.path.getmtime(path)
+  assert phantom.ensure_dataset(out, 1, 4, **opts) == path
+  assert os.path.getmtime(path) == stamp  # reused, not regenerated
+  phantom.ensure_dataset(out, 2, 4, **opts)  # a different request regenerates
+  with open(path) as f:
+    assert len(f.readlines()) == 3
+
+
 def test_cli(tmp_path, capsys):
   out = tmp_path / "cli"
   rc = phantom_cli.main(["--out", str(out), "--studies", "1", "--seed", "3", "--rows", "96",

@@ -71,8 +71,9 @@ def test_smoothgrad_vmap_equals_python_loop_over_same_draws():
   key, n = jax.random.key(11), 9
   noise = saliency.smoothgrad_noise(key, x, n)
   grad = jax.jit(jax.grad(f))
-  loop = sum(grad(x + noise[i]) for i in range(n)) / n
-  loop_sq = sum(grad(x + noise[i])**2 for i in range(n)) / n
+  grads = [grad(x + noise[i]) for i in range(n)]
+  loop = sum(grads) / n
+  loop_sq = sum(g**2 for g in grads) / n
   vectorised = jax.jit(saliency.smoothgrad, static_argnums=0, static_argnames=("num_samples", "magnitude"))
   np.testing.assert_allclose(vectorised(f, x, key, num_samples=n), loop, rtol=1e-4, atol=1e-6)
   np.testing.assert_allclose(vectorised(f, x, key, num_samples=n, magnitude=True), loop_sq, rtol=1e-4,

@@ -15,6 +15,7 @@ from echonet_jax.phantom.render import render_study
 from echonet_jax.phantom.render import render_video
 from echonet_jax.phantom.render import RenderedVideo
 from echonet_jax.phantom.writer import CSV_COLUMNS
+from echonet_jax.phantom.writer import ensure_dataset
 from echonet_jax.phantom.writer import generate_dataset
 
 explainable_variance = EXPLAINABLE_VARIANCE

@@ -24,8 +24,16 @@ def real_frame(index: int = 40) -> np.ndarray:
   return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
 
 
-def make_figure(path: str, seeds=(1, 2, 3, 4, 5), thumb: int = 320) -> np.ndarray:
-  """Writes a 2x3 grid: the real frame (top left, labelled) and five phantom frames."""
+def _first_with_lead(start: int) -> int:
+  seed = start
+  while not patients.sample_patient(np.random.default_rng([seed, 0]))["truth"]["lead_visible"]:
+    seed += 1
+  return seed
+
+
+def make_figure(path: str, seeds=(1, 2, 3, 4), thumb: int = 320) -> np.ndarray:
+  """Writes a 2x3 grid: the real frame (top left), four phantom frames and one with a lead."""
+  seeds = tuple(seeds) + (_first_with_lead(max(seeds) + 1),)
   tiles = []
   real = real_frame()
   tiles.append(("real: color3d_jpeg_baseline.dcm", real))

@@ -171,6 +171,39 @@ def _make_study(args: tuple) -> list[dict[str, Any]]:
   return out
 
 
+GENERATOR_VERSION = 1
+
+
+def _options(num_studies, seed, views, rows, cols, frame_time_ms, num_frames, photometric,
+             compression) -> dict[str, Any]:
+  return {"generator": "echonet_jax.phantom", "version": GENERATOR_VERSION, "seed": seed,
+          "num_studies": num_studies, "views": list(views), "rows": rows, "cols": cols,
+          "frame_time_ms": frame_time_ms, "num_frames": num_frames, "photometric": photometric,
+          "compression": compression}
+
+
+def ensure_dataset(out_dir: str, num_studies: int, seed: int = 0, **options: Any) -> str:
+  """Returns ``out_dir``'s labels.csv, generating the dataset first unless an identical one exists.
+
+  "Identical" means a finished dataset (labels.csv present) whose phantom.json records the same
+  generator version, seed, study count and options. Options are those of :func:`generate_dataset`.
+  """
+  csv_path = os.path.join(out_dir, "labels.csv")
+  meta_path = os.path.join(out_dir, "phantom.json")
+  if os.path.exists(csv_path) and os.path.exists(meta_path):
+    opts = dict(views=("A4C",), rows=480, cols=640, frame_time_ms=33.3, duration_s=2.2,
+                photometric="MONOCHROME2", compression="none")
+    opts.update({k: v for k, v in options.items() if k != "workers"})
+    num_frames = int(math.ceil(opts["duration_s"] * 1000.0 / opts["frame_time_ms"] - 1e-6))
+    want = _options(num_studies, seed, tuple(opts["views"]), opts["rows"], opts["cols"],
+                    opts["frame_time_ms"], num_frames, opts["photometric"], opts["compression"])
+    with open(meta_path) as f:
+      have = json.load(f)
+    if all(have.get(k) == v for k, v in want.items()):
+      return csv_path
+  return generate_dataset(out_dir, num_studies, seed, **options)
+
+
 def generate_dataset(out_dir: str, num_studies: int, seed: int = 0, *,
                      views: Sequence[str] = ("A4C",), rows: int = 480, cols: int = 640,
                      frame_time_ms: float = 33.3, duration_s: float = 2.2, workers: int = 1,
@@ -209,11 +242,10 @@ def generate_dataset(out_dir: str, num_studies: int, seed: int = 0, *,
     writer = csv.DictWriter(f, fieldnames=list(truths[0]))
     writer.writeheader()
     writer.writerows(truths)
-  meta = {"generator": "echonet_jax.phantom", "version": 1, "seed": seed,
-          "num_studies": num_studies, "views": list(views), "rows": rows, "cols": cols,
-          "frame_time_ms": frame_time_ms, "num_frames": num_frames, "photometric": photometric, "compression": compression,
-          "mask_names": list(render.MASK_NAMES),
-          "explainable_variance": patients.EXPLAINABLE_VARIANCE}
+  meta = _options(num_studies, seed, views, rows, cols, frame_time_ms, num_frames, photometric,
+                  compression)
+  meta.update(mask_names=list(render.MASK_NAMES),
+              explainable_variance=patients.EXPLAINABLE_VARIANCE)
   with open(os.path.join(out_dir, "phantom.json"), "w") as f:
     json.dump(meta, f, indent=1, sort_keys=True)
   csv_path = os.path.join(out_dir, "labels.csv")
