@@ -59,6 +59,24 @@ def _run(argv):
     modes.preprocess(config)
 
 
+def _parse_flags(argv):
+  """absl's flag parsing, with a bad config override reported as one line instead of a traceback."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    print(f"error: {e}\nPass --helpshort or --helpfull to see help on flags.", file=sys.stderr)
+    sys.exit(2)
+  except (AttributeError, KeyError) as e:
+    key = str(e).strip("\"'")
+    bad = [a for a in argv[1:] if a.startswith("--config.") and key in a]
+    print(f"error: unknown config key {key!r} in {' '.join(bad) or 'a --config override'}",
+          file=sys.stderr)
+    sys.exit(2)
+  except (TypeError, ValueError) as e:
+    print(f"error: bad config: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
 class _QuietLibraries:
   """Drops INFO lines from orbax and grain (they log every save and restore at INFO)."""
 
@@ -80,4 +98,4 @@ def main(argv):
 
 if __name__ == "__main__":
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

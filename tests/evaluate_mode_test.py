@@ -1,0 +1,58 @@
+"""Evaluate and predict modes on phantom-trained CPU-sized models (issue: evaluation)."""
+
+import csv
+import json
+import os
+
+import pytest
+from pydicom.data import get_testdata_file
+
+from configs import default
+from echonet_jax import modes
+
+
+def _metrics(workdir, split="test"):
+  with open(os.path.join(workdir, "eval", split, "metrics.json")) as f:
+    return json.load(f)
+
+
+def _row(report, name):
+  return next(r for r in report["metrics"] if r["metric"] == name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["weight", "ef"])
+def test_phantom_model_beats_the_mean_baseline(trained_workdir, task):
+  workdir = trained_workdir(task)
+  results = modes.evaluate(default.get_config("cpu", task=task), workdir, "test")
+  report = _metrics(workdir)
+  assert results[task]["split"] == "test"
+  mae, r2 = _row(report, "mae"), _row(report, "r2")
+  baseline = report["baseline_mae"]
+  assert mae["value"] < baseline, (mae, baseline)
+  assert r2["value"] > 0.1, r2
+  assert mae["ci_low"] <= mae["value"] <= mae["ci_high"]
+  for name in ("predictions.csv", "metrics.json", "scatter.png", "bland_altman.png", "frames.png"):
+    assert os.path.getsize(os.path.join(workdir, "eval", "test", name)) > 0, name
+  with open(os.path.join(workdir, "eval", "test", "predictions.csv")) as f:
+    rows = list(csv.DictReader(f))
+  assert rows and {"video_id", "patient_id"} <= set(rows[0])
+  assert os.path.exists(os.path.join(workdir, "eval", "test", "results.md"))
+
+
+@pytest.mark.slow
+def test_predict_mode_on_a_real_dicom_and_a_bad_file(trained_workdir, tmp_path):
+  workdir = trained_workdir("weight")
+  real = get_testdata_file("color3d_jpeg_baseline.dcm")
+  assert real, "pydicom-data's color3d_jpeg_baseline.dcm is missing: pip install pydicom-data"
+  bad = tmp_path / "not_dicom.dcm"
+  bad.write_text("hello")
+  out = modes.predict(None, [workdir], [real, str(bad), str(tmp_path / "missing.dcm")],
+                      str(tmp_path / "pred.csv"))
+  with open(out) as f:
+    rows = {os.path.basename(r["path"]): r for r in csv.DictReader(f)}
+  good = rows["color3d_jpeg_baseline.dcm"]
+  assert good["error_type"] == "" and 20 < float(good["weight"]) < 250
+  assert abs(float(good["frame_time_ms"]) - 33.33) < 0.1
+  assert rows["not_dicom.dcm"]["error_type"] == "NotDicomError" and rows["not_dicom.dcm"]["weight"] == ""
+  assert rows["missing.dcm"]["error_type"] == "FileMissingError"
