@@ -15,11 +15,14 @@ import datetime
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 
 import cv2
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from echonet_jax import augment
 from echonet_jax import cache

@@ -12,13 +12,17 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
+import sys
 import time
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from echonet_jax import saliency
 
