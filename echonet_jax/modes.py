@@ -189,5 +189,12 @@ def predict(config: ml_collections.ConfigDict | None, workdirs: Sequence[str],
   return output
 
 
-def saliency(config: ml_collections.ConfigDict, workdir: str, split: str, inputs):
-  raise NotImplementedError("saliency mode lands with the interpretability capability")
+def saliency(config: ml_collections.ConfigDict | None, workdir: str, split: str | None,
+             inputs: Sequence[str] = ()) -> dict[str, Any]:
+  """Saliency maps, occlusion and localisation scores → WORKDIR/saliency/ (see interpret.py).
+
+  Explains ``config.saliency.num_videos`` videos of ``split`` (none when ``split`` is empty) and the
+  DICOM ``inputs``; returns the content of WORKDIR/saliency/scores.json.
+  """
+  from echonet_jax import interpret  # pylint: disable=g-import-not-at-top
+  return interpret.run(config, workdir, split, inputs)

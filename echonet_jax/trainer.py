@@ -93,17 +93,22 @@ def validation_metrics(pred: dict[str, Any], names: tuple[str, ...],
   return out
 
 
-def _eval_stream(config, cache_dir, split, names, mesh):
-  """The eval batches of this process and how many every process runs."""
+def _eval_stream(config, cache_dir, split, names):
+  """This process's eval batches of ``split`` and how many batches every process runs.
+
+  Returns (None, 0) when the split has no video with these tasks' labels.
+  """
+  views = tuple(config.data.views) or None
+  try:
+    rows = input_pipeline.select_videos(cache_dir, split, tasks=names, views=views)
+  except (FileNotFoundError, ValueError) as e:
+    logging.warning("no validation: %s", e)
+    return None, 0
   v = config.train.eval_videos_per_batch
-  index = cache.read_index(cache_dir, split)
-  views = set(config.data.views or ())
-  n = sum(1 for r in index if (not views or r["view"] in views)
-          and any(not math.isnan(r["labels"].get(t, math.nan)) for t in names))
-  per_process = math.ceil(n / jax.process_count())
+  per_process = math.ceil(len(rows) / jax.process_count())
   batches = input_pipeline.eval_batches(
       cache_dir, split, tasks=names, videos_per_batch=v, image_size=config.data.image_size,
-      channels=config.data.channels, views=tuple(config.data.views) or None)
+      channels=config.data.channels, views=views)
   return batches, math.ceil(per_process / v)
 
 
@@ -170,11 +175,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         last.update(host)
       val = None
       if step % config.train.eval_every == 0 or step == steps:
-        batches, num = _eval_stream(config, cache_dir, "val", names, mesh)
-        pred = inference.predict_videos(eval_fn, state, batches, mesh, num_batches=num)
-        val = validation_metrics(pred, names, label_stats)
-        writer.write(step, val)
-        last.update(val)
+        batches, num = _eval_stream(config, cache_dir, "val", names)
+        if batches is not None:
+          pred = inference.predict_videos(eval_fn, state, batches, mesh, num_batches=num)
+          val = validation_metrics(pred, names, label_stats)
+          writer.write(step, val)
+          last.update(val)
       if step % config.train.checkpoint_every == 0 or step == steps:
         if not bool(train_lib.all_finite(state.params)):
           raise TrainingError(
