@@ -91,17 +91,10 @@ def stream_fps(cache_dir: str, *, workers: int, augmented: bool, batch: int, bat
 def stage_ms(cache_dir: str, repeats: int) -> dict[str, float]:
   """Milliseconds per example of each stage, on one core."""
   import grain  # pylint: disable=g-import-not-at-top
-  from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
 
   path = cache.shard_paths(cache_dir, "train")[0]
   source = grain.sources.ArrayRecordDataSource([path])
   n = min(len(source), 64)
-  raw = path + ".uncompressed"
-  writer = array_record_module.ArrayRecordWriter(raw, "group_size:1,uncompressed")
-  for i in range(n):
-    writer.write(source[i])
-  writer.close()
-  raw_source = grain.sources.ArrayRecordDataSource([raw])
   data = source[0]
   frame = np.array(cache.decode_record(data)["frames"][3])
   out = {}
@@ -113,12 +106,11 @@ def stage_ms(cache_dir: str, repeats: int) -> dict[str, float]:
     out[name] = round((time.perf_counter() - start) / repeats * 1e3, 4)
 
   timed("read_record", lambda i: source[i % n])
-  timed("read_record_if_uncompressed", lambda i: raw_source[i % n])
-  timed("decode_and_copy_frame", lambda i: np.array(cache.decode_record(data)["frames"][i % 20]))
+  timed("decode_one_frame", lambda i: cache.decode_record(data, frames=[i % 20])["frames"][0])
+  timed("decode_all_frames", lambda i: cache.decode_record(data)["frames"])
   timed("rotate_uint8", lambda i: augment.rotate(frame, 13.0))
   timed("normalize_and_shift", lambda i: input_pipeline.normalize(frame) + np.float32(0.05))
   out["record_mb"] = round(os.path.getsize(path) / len(source) / 1e6, 3)
-  out["record_mb_uncompressed"] = round(os.path.getsize(raw) / n / 1e6, 3)
   return out
 
 

@@ -48,8 +48,8 @@ def _enable_cpu_collectives() -> None:
 
 
 def _is_multihost_tpu() -> bool:
-  hosts = os.environ.get("TPU_WORKER_HOSTNAMES") or os.environ.get("CLOUD_TPU_TASK_ID")
-  return bool(hosts) and "," in os.environ.get("TPU_WORKER_HOSTNAMES", "")
+  # A TPU pod slice lists its hosts; JAX then finds the coordinator itself.
+  return "," in os.environ.get("TPU_WORKER_HOSTNAMES", "")
 
 
 def check_platform(platform: str | None) -> None:
