@@ -54,7 +54,10 @@ def _run(argv):
     models = FLAGS.models or ([FLAGS.workdir] if FLAGS.workdir else [])
     modes.predict(config, models, FLAGS.input, FLAGS.output)
   elif mode == "saliency":
-    modes.saliency(config, FLAGS.workdir, FLAGS.split or config.saliency.split, FLAGS.input)
+    # With --input and no --split, explain only the given files.
+    split = FLAGS.split if FLAGS.split is not None else ("" if FLAGS.input else
+                                                        config.saliency.split)
+    modes.saliency(config, FLAGS.workdir, split, FLAGS.input)
   elif mode == "preprocess":
     modes.preprocess(config)
 

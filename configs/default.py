@@ -77,8 +77,13 @@ def get_config(arg: str | None = None, *, task: str = "weight") -> ml_collection
   c.predict = ml_collections.ConfigDict(dict(workdirs=(), output_csv=""))
 
   c.saliency = ml_collections.ConfigDict(dict(
-      split="test", num_videos=4, method="smoothgrad", num_samples=50, noise_frac=0.15,
-      ig_steps=25, chunk_size=10, seed=0,
+      split="test", num_videos=4, video_ids=(), method="smoothgrad", num_samples=50,
+      noise_frac=0.15, ig_steps=25,
+      chunk_size=0,  # >0 bounds memory on a GPU; on XLA:CPU chunked gradients run ~3x slower
+      frames_per_batch=0,  # >0: lax.map over frames in groups of this many instead of one vmap
+      patch=0, stride=0,  # sliding occlusion patch (0: image_size // 12, patch // 2)
+      occlusion_dilation=-1,  # px a region grows by when occluded (-1: image_size // 24)
+      seed=0, fps=10.0,
   ))
 
   c.sweep = ml_collections.ConfigDict(dict(lr=SWEEP_LR, weight_decay=SWEEP_WEIGHT_DECAY))

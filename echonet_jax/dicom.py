@@ -366,6 +366,22 @@ def is_lossy(ds: Any) -> bool:
   return tsyntax in _LOSSY_SYNTAXES or str(ds.get("LossyImageCompression", "")).strip() == "01"
 
 
+def list_files(inputs: Sequence[str]) -> list[str]:
+  """Files named in ``inputs``, with folders expanded recursively (sorted, hidden files skipped).
+
+  A path that does not exist is kept, so that reading it reports a FileMissingError for it.
+  """
+  files = []
+  for path in inputs:
+    if os.path.isdir(path):
+      for root, dirs, names in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        files.extend(os.path.join(root, n) for n in sorted(names) if not n.startswith("."))
+    else:
+      files.append(path)
+  return files
+
+
 def read_echo(path: str, num_frames: int = 20, interval_ms: float = 100, size: int = 299, *,
               default_fps: float = DEFAULT_FPS, allow_non_ultrasound: bool = False,
               decoding_plugin: str = "") -> EchoClip:

@@ -75,3 +75,18 @@ def predict_videos(eval_fn: Callable[..., dict[str, jax.Array]], state: Any,
   cat = lambda d: {k: np.concatenate(v) for k, v in d.items()}
   return {"video_id": ids, "patient_id": patients, "labels": cat(labels),
           "frame_outputs": cat(outputs)}
+
+
+def predict_split(trained: Any, cache_dir: str, split: str) -> dict[str, Any]:
+  """:func:`predict_videos` of a restored model (``restore.TrainedModel``) over a whole split.
+
+  Single-process: this process reads every video of the split.
+  """
+  from echonet_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+
+  c = trained.config
+  batches = input_pipeline.eval_batches(
+      cache_dir, split, tasks=trained.names, videos_per_batch=c.train.eval_videos_per_batch,
+      image_size=c.data.image_size, channels=c.data.channels,
+      views=tuple(c.data.views) or None, shard_index=0, shard_count=1)
+  return predict_videos(trained.eval_fn, trained.state, batches, trained.mesh)

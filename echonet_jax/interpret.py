@@ -37,11 +37,13 @@ import ml_collections
 import numpy as np
 
 from echonet_jax import augment
+from echonet_jax import inference
 from echonet_jax import input_pipeline
 from echonet_jax import parallel
 from echonet_jax import saliency
 from echonet_jax import tasks as tasks_lib
 from echonet_jax import viz
+from echonet_jax.errors import ConfigError
 
 METHODS = ("smoothgrad", "vanilla", "integrated_gradients", "occlusion")
 
@@ -69,13 +71,13 @@ class Settings:
 
   def __post_init__(self):
     if self.method not in METHODS:
-      raise ValueError(f"saliency.method={self.method!r}; use one of {METHODS}")
+      raise ConfigError(f"saliency.method={self.method!r}; use one of {METHODS}")
     for name in ("num_samples", "ig_steps", "num_videos"):
       value = getattr(self, name)
       if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"saliency.{name} must be a positive int, got {value!r}")
+        raise ConfigError(f"saliency.{name} must be a positive int, got {value!r}")
     if not self.noise_frac >= 0:
-      raise ValueError(f"saliency.noise_frac must be >= 0, got {self.noise_frac!r}")
+      raise ConfigError(f"saliency.noise_frac must be >= 0, got {self.noise_frac!r}")
 
   @classmethod
   def from_config(cls, cfg: ml_collections.ConfigDict | dict | None) -> Settings:
@@ -85,14 +87,14 @@ class Settings:
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-      raise ValueError(f"unknown saliency settings {unknown}; known: {sorted(known)}")
+      raise ConfigError(f"unknown saliency settings {unknown}; known: {sorted(known)}")
     chunk = values.get("chunk_size")
     values["chunk_size"] = int(chunk) if chunk else None  # 0 means "all at once" as in the benchmark
     values["video_ids"] = tuple(values.get("video_ids") or ())
     for name in ("patch", "stride", "frames_per_batch"):
       values[name] = int(values[name]) if values.get(name) else None
-    if values.get("occlusion_dilation") is not None:
-      values["occlusion_dilation"] = int(values["occlusion_dilation"])
+    dilation = values.get("occlusion_dilation")
+    values["occlusion_dilation"] = int(dilation) if dilation is not None and dilation >= 0 else None
     return cls(**values)
 
 
@@ -289,9 +291,8 @@ def binary_thresholds(trained: Any, cache_dir: str | None) -> dict[str, dict[str
     except (OSError, ValueError):
       pending.append(name)
   if pending and cache_dir is not None:
-    from echonet_jax import modes  # pylint: disable=g-import-not-at-top
     try:
-      pred = modes.predict_split(trained, cache_dir, "val")
+      pred = inference.predict_split(trained, cache_dir, "val")
     except ValueError:
       pred = None
     for name in list(pending):
@@ -414,16 +415,15 @@ def split_videos(cache_dir: str, split: str, names: Sequence[str], views: Sequen
     count += 1
   missing = sorted(wanted - found)
   if missing:
-    raise ValueError(f"{cache_dir}: split {split!r} has no labelled video {missing}")
+    raise ConfigError(f"{cache_dir}: split {split!r} has no labelled video {missing}")
 
 
 def input_videos(paths: Sequence[str], data: ml_collections.ConfigDict, errors: list[dict[str, str]]
                  ) -> Iterable[Video]:
   """DICOM files (or folders of them) read as the model was trained; unreadable ones go to ``errors``."""
   from echonet_jax import dicom  # pylint: disable=g-import-not-at-top
-  from echonet_jax import modes  # pylint: disable=g-import-not-at-top
   used: set[str] = set()
-  for path in modes._dicom_files(paths):  # pylint: disable=protected-access
+  for path in dicom.list_files(paths):
     try:
       clip = dicom.read_echo(path, num_frames=data.num_frames, interval_ms=data.interval_ms,
                              size=data.image_size, default_fps=data.default_fps)
@@ -550,7 +550,7 @@ def run(config: ml_collections.ConfigDict | None, workdir: str, split: str | Non
   saved = trained.config
   settings = Settings.from_config((config if config is not None else saved).get("saliency"))
   if not split and not inputs:
-    raise ValueError("saliency needs a split or --input DICOM files")
+    raise ConfigError("saliency needs a split or --input DICOM files")
   out_root = os.path.join(workdir, "saliency")
   rows: list[dict[str, Any]] = []
   errors: list[dict[str, str]] = []

@@ -71,6 +71,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str) -> dic
   from echonet_jax import cache  # pylint: disable=g-import-not-at-top
   from echonet_jax import data  # pylint: disable=g-import-not-at-top
   from echonet_jax import evaluate as evaluate_lib  # pylint: disable=g-import-not-at-top
+  from echonet_jax import inference  # pylint: disable=g-import-not-at-top
   from echonet_jax import report  # pylint: disable=g-import-not-at-top
   from echonet_jax import restore  # pylint: disable=g-import-not-at-top
 
@@ -83,7 +84,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str) -> dic
   splits = [split] if split == "val" else ["val", split]
   results: dict[str, Any] = {}
   for current in splits:
-    pred = predict_split(trained, cache_dir, current)
+    pred = inference.predict_split(trained, cache_dir, current)
     for name in trained.names:
       task = tasks_lib.get_task(name)
       threshold, source = None, None
@@ -105,30 +106,6 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str) -> dic
   return results
 
 
-def predict_split(trained, cache_dir: str, split: str) -> dict[str, Any]:
-  """Per-frame outputs of a restored model on every video of ``split`` (this process's share)."""
-  from echonet_jax import inference  # pylint: disable=g-import-not-at-top
-  from echonet_jax import input_pipeline  # pylint: disable=g-import-not-at-top
-
-  c = trained.config
-  batches = input_pipeline.eval_batches(
-      cache_dir, split, tasks=trained.names, videos_per_batch=c.train.eval_videos_per_batch,
-      image_size=c.data.image_size, channels=c.data.channels,
-      views=tuple(c.data.views) or None, shard_index=0, shard_count=1)
-  return inference.predict_videos(trained.eval_fn, trained.state, batches, trained.mesh)
-
-
-def _dicom_files(inputs: Sequence[str]) -> list[str]:
-  files = []
-  for path in inputs:
-    if os.path.isdir(path):
-      for root, _, names in sorted(os.walk(path)):
-        files.extend(os.path.join(root, n) for n in sorted(names) if not n.startswith("."))
-    else:
-      files.append(path)  # a missing path becomes an error row, not a crash
-  return files
-
-
 def predict(config: ml_collections.ConfigDict | None, workdirs: Sequence[str],
             inputs: Sequence[str], output: str | None) -> str:
   """Runs trained task models on new DICOM files; writes one CSV row per file.
@@ -148,7 +125,7 @@ def predict(config: ml_collections.ConfigDict | None, workdirs: Sequence[str],
   if not inputs:
     raise ConfigError("predict needs --input: DICOM files or folders")
   models = [restore.load(w) for w in workdirs]
-  files = _dicom_files(inputs)
+  files = dicom.list_files(inputs)
   rows = []
   for path in files:
     row: dict[str, Any] = {"path": path, "error_type": "", "error": ""}
