@@ -72,7 +72,7 @@ def validation_metrics(pred: dict[str, Any], names: tuple[str, ...],
   The score averages, over tasks, 1 − AUC for binary tasks and MAE / training-set std for
   regression, so single- and multi-task runs are ranked the same way.
   """
-  out, scores = {}, []
+  out, scores = {"val/num_videos": len(next(iter(pred["frame_outputs"].values())))}, []
   for name in names:
     y = pred["labels"][name]
     p = pred["frame_outputs"][name].mean(axis=1)

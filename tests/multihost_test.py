@@ -1,5 +1,6 @@
 """Two processes on 127.0.0.1 train like one process on the same global batches."""
 
+import json
 import os
 import socket
 import subprocess
@@ -64,3 +65,31 @@ def test_two_processes_match_one(tmp_path):
     for key in single.files:
       if key.startswith("arr_"):
         np.testing.assert_allclose(multi[key], single[key], rtol=0, atol=2.5e-3)
+
+
+@pytest.mark.slow
+def test_launch_trains_on_two_processes(tmp_path):
+  """The whole loop on 2 processes: sharded Grain streams, gathered validation, one checkpoint set."""
+  workdir = tmp_path / "w"
+  port = str(_free_port())
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  procs = [subprocess.Popen(
+      [sys.executable, os.path.join(REPO, "launch.py"), "--config=configs/weight.py:test",
+       f"--workdir={workdir}", f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
+       f"--process_id={i}", "--config.train.evaluate_at_end=False"],
+      cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+           for i in range(2)]
+  for p in procs:
+    out, _ = p.communicate(timeout=600)
+    assert p.returncode == 0, out[-3000:]
+  assert sorted(int(n) for n in os.listdir(workdir / "checkpoints") if n.isdigit()) == [3, 6]
+  rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  val = [r for r in rows if "val/weight/mae" in r]
+  assert [r["step"] for r in val] == [3, 6]
+  assert all(np.isfinite(r["val/weight/mae"]) for r in val)
+  # Validation gathered every process's share: all val videos, each once.
+  from configs import default  # pylint: disable=g-import-not-at-top
+  from echonet_jax import data, input_pipeline  # pylint: disable=g-import-not-at-top
+  cache_dir = data.default_cache_dir(default.get_config("test", task="weight"))
+  expected = len(input_pipeline.select_videos(cache_dir, "val", tasks=("weight",), views=("A4C",)))
+  assert [r["val/num_videos"] for r in val] == [expected, expected]
