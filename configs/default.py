@@ -72,9 +72,7 @@ def get_config(arg: str | None = None, *, task: str = "weight") -> ml_collection
       evaluate_at_end=True,  # evaluate the best checkpoint on eval.split when training ends
   ))
 
-  c.eval = ml_collections.ConfigDict(dict(split="test", n_boot=1000, videos_per_batch=8))
-
-  c.predict = ml_collections.ConfigDict(dict(workdirs=(), output_csv=""))
+  c.eval = ml_collections.ConfigDict(dict(split="test", n_boot=1000))
 
   c.saliency = ml_collections.ConfigDict(dict(
       split="test", num_videos=4, video_ids=(), method="smoothgrad", num_samples=50,

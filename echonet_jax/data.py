@@ -13,10 +13,12 @@ import os
 
 from absl import logging
 import jax
+import numpy as np
 import ml_collections
 from jax.experimental import multihost_utils
 
 from echonet_jax import cache
+from echonet_jax.errors import ConfigError
 
 
 def cache_root() -> str:
@@ -50,10 +52,22 @@ def prepare_cache(config: ml_collections.ConfigDict) -> str:
   """Returns a cache folder holding this config's data, building it (on process 0) if missing."""
   d = config.data
   cache_dir = d.cache_dir or default_cache_dir(config)
+  failure = None
   if jax.process_index() == 0 and not os.path.exists(os.path.join(cache_dir, cache.META_FILE)):
-    _build(config, cache_dir)
+    if jax.process_count() == 1:
+      _build(config, cache_dir)
+    else:
+      try:
+        _build(config, cache_dir)
+      except Exception as e:  # pylint: disable=broad-except
+        failure = e
   if jax.process_count() > 1:
-    multihost_utils.sync_global_devices("echonet_jax.prepare_cache")
+    # Every process learns whether process 0 built the cache, so none waits on a failed build.
+    ok = multihost_utils.broadcast_one_to_all(np.int32(failure is None))
+    if failure is not None:
+      raise failure
+    if not int(ok):
+      raise ConfigError(f"{cache_dir}: process 0 failed to build the cache; see its log")
   meta = cache.read_meta(cache_dir)
   if meta.get("image_size") not in (None, d.image_size):
     logging.info("cache %s holds %s px frames; the pipeline resizes to %s px",
@@ -98,6 +112,5 @@ def _check_summary(summary: dict, cache_dir: str) -> None:
   from echonet_jax import preprocess  # pylint: disable=g-import-not-at-top
   logging.info("cache %s: %s", cache_dir, preprocess.format_summary(summary))
   if not summary.get("meta", {}).get("splits", {}).get("train"):
-    from echonet_jax.errors import ConfigError  # pylint: disable=g-import-not-at-top
     raise ConfigError(f"{cache_dir}: no training videos could be read; see "
                       f"{os.path.join(cache_dir, 'errors.csv')}")

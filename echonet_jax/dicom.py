@@ -295,18 +295,20 @@ def to_luma(arr: np.ndarray, photometric: str, ds: Any, palette: np.ndarray | No
 def decode_frames(ds: Any, indices: Sequence[int], path: str = "", decoding_plugin: str = ""
                   ) -> np.ndarray:
   """Decodes only the source frames ``indices`` of ``ds`` -> (len(indices), H, W) uint8 luma."""
+  from pydicom import uid as pydicom_uid  # pylint: disable=g-import-not-at-top
   from pydicom.pixels import get_decoder  # pylint: disable=g-import-not-at-top
   tsyntax = ds.file_meta.get("TransferSyntaxUID")
   if tsyntax is None:
     raise MissingDecoderError(path, "the file has no transfer syntax")
+  # Only a standard UID's name is quoted: an unknown one is the file's own text.
+  syntax = repr(tsyntax.name) if tsyntax in pydicom_uid.UID_dictionary else "(non-standard UID)"
   try:
     decoder = get_decoder(tsyntax)
   except NotImplementedError:
-    raise MissingDecoderError(
-        path, f"no decoder exists for transfer syntax {tsyntax.name!r}") from None
+    raise MissingDecoderError(path, f"no decoder exists for transfer syntax {syntax}") from None
   if not decoder.is_available:
     raise MissingDecoderError(
-        path, f"transfer syntax {tsyntax.name!r} needs a decoding plugin that is not installed")
+        path, f"transfer syntax {syntax} needs a decoding plugin that is not installed")
   if not decoding_plugin and "pylibjpeg" in decoder.available_plugins and tsyntax.is_compressed:
     decoding_plugin = "pylibjpeg"  # about 1.5x faster than pillow on JPEG baseline
   palette = None

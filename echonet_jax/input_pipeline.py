@@ -37,6 +37,7 @@ from absl import flags
 from echonet_jax import augment
 from echonet_jax import cache
 from echonet_jax import tasks as tasks_lib
+from echonet_jax.errors import ConfigError
 
 # Grey-level statistics of echo frames: luma of pydicom-data's color3d_jpeg_baseline.dcm (a
 # 120-frame 480×640 ultrasound clip, whole frames with the black surround): mean 10.9, std 23.0.
@@ -93,12 +94,13 @@ def select_videos(cache_dir: str, split: str, *, tasks: Sequence[str] | None = N
     for name in tasks:
       tasks_lib.get_task(name)
   index = cache.read_index(cache_dir, split)
-  wanted_views = set(views or ())
+  wanted_views = {v.strip().upper() for v in views or ()}
+  # A video of unknown view (no view column in the labels CSV) is kept: the user chose the files.
   rows = [row for row in index
-          if (not wanted_views or row["view"] in wanted_views)
+          if (not wanted_views or not row["view"] or row["view"].strip().upper() in wanted_views)
           and (tasks is None or any(not math.isnan(row["labels"].get(t, math.nan)) for t in tasks))]
   if not rows:
-    raise ValueError(
+    raise ConfigError(
         f"{cache_dir}: no {split!r} video has a label for any of {list(tasks or [])}"
         + (f" in views {sorted(wanted_views)}" if wanted_views else "")
         + f" ({len(index)} videos in the split)")

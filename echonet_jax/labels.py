@@ -19,6 +19,7 @@ import warnings
 from typing import Iterable, Sequence
 
 from echonet_jax import tasks
+from echonet_jax.errors import EchonetError
 
 REQUIRED_COLUMNS = ("patient_id", "study_id", "path")
 OPTIONAL_COLUMNS = ("video_id", "split", "view", "mask_path")
@@ -26,7 +27,7 @@ SPLITS = ("train", "val", "test")
 _MAX_ERRORS_SHOWN = 25
 
 
-class LabelsError(ValueError):
+class LabelsError(EchonetError, ValueError):
   """A labels CSV that breaks the schema; the message lists every bad row as
   ``CSV:line: column 'name': why``."""
 

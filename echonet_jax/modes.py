@@ -26,8 +26,10 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       raise ConfigError(f"loss.{kind}={config.loss[kind]!r}; use one of {allowed}")
   if config.optim.schedule not in ("constant", "cosine"):
     raise ConfigError(f"optim.schedule={config.optim.schedule!r}; use 'constant' or 'cosine'")
-  if config.data.image_size < 75:
-    raise ConfigError(f"data.image_size={config.data.image_size}; the network needs >= 75 px")
+  from echonet_jax.models import MIN_INPUT_SIZE  # pylint: disable=g-import-not-at-top
+  if config.data.image_size < MIN_INPUT_SIZE:
+    raise ConfigError(f"data.image_size={config.data.image_size}; the network needs >= "
+                      f"{MIN_INPUT_SIZE} px")
   if config.data.channels not in (1, 3):
     raise ConfigError(f"data.channels={config.data.channels}; use 1 (grayscale) or 3")
   if config.train.batch_size <= 0 or config.train.steps <= 0:
@@ -57,6 +59,12 @@ def preprocess(config: ml_collections.ConfigDict) -> str:
   return cache_dir
 
 
+def _single_process(mode: str) -> None:
+  import jax  # pylint: disable=g-import-not-at-top
+  if jax.process_count() > 1:
+    raise ConfigError(f"--mode={mode} runs on one host; start it without --coordinator_address")
+
+
 def _eval_dir(workdir: str, split: str, name: str, multitask: bool) -> str:
   return os.path.join(workdir, "eval", split, name) if multitask else os.path.join(
       workdir, "eval", split)
@@ -75,6 +83,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str) -> dic
   from echonet_jax import report  # pylint: disable=g-import-not-at-top
   from echonet_jax import restore  # pylint: disable=g-import-not-at-top
 
+  _single_process("evaluate")
   trained = restore.load(workdir)
   saved = trained.config
   cache_dir = data.prepare_cache(saved)
@@ -84,13 +93,22 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str) -> dic
   splits = [split] if split == "val" else ["val", split]
   results: dict[str, Any] = {}
   for current in splits:
-    pred = inference.predict_split(trained, cache_dir, current)
+    try:
+      pred = inference.predict_split(trained, cache_dir, current)
+    except ConfigError as e:
+      if current == split:
+        raise
+      print(f"skipping {current}: {e}")
+      continue
     for name in trained.names:
       task = tasks_lib.get_task(name)
       threshold, source = None, None
       if task.is_binary and current != "val":
         val_json = os.path.join(_eval_dir(workdir, "val", name, multitask), "metrics.json")
-        threshold, source = evaluate_lib.read_threshold(val_json), "val"
+        try:
+          threshold, source = evaluate_lib.read_threshold(val_json), "val"
+        except (OSError, ValueError):  # no val video, or no positive in val: choose on this split
+          threshold, source = None, None
       out = evaluate_lib.write_eval(
           _eval_dir(workdir, current, name, multitask), task, pred["video_id"],
           pred["patient_id"], pred["labels"][name], pred["frame_outputs"][name],
@@ -120,6 +138,7 @@ def predict(config: ml_collections.ConfigDict | None, workdirs: Sequence[str],
   from echonet_jax import restore  # pylint: disable=g-import-not-at-top
 
   del config  # each model brings its own saved config
+  _single_process("predict")
   if not workdirs:
     raise ConfigError("predict needs --models (trained workdirs) or --workdir")
   if not inputs:
@@ -173,5 +192,6 @@ def saliency(config: ml_collections.ConfigDict | None, workdir: str, split: str 
   Explains ``config.saliency.num_videos`` videos of ``split`` (none when ``split`` is empty) and the
   DICOM ``inputs``; returns the content of WORKDIR/saliency/scores.json.
   """
+  _single_process("saliency")
   from echonet_jax import interpret  # pylint: disable=g-import-not-at-top
   return interpret.run(config, workdir, split, inputs)

@@ -93,9 +93,9 @@ def global_batch(local_batch: Any, mesh: Mesh) -> Any:
       lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), local_batch)
 
 
-def check_batch_size(global_batch_size: int, mesh: Mesh) -> int:
-  """Returns the per-process batch size; raises ValueError if the batch does not split evenly."""
+def check_batch_size(global_batch_size: int, mesh: Mesh) -> None:
+  """Raises ConfigError when the global batch does not split evenly over the mesh's devices."""
   n = mesh.devices.size
   if global_batch_size % n:
-    raise ValueError(f"batch size {global_batch_size} is not divisible by the {n} devices")
-  return global_batch_size // jax.process_count()
+    from echonet_jax.errors import ConfigError  # pylint: disable=g-import-not-at-top
+    raise ConfigError(f"train.batch_size={global_batch_size} is not divisible by the {n} devices")

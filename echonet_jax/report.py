@@ -69,10 +69,12 @@ def find_metrics_files(path: str, split: str = "test") -> list[str]:
   if os.path.isfile(path):
     return [path]
   for candidate in (os.path.join(path, METRICS_FILE), os.path.join(path, split, METRICS_FILE),
-                    os.path.join(path, "eval", split, METRICS_FILE)):
+                    os.path.join(path, "eval", split, METRICS_FILE)):  # single-task layouts
     if os.path.isfile(candidate):
       return [candidate]
-  found = sorted(glob.glob(os.path.join(path, "**", "eval", split, METRICS_FILE), recursive=True))
+  found = sorted(glob.glob(os.path.join(path, "**", "eval", split, METRICS_FILE), recursive=True)
+                 + glob.glob(os.path.join(path, "**", "eval", split, "*", METRICS_FILE),
+                             recursive=True))
   if not found:
     raise FileNotFoundError(f"{path}: no {METRICS_FILE} for split {split!r} (looked for "
                             f"{METRICS_FILE}, {split}/{METRICS_FILE}, eval/{split}/{METRICS_FILE} "

@@ -14,6 +14,8 @@ from echonet_jax import checkpoints as checkpoints_lib
 from echonet_jax import parallel
 from echonet_jax import train as train_lib
 
+BEST_METRIC = "val/score"  # how the training loop ranks checkpoints (lower is better)
+
 
 @dataclasses.dataclass
 class TrainedModel:
@@ -43,7 +45,7 @@ def load(workdir: str, *, which: str = "best", config: ml_collections.ConfigDict
   config = config or load_config(workdir)
   names = train_lib.task_names(config)
   ckpts = checkpoints_lib.Checkpoints(os.path.join(workdir, "checkpoints"),
-                                      best_metric="val/score", best_mode="min", async_save=False)
+                                      best_metric=BEST_METRIC, best_mode="min", async_save=False)
   step = ckpts.best_step() if which == "best" else ckpts.latest_step()
   if step is None:
     raise FileNotFoundError(f"{workdir}: no checkpoint to restore")

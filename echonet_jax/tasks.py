@@ -45,9 +45,10 @@ TASK_NAMES: tuple[str, ...] = tuple(TASKS)
 
 
 def get_task(name: str) -> Task:
-  """Returns the task called ``name``; raises ValueError naming the known tasks otherwise."""
+  """Returns the task called ``name``; raises ConfigError (a ValueError) naming the known tasks."""
   try:
     return TASKS[name]
   except KeyError:
-    raise ValueError(
+    from echonet_jax.errors import ConfigError  # pylint: disable=g-import-not-at-top
+    raise ConfigError(
         f"unknown task {name!r}; known tasks: {', '.join(TASK_NAMES)}") from None

@@ -22,15 +22,18 @@ from echonet_jax import inference
 from echonet_jax import input_pipeline
 from echonet_jax import metrics as metrics_lib
 from echonet_jax import parallel
+from echonet_jax import restore
 from echonet_jax import tasks as tasks_lib
 from echonet_jax import train as train_lib
 from echonet_jax import writers
 
-BEST_METRIC = "val/score"  # lower is better; see validation_metrics
+BEST_METRIC = restore.BEST_METRIC  # lower is better; see validation_metrics
 
 
-# Keys that must match between a workdir's saved config and the run resuming in it.
-_IDENTITY = ("task", "tasks", "model", "data.image_size", "data.channels")
+# Keys that must match between a workdir's saved config and the run resuming in it: the network,
+# and everything the saved data-iterator state depends on (Grain restores it into the new loader).
+_IDENTITY = ("task", "tasks", "model", "data.image_size", "data.channels", "data.views", "seed",
+             "aug", "train.batch_size", "train.workers")
 
 
 def _lookup(config: ml_collections.ConfigDict | dict, dotted: str) -> Any:
@@ -122,8 +125,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   label_stats = meta.get("label_stats", {})
 
   mesh = parallel.make_mesh()
-  local_batch = parallel.check_batch_size(config.train.batch_size, mesh)
-  del local_batch  # the pipeline derives it from the global batch size and the process count
+  parallel.check_batch_size(config.train.batch_size, mesh)
   model = train_lib.create_model(config, names)
   tx = train_lib.make_optimizer(config.optim, config.train.steps)
   image_shape = (config.data.image_size, config.data.image_size, config.data.channels)

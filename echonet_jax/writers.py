@@ -22,8 +22,7 @@ class MetricWriter:
   def write(self, step: int, metrics: dict[str, float]) -> None:
     if not self._enabled:
       return
-    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-             for k, v in metrics.items()}
+    clean = {k: (float(v) if math.isfinite(float(v)) else None) for k, v in metrics.items()}
     self._jsonl.write(json.dumps({"step": int(step), **clean}) + "\n")
     self._jsonl.flush()
     for key, value in metrics.items():

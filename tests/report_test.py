@@ -166,3 +166,12 @@ def test_cli_prints_and_writes_results_md(workdirs, tmp_path, capsys):
   printed = capsys.readouterr().out
   assert out.read_text() == printed
   assert "| ef |" in printed and "| sex |" in printed
+
+
+def test_find_metrics_files_sees_the_multitask_layout(tmp_path):
+  for task in ("ef", "weight"):
+    path = tmp_path / "run" / "eval" / "test" / task
+    path.mkdir(parents=True)
+    (path / "metrics.json").write_text("{}")
+  found = report.find_metrics_files(str(tmp_path / "run"), "test")
+  assert [os.path.basename(os.path.dirname(f)) for f in found] == ["ef", "weight"]
