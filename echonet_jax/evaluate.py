@@ -28,6 +28,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from echonet_jax import metrics
+from echonet_jax import writers
 from echonet_jax.tasks import Task
 
 PREDICTIONS_FILE = "predictions.csv"
@@ -192,21 +193,6 @@ def read_threshold(metrics_json: str) -> float:
   if data.get("threshold") is None:
     raise ValueError(f"{metrics_json}: no F1 threshold recorded (not a binary task, or undefined)")
   return float(data["threshold"])
-
-
-def _json_safe(value):
-  """NaN/inf become null (strict JSON); numpy scalars and arrays become Python values."""
-  if isinstance(value, dict):
-    return {k: _json_safe(v) for k, v in value.items()}
-  if isinstance(value, (list, tuple)):
-    return [_json_safe(v) for v in value]
-  if isinstance(value, np.ndarray):
-    return _json_safe(value.tolist())
-  if isinstance(value, np.generic):
-    value = value.item()
-  if isinstance(value, float) and not math.isfinite(value):
-    return None
-  return value
 
 
 def _fmt(v: float) -> str:
@@ -396,7 +382,7 @@ def write_eval(out_dir: str, task: Task, video_ids, patient_ids, labels, frame_o
   else:
     report["plots_skipped"] = main_row.get("note", "no labelled videos")
   report["plots"] = plots
-  report = _json_safe(report)
+  report = writers.json_safe(report)
   with open(os.path.join(out_dir, METRICS_FILE), "w") as f:
     json.dump(report, f, indent=2, allow_nan=False)
   return report

@@ -77,6 +77,25 @@ def predict_videos(eval_fn: Callable[..., dict[str, jax.Array]], state: Any,
           "frame_outputs": cat(outputs)}
 
 
+def predict_images(trained: Any, images: np.ndarray, batch_size: int = 256
+                   ) -> dict[str, np.ndarray]:
+  """Per-image outputs {task: (N,)} (probabilities or task units) of ``images`` (N, S, S, C).
+
+  ``trained`` is a ``restore.TrainedModel``; batches are padded to a multiple of the device count.
+  """
+  n_dev = trained.mesh.devices.size
+  parts: dict[str, list[np.ndarray]] = {}
+  for start in range(0, len(images), batch_size):
+    chunk = images[start:start + batch_size]
+    pad = (-len(chunk)) % n_dev
+    if pad:
+      chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), chunk.dtype)])
+    out = trained.eval_fn(trained.state, parallel.global_batch(chunk, trained.mesh))
+    for name, value in out.items():
+      parts.setdefault(name, []).append(np.asarray(value, np.float32)[:len(chunk) - pad])
+  return {name: np.concatenate(v) for name, v in parts.items()}
+
+
 def predict_split(trained: Any, cache_dir: str, split: str) -> dict[str, Any]:
   """:func:`predict_videos` of a restored model (``restore.TrainedModel``) over a whole split.
 

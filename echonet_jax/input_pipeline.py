@@ -142,6 +142,11 @@ def _labels(record: dict[str, Any], tasks: Sequence[str]) -> dict[str, np.float3
   return {t: np.float32(values.get(t, math.nan)) for t in tasks}
 
 
+def to_images(frames: np.ndarray, channels: int = 1) -> np.ndarray:
+  """uint8 frames (..., S, S) → normalised float32 network input (..., S, S, channels)."""
+  return _to_image(normalize(frames), channels)
+
+
 def _to_image(frame: np.ndarray, channels: int) -> np.ndarray:
   """(S, S) float32 → (S, S, channels), repeating the grey channel."""
   image = frame[..., None]

@@ -43,6 +43,7 @@ from echonet_jax import parallel
 from echonet_jax import saliency
 from echonet_jax import tasks as tasks_lib
 from echonet_jax import viz
+from echonet_jax import writers
 from echonet_jax.errors import ConfigError
 
 METHODS = ("smoothgrad", "vanilla", "integrated_gradients", "occlusion")
@@ -207,21 +208,6 @@ def representative_frame(frame_outputs: np.ndarray) -> int:
 # Model outputs, thresholds and occlusion (host-side glue around the restored model's eval_fn).
 
 
-def model_outputs(trained: Any, images: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
-  """Per-image outputs {task: (N,)} (probabilities or task units) of ``images`` (N, S, S, C)."""
-  n_dev = trained.mesh.devices.size
-  parts: dict[str, list[np.ndarray]] = {}
-  for start in range(0, len(images), batch_size):
-    chunk = images[start:start + batch_size]
-    pad = (-len(chunk)) % n_dev
-    if pad:
-      chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), chunk.dtype)])
-    out = trained.eval_fn(trained.state, parallel.global_batch(chunk, trained.mesh))
-    for name, value in out.items():
-      parts.setdefault(name, []).append(np.asarray(value, np.float32)[:len(chunk) - pad])
-  return {name: np.concatenate(v) for name, v in parts.items()}
-
-
 def dilate(region: np.ndarray, pixels: int) -> np.ndarray:
   """Each frame of ``region`` (T, S, S) bool grown by a disc of radius ``pixels``."""
   if pixels <= 0:
@@ -248,8 +234,8 @@ def occlusion_scores(trained: Any, images: np.ndarray, regions: dict[str, np.nda
   if dilation > 0:
     variants += [(k, "_dilated", dilate(m, dilation)) for k, m in present.items()]
   # One video per call: every call has the same shape, so the model compiles once.
-  videos_out = [model_outputs(trained, images)] + [
-      model_outputs(trained, np.where(m[..., None], np.float32(input_pipeline.BLACK), images))
+  videos_out = [inference.predict_images(trained, images)] + [
+      inference.predict_images(trained, np.where(m[..., None], np.float32(input_pipeline.BLACK), images))
       for _, _, m in variants]
   result: dict[str, dict[str, dict[str, Any]]] = {}
   for name in videos_out[0]:
@@ -356,36 +342,6 @@ def panel_from_npz(npz_path: str, region: str | None, out_png: str, title: str |
   viz.panel(out_png, frames[t], viz.to_display_map(mean_map), mask=mask, title=title)
 
 
-def _json_safe(value):
-  if isinstance(value, dict):
-    return {str(k): _json_safe(v) for k, v in value.items()}
-  if isinstance(value, (list, tuple)):
-    return [_json_safe(v) for v in value]
-  if isinstance(value, (np.floating, float)):
-    return float(value) if math.isfinite(value) else None
-  if isinstance(value, np.integer):
-    return int(value)
-  if isinstance(value, np.bool_):
-    return bool(value)
-  return value
-
-
-# --------------------------------------------------------------------------------------------------
-# The driver.
-
-
-@dataclasses.dataclass
-class Video:
-  """One clip to explain: uint8 frames at the model's size, optional ground truth."""
-
-  source: str  # the split, or "inputs"
-  video_id: str
-  frames: np.ndarray  # uint8 (T, S, S)
-  labels: dict[str, float] = dataclasses.field(default_factory=dict)
-  masks: np.ndarray | None = None  # uint16 (T, S, S)
-  path: str = ""
-
-
 def _resize_masks(masks: np.ndarray, size: int) -> np.ndarray:
   if masks.shape[-1] == size:
     return masks
@@ -437,11 +393,6 @@ def input_videos(paths: Sequence[str], data: ml_collections.ConfigDict, errors: 
       video_id = f"{stem}_{k}"
     used.add(video_id)
     yield Video(source="inputs", video_id=video_id, frames=clip.frames, path=path)
-
-
-def _images(frames: np.ndarray, channels: int) -> np.ndarray:
-  images = input_pipeline.normalize(frames)[..., None]
-  return np.repeat(images, channels, axis=-1) if channels != 1 else images
 
 
 def _mean(rows: list[float]) -> float:
@@ -498,8 +449,8 @@ def explain(trained: Any, videos: Iterable[Video], settings: Settings, out_root:
   base_key = jax.random.key(settings.seed)
   rows = []
   for index, video in enumerate(videos):
-    images = _images(video.frames, c.data.channels)
-    frame_outputs = model_outputs(trained, images)
+    images = input_pipeline.to_images(video.frames, c.data.channels)
+    frame_outputs = inference.predict_images(trained, images)
     regions = region_masks(video.masks, mask_names) if video.masks is not None else {}
     dilation = (settings.occlusion_dilation if settings.occlusion_dilation is not None
                 else max(1, video.frames.shape[-1] // 24))
@@ -574,7 +525,7 @@ def run(config: ml_collections.ConfigDict | None, workdir: str, split: str | Non
                     f"output in {tasks_lib.get_task(n).unit or 'task units'}" for n in trained.names},
       "mask_names": mask_names, "thresholds": thresholds, "summary": summarise(rows), "videos": rows,
       "errors": errors}
-  scores = _json_safe(scores)
+  scores = writers.json_safe(scores)
   os.makedirs(out_root, exist_ok=True)
   path = os.path.join(out_root, "scores.json")
   with open(path, "w") as f:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import math
 import os
 from typing import Any, Sequence
 
@@ -131,10 +130,9 @@ def predict(config: ml_collections.ConfigDict | None, workdirs: Sequence[str],
   Each model reads the file through the ingestion path at its own image size. A file that cannot be
   read gets a row with ``error_type`` and ``error`` and no predictions. Returns the CSV path.
   """
-  import numpy as np  # pylint: disable=g-import-not-at-top
   from echonet_jax import dicom  # pylint: disable=g-import-not-at-top
+  from echonet_jax import inference  # pylint: disable=g-import-not-at-top
   from echonet_jax import input_pipeline  # pylint: disable=g-import-not-at-top
-  from echonet_jax import parallel  # pylint: disable=g-import-not-at-top
   from echonet_jax import restore  # pylint: disable=g-import-not-at-top
 
   del config  # each model brings its own saved config
@@ -157,16 +155,9 @@ def predict(config: ml_collections.ConfigDict | None, workdirs: Sequence[str],
           clips[key] = dicom.read_echo(path, num_frames=d.num_frames, interval_ms=d.interval_ms,
                                        size=d.image_size, default_fps=d.default_fps)
         clip = clips[key]
-        images = input_pipeline.normalize(clip.frames)[..., None]
-        if d.channels == 3:
-          images = np.repeat(images, 3, axis=-1)
-        n_dev = trained.mesh.devices.size
-        pad = (-len(images)) % n_dev
-        batch = np.concatenate([images, np.zeros((pad, *images.shape[1:]), images.dtype)])
-        out = trained.eval_fn(trained.state, parallel.global_batch(batch, trained.mesh))
+        out = inference.predict_images(trained, input_pipeline.to_images(clip.frames, d.channels))
         for name in trained.names:
-          frames = np.asarray(out[name])[:len(images)]
-          row[name] = float(frames.mean())
+          row[name] = float(out[name].mean())  # the video's prediction: the mean of its frames
         row["frame_time_ms"] = clip.frame_time_ms
         row["fps_assumed"] = clip.fps_assumed
     except dicom.EchoReadError as e:

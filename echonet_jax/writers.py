@@ -5,6 +5,24 @@ from __future__ import annotations
 import json
 import math
 import os
+from typing import Any
+
+import numpy as np
+
+
+def json_safe(value: Any) -> Any:
+  """For strict JSON: NaN/inf become null, numpy scalars/arrays Python values, keys strings."""
+  if isinstance(value, dict):
+    return {str(k): json_safe(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [json_safe(v) for v in value]
+  if isinstance(value, np.ndarray):
+    return json_safe(value.tolist())
+  if isinstance(value, np.generic):
+    value = value.item()
+  if isinstance(value, float) and not math.isfinite(value):
+    return None
+  return value
 
 
 class MetricWriter:
@@ -22,7 +40,7 @@ class MetricWriter:
   def write(self, step: int, metrics: dict[str, float]) -> None:
     if not self._enabled:
       return
-    clean = {k: (float(v) if math.isfinite(float(v)) else None) for k, v in metrics.items()}
+    clean = json_safe({k: float(v) for k, v in metrics.items()})
     self._jsonl.write(json.dumps({"step": int(step), **clean}) + "\n")
     self._jsonl.flush()
     for key, value in metrics.items():

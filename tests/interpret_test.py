@@ -16,6 +16,7 @@ from pydicom.data import get_testdata_file
 from configs import default
 from echonet_jax import cache
 from echonet_jax import data
+from echonet_jax import inference
 from echonet_jax import input_pipeline
 from echonet_jax import interpret
 from echonet_jax import modes
@@ -225,7 +226,7 @@ def test_occluding_the_lead_flips_a_lead_classifier_and_its_maps_fall_on_the_lea
     stripe = interpret.dilate(interpret.region_masks(video.masks, mask_names)["lead"],
                               score["dilation_px"])[:, :, ::-1]
     images = input_pipeline.normalize(video.frames)[..., None]
-    moved = interpret.model_outputs(
+    moved = inference.predict_images(
         trained, np.where(stripe[..., None], np.float32(input_pipeline.BLACK), images))
     assert moved["pacemaker_leads"].mean() >= score["threshold"], (video.video_id, score)
   ratios = [row["localisation"]["lead"]["ratio"] for row in rows]
