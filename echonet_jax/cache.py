@@ -126,6 +126,7 @@ def decode_record(data: bytes, frames: Sequence[int] | None = None) -> dict[str,
 
 
 def shard_name(split: str, index: int, num_shards: int) -> str:
+  """The file name of shard ``index`` of ``num_shards`` of ``split``."""
   return f"{split}-{index:05d}-of-{num_shards:05d}.array_record"
 
 
@@ -141,6 +142,7 @@ INDEX_COLUMNS = ("video_id", "patient_id", "study_id", "split", "view", "num_fra
 
 
 def index_path(shard_path: str) -> str:
+  """The ``.index.csv`` sidecar of a shard file."""
   return shard_path[:-len(".array_record")] + ".index.csv"
 
 
@@ -208,6 +210,7 @@ def read_shard(path: str) -> list[dict[str, Any]]:
 
 
 def write_meta(cache_dir: str, meta: dict[str, Any]) -> None:
+  """Writes ``meta.json`` atomically."""
   path = os.path.join(cache_dir, META_FILE)
   with open(path + ".tmp", "w") as f:
     json.dump(meta, f, indent=2, sort_keys=True)

@@ -53,6 +53,7 @@ class Checkpoints:
     return value
 
   def latest_step(self) -> int | None:
+    """The newest saved step, or None."""
     return self._manager.latest_step()
 
   def best_step(self) -> int | None:
@@ -68,6 +69,7 @@ class Checkpoints:
 
   def save(self, step: int, state: Any, *, data_iterator: Any = None,
            metrics: dict[str, float] | None = None, force: bool = False) -> bool:
+    """Saves asynchronously; ``metrics`` (validation) rank the checkpoint for BestN."""
     items = {STATE: ocp.args.StandardSave(state)}
     if data_iterator is not None and self._has_data_handler:
       import grain  # pylint: disable=g-import-not-at-top
@@ -86,11 +88,14 @@ class Checkpoints:
     return restored[STATE]
 
   def all_steps(self) -> list[int]:
+    """Every step kept on disk."""
     return list(self._manager.all_steps())
 
   def wait(self) -> None:
+    """Blocks until pending asynchronous saves are on disk."""
     self._manager.wait_until_finished()
 
   def close(self) -> None:
+    """Waits for pending saves, then closes the manager."""
     self._manager.wait_until_finished()
     self._manager.close()

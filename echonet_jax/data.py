@@ -22,6 +22,7 @@ from echonet_jax.errors import ConfigError
 
 
 def cache_root() -> str:
+  """The folder for generated phantoms and caches (``$ECHONET_JAX_CACHE``)."""
   return os.path.expanduser(os.environ.get("ECHONET_JAX_CACHE", "~/.cache/echonet_jax"))
 
 
@@ -44,6 +45,7 @@ def default_cache_dir(config: ml_collections.ConfigDict) -> str:
 
 
 def phantom_dir(config: ml_collections.ConfigDict) -> str:
+  """Where the phantom of this config is generated (keyed by its settings)."""
   p = config.data.phantom.to_dict()
   return os.path.join(cache_root(), f"phantom-{p['num_studies']}-{_digest(p)}")
 

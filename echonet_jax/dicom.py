@@ -110,6 +110,7 @@ _GRAY = ("MONOCHROME1", "MONOCHROME2")
 
 
 def positive_float(value: Any) -> float | None:
+  """A finite positive float from a DICOM value, or None."""
   try:
     x = float(value)
   except (TypeError, ValueError):
@@ -245,6 +246,7 @@ def read_dataset(path: str, allow_non_ultrasound: bool = False) -> Any:
 
 
 def num_frames_of(ds: Any) -> int:
+  """NumberOfFrames of ``ds`` (1 when absent)."""
   value = ds.get("NumberOfFrames", 1)
   return int(value) if value not in (None, "") else 1
 

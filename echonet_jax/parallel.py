@@ -78,6 +78,7 @@ def make_mesh(devices: list[Any] | None = None) -> Mesh:
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
+  """The same value on every device (train state, metrics)."""
   return NamedSharding(mesh, P())
 
 

@@ -308,6 +308,7 @@ def build_echonet_dynamic_cache(root: str, out_dir: str, *, num_frames: int = 20
 
 
 def format_summary(summary: dict[str, Any]) -> str:
+  """The human-readable summary printed at the end of a build."""
   failed = summary["failed"]
   lines = [f"videos written: {summary['written']} ({summary['shards_written']} shards); "
            f"already done: {summary['skipped']} ({summary['shards_skipped']} shards)",
@@ -324,6 +325,7 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+  """The CLI flags (see ``python -m echonet_jax.preprocess --help``)."""
   parser = argparse.ArgumentParser(prog="python -m echonet_jax.preprocess",
                                    description=__doc__.split("\n")[0])
   source = parser.add_mutually_exclusive_group(required=True)
@@ -351,6 +353,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+  """CLI entry point; returns the exit status."""
   args = parse_args(argv)
   common = dict(num_frames=args.num_frames, interval_ms=args.interval_ms, size=args.size,
                 workers=args.workers, shard_index=args.shard_index, num_shards=args.num_shards,

@@ -283,6 +283,7 @@ def results_table(paths: str | Sequence[str], split: str = "test", *, n_boot: in
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+  """CLI entry point: prints the results table and writes results.md."""
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("dirs", nargs="+", help="workdirs (or eval folders, or folders of workdirs)")
   parser.add_argument("--split", default="test")

@@ -32,6 +32,7 @@ class TrainedModel:
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
+  """A workdir's saved ``config.json`` as a ConfigDict."""
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
     raise FileNotFoundError(f"{workdir}: not a training workdir (no config.json)")

@@ -38,6 +38,7 @@ class MetricWriter:
     self._tb = SummaryWriter(os.path.join(workdir, "tb"))
 
   def write(self, step: int, metrics: dict[str, float]) -> None:
+    """Logs ``metrics`` at ``step`` (NaN/inf as null in the JSON lines)."""
     if not self._enabled:
       return
     clean = json_safe({k: float(v) for k, v in metrics.items()})
@@ -48,6 +49,7 @@ class MetricWriter:
     self._tb.flush()
 
   def close(self) -> None:
+    """Closes both files."""
     if self._enabled:
       self._jsonl.close()
       self._tb.close()
