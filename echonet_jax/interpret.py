@@ -39,7 +39,6 @@ import numpy as np
 from echonet_jax import augment
 from echonet_jax import inference
 from echonet_jax import input_pipeline
-from echonet_jax import parallel
 from echonet_jax import saliency
 from echonet_jax import tasks as tasks_lib
 from echonet_jax import viz
@@ -347,6 +346,22 @@ def _resize_masks(masks: np.ndarray, size: int) -> np.ndarray:
     return masks
   import cv2  # pylint: disable=g-import-not-at-top
   return np.stack([cv2.resize(m, (size, size), interpolation=cv2.INTER_NEAREST) for m in masks])
+
+
+# --------------------------------------------------------------------------------------------------
+# The driver.
+
+
+@dataclasses.dataclass
+class Video:
+  """One clip to explain: uint8 frames at the model's size, optional ground truth."""
+
+  source: str  # the split, or "inputs"
+  video_id: str
+  frames: np.ndarray  # uint8 (T, S, S)
+  labels: dict[str, float] = dataclasses.field(default_factory=dict)
+  masks: np.ndarray | None = None  # uint16 (T, S, S)
+  path: str = ""
 
 
 def split_videos(cache_dir: str, split: str, names: Sequence[str], views: Sequence[str] | None,
