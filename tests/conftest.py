@@ -18,6 +18,17 @@ def _private_cache(tmp_path_factory):
     os.environ["ECHONET_JAX_CACHE"] = old
 
 
+@pytest.fixture
+def real_and_bad_dicom(tmp_path):
+  """pydicom-data's real A4C cine (the test fails if it is missing) and a file that is not DICOM."""
+  from pydicom.data import get_testdata_file  # pylint: disable=g-import-not-at-top
+  real = get_testdata_file("color3d_jpeg_baseline.dcm")
+  assert real, "pydicom-data's color3d_jpeg_baseline.dcm is missing: pip install pydicom-data"
+  bad = tmp_path / "not_dicom.dcm"
+  bad.write_text("hello")
+  return real, str(bad)
+
+
 def small_phantom_config(task: str):
   """A CPU-sized run on a 320-study phantom: ~1-2 minutes of training on 2 cores."""
   from configs import default  # pylint: disable=g-import-not-at-top

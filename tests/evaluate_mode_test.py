@@ -5,7 +5,6 @@ import json
 import os
 
 import pytest
-from pydicom.data import get_testdata_file
 
 from configs import default
 from echonet_jax import modes
@@ -41,13 +40,10 @@ def test_phantom_model_beats_the_mean_baseline(trained_workdir, task):
 
 
 @pytest.mark.slow
-def test_predict_mode_on_a_real_dicom_and_a_bad_file(trained_workdir, tmp_path):
+def test_predict_mode_on_a_real_dicom_and_a_bad_file(trained_workdir, real_and_bad_dicom, tmp_path):
   workdir = trained_workdir("weight")
-  real = get_testdata_file("color3d_jpeg_baseline.dcm")
-  assert real, "pydicom-data's color3d_jpeg_baseline.dcm is missing: pip install pydicom-data"
-  bad = tmp_path / "not_dicom.dcm"
-  bad.write_text("hello")
-  out = modes.predict(None, [workdir], [real, str(bad), str(tmp_path / "missing.dcm")],
+  real, bad = real_and_bad_dicom
+  out = modes.predict(None, [workdir], [real, bad, str(tmp_path / "missing.dcm")],
                       str(tmp_path / "pred.csv"))
   with open(out) as f:
     rows = {os.path.basename(r["path"]): r for r in csv.DictReader(f)}

@@ -11,7 +11,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image
-from pydicom.data import get_testdata_file
 
 from configs import default
 from echonet_jax import cache
@@ -169,14 +168,11 @@ def test_saliency_mode_writes_maps_overlays_gifs_and_scores(trained_workdir):
 
 
 @pytest.mark.slow
-def test_saliency_on_a_dicom_file_without_ground_truth(trained_workdir, tmp_path):
+def test_saliency_on_a_dicom_file_without_ground_truth(trained_workdir, real_and_bad_dicom):
   workdir = trained_workdir("weight")
-  real = get_testdata_file("color3d_jpeg_baseline.dcm")
-  assert real, "pydicom-data's color3d_jpeg_baseline.dcm is missing: pip install pydicom-data"
-  bad = tmp_path / "not_dicom.dcm"
-  bad.write_text("hello")
+  real, bad = real_and_bad_dicom
   scores = modes.saliency(_small_saliency_config("weight", method="vanilla"), workdir, "",
-                          [real, str(bad)])
+                          [real, bad])
   (row,) = scores["videos"]
   assert row["source"] == "inputs" and row["video_id"] == "color3d_jpeg_baseline"
   assert "localisation" not in row and "occlusion" not in row and row["label"] is None
