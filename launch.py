@@ -37,7 +37,7 @@ def _run(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   # Imports after flag parsing: JAX must not start before multi-host initialisation.
-  from echonet_jax import parallel  # pylint: disable=g-import-not-at-top
+  from echonet_jax.training import parallel  # pylint: disable=g-import-not-at-top
   parallel.maybe_initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes,
                                         FLAGS.process_id)
   from echonet_jax import modes  # pylint: disable=g-import-not-at-top

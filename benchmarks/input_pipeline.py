@@ -24,9 +24,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from echonet_jax import augment
-from echonet_jax import cache
-from echonet_jax import input_pipeline
+from echonet_jax.data import augment
+from echonet_jax.data import cache
+from echonet_jax.data import pipeline as input_pipeline
 
 
 def phantom_video(rng: np.random.Generator, frames: int, size: int) -> np.ndarray:

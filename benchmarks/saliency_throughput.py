@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from echonet_jax import saliency
+from echonet_jax.interpret import saliency
 
 
 class StandIn(nn.Module):

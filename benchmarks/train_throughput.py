@@ -23,8 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from configs import default  # pylint: disable=g-import-not-at-top
-from echonet_jax import parallel
-from echonet_jax import train
+from echonet_jax.training import parallel
+from echonet_jax.training import step as train
 
 # Dense bf16 peak FLOP/s (no sparsity) by device kind substring.
 _PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L4": 121e12, "V100": 125e12,

@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 import ml_collections
 
+from echonet_jax import errors
 from echonet_jax import tasks as tasks_lib
 from echonet_jax.errors import ConfigError
 
@@ -39,7 +40,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
   """Trains (resuming if possible), then evaluates the best checkpoint on ``config.eval.split``."""
   validate_config(config)
   import jax  # pylint: disable=g-import-not-at-top
-  from echonet_jax import trainer  # pylint: disable=g-import-not-at-top
+  from echonet_jax.training import train as trainer  # pylint: disable=g-import-not-at-top
   last = trainer.train_and_evaluate(config, workdir)
   if config.train.evaluate_at_end:
     if jax.process_count() == 1:
@@ -52,7 +53,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
 def preprocess(config: ml_collections.ConfigDict) -> str:
   """Builds (or finds) the cache of ``config``'s data source and returns its folder."""
   validate_config(config)
-  from echonet_jax import data  # pylint: disable=g-import-not-at-top
+  from echonet_jax.data import prepare as data  # pylint: disable=g-import-not-at-top
   cache_dir = data.prepare_cache(config)
   print(cache_dir)
   return cache_dir
@@ -75,12 +76,12 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str) -> dic
   For binary tasks the F1 threshold is chosen on the validation split (evaluated first when
   ``split`` is not "val"). Returns {task: metrics dict}.
   """
-  from echonet_jax import cache  # pylint: disable=g-import-not-at-top
-  from echonet_jax import data  # pylint: disable=g-import-not-at-top
-  from echonet_jax import evaluate as evaluate_lib  # pylint: disable=g-import-not-at-top
-  from echonet_jax import inference  # pylint: disable=g-import-not-at-top
-  from echonet_jax import report  # pylint: disable=g-import-not-at-top
-  from echonet_jax import restore  # pylint: disable=g-import-not-at-top
+  from echonet_jax.data import cache  # pylint: disable=g-import-not-at-top
+  from echonet_jax.data import prepare as data  # pylint: disable=g-import-not-at-top
+  from echonet_jax.evaluation import reports as evaluate_lib  # pylint: disable=g-import-not-at-top
+  from echonet_jax.evaluation import inference  # pylint: disable=g-import-not-at-top
+  from echonet_jax.evaluation import results_table as report  # pylint: disable=g-import-not-at-top
+  from echonet_jax.training import restore  # pylint: disable=g-import-not-at-top
 
   _single_process("evaluate")
   trained = restore.load(workdir)
@@ -130,10 +131,10 @@ def predict(config: ml_collections.ConfigDict | None, workdirs: Sequence[str],
   Each model reads the file through the ingestion path at its own image size. A file that cannot be
   read gets a row with ``error_type`` and ``error`` and no predictions. Returns the CSV path.
   """
-  from echonet_jax import dicom  # pylint: disable=g-import-not-at-top
-  from echonet_jax import inference  # pylint: disable=g-import-not-at-top
-  from echonet_jax import input_pipeline  # pylint: disable=g-import-not-at-top
-  from echonet_jax import restore  # pylint: disable=g-import-not-at-top
+  from echonet_jax.data import dicom  # pylint: disable=g-import-not-at-top
+  from echonet_jax.evaluation import inference  # pylint: disable=g-import-not-at-top
+  from echonet_jax.data import pipeline as input_pipeline  # pylint: disable=g-import-not-at-top
+  from echonet_jax.training import restore  # pylint: disable=g-import-not-at-top
 
   del config  # each model brings its own saved config
   _single_process("predict")
@@ -160,7 +161,7 @@ def predict(config: ml_collections.ConfigDict | None, workdirs: Sequence[str],
           row[name] = float(out[name].mean())  # the video's prediction: the mean of its frames
         row["frame_time_ms"] = clip.frame_time_ms
         row["fps_assumed"] = clip.fps_assumed
-    except dicom.EchoReadError as e:
+    except errors.EchoReadError as e:
       row.update(error_type=type(e).__name__, error=e.reason)
     rows.append(row)
   output = output or os.path.join(workdirs[0], "predictions.csv")
@@ -184,5 +185,5 @@ def saliency(config: ml_collections.ConfigDict | None, workdir: str, split: str 
   DICOM ``inputs``; returns the content of WORKDIR/saliency/scores.json.
   """
   _single_process("saliency")
-  from echonet_jax import interpret  # pylint: disable=g-import-not-at-top
+  from echonet_jax.interpret import run as interpret  # pylint: disable=g-import-not-at-top
   return interpret.run(config, workdir, split, inputs)

@@ -10,7 +10,7 @@ from echonet_jax import modes
 from echonet_jax import tasks
 from echonet_jax.errors import ConfigError
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.testing import REPO
 
 
 @pytest.mark.parametrize("name", tasks.TASK_NAMES)

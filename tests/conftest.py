@@ -4,6 +4,8 @@ import os
 
 import pytest
 
+from tests.testing import small_phantom_config
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory):
@@ -27,17 +29,6 @@ def real_and_bad_dicom(tmp_path):
   bad = tmp_path / "not_dicom.dcm"
   bad.write_text("hello")
   return real, str(bad)
-
-
-def small_phantom_config(task: str):
-  """A CPU-sized run on a 320-study phantom: ~1-2 minutes of training on 2 cores."""
-  from configs import default  # pylint: disable=g-import-not-at-top
-  config = default.get_config("cpu", task=task)
-  config.data.phantom.num_studies = 320
-  config.train.update(steps=800, eval_every=400, checkpoint_every=400, log_every=100, workers=0)
-  config.train.evaluate_at_end = False
-  config.eval.n_boot = 100
-  return config
 
 
 @pytest.fixture(scope="session")

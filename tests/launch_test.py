@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from echonet_jax import writers
+from echonet_jax.training import writers
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.testing import REPO
 
 
 def _launch(*args, check=False, timeout=600):

@@ -9,9 +9,9 @@ import os
 import pydicom
 import pytest
 
-from echonet_jax import dicom
-from echonet_jax import preprocess
-from dicom_test import fan_video, write_us_dicom
+from echonet_jax.data import dicom
+from echonet_jax.data import preprocess
+from tests.testing import fan_video, write_us_dicom
 
 PATIENT = {
     "PatientName": "Qzxwerty^Plokijuh",

@@ -1,0 +1,196 @@
+"""The training loop: data, sharded steps, validation, checkpoints, logs and a progress bar."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from typing import Any
+
+from absl import logging
+import jax
+import ml_collections
+import numpy as np
+import tqdm
+
+from echonet_jax.data import cache
+from echonet_jax.training import checkpoints as checkpoints_lib
+from echonet_jax.data import prepare as data_lib
+from echonet_jax.errors import TrainingError
+from echonet_jax.evaluation import inference
+from echonet_jax.data import pipeline as input_pipeline
+from echonet_jax.evaluation import metrics as metrics_lib
+from echonet_jax.training import parallel
+from echonet_jax.training import restore
+from echonet_jax import tasks as tasks_lib
+from echonet_jax.training import step as train_lib
+from echonet_jax.training import writers
+
+BEST_METRIC = restore.BEST_METRIC  # lower is better; see validation_metrics
+
+
+# Keys that must match between a workdir's saved config and the run resuming in it: the network,
+# and everything the saved data-iterator state depends on (Grain restores it into the new loader).
+_IDENTITY = ("task", "tasks", "model", "data.image_size", "data.channels", "data.views", "seed",
+             "aug", "train.batch_size", "train.workers")
+
+
+def _lookup(config: ml_collections.ConfigDict | dict, dotted: str) -> Any:
+  value = config
+  for part in dotted.split("."):
+    value = value[part]
+  return value.to_dict() if isinstance(value, ml_collections.ConfigDict) else value
+
+
+def _normalise(value: Any) -> Any:
+  return json.loads(json.dumps(value, default=list))
+
+
+def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Refuses a workdir whose checkpoints belong to another task or network; saves the config."""
+  path = os.path.join(workdir, "config.json")
+  ckpt_dir = os.path.join(workdir, "checkpoints")
+  has_ckpt = os.path.isdir(ckpt_dir) and any(n.isdigit() for n in os.listdir(ckpt_dir))
+  if has_ckpt and os.path.exists(path):
+    with open(path) as f:
+      saved = json.load(f)
+    for key in _IDENTITY:
+      old, new = _normalise(_lookup(saved, key)), _normalise(_lookup(config, key))
+      if old != new:
+        raise TrainingError(
+            f"{workdir} holds checkpoints of another run ({key}={old!r}, this run has {new!r}); "
+            "use a new --workdir")
+  if jax.process_index() == 0:
+    os.makedirs(workdir, exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+      f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+    os.replace(path + ".tmp", path)
+
+
+def validation_metrics(pred: dict[str, Any], names: tuple[str, ...],
+                       label_stats: dict[str, dict[str, float]]) -> dict[str, float]:
+  """Video-level validation metrics, and ``val/score`` (lower is better) to rank checkpoints.
+
+  The score averages, over tasks, 1 − AUC for binary tasks and MAE / training-set std for
+  regression, so single- and multi-task runs are ranked the same way.
+  """
+  out, scores = {"val/num_videos": len(next(iter(pred["frame_outputs"].values())))}, []
+  for name in names:
+    y = pred["labels"][name]
+    p = pred["frame_outputs"][name].mean(axis=1)
+    keep = ~np.isnan(y)
+    y, p = y[keep], p[keep]
+    if tasks_lib.get_task(name).is_binary:
+      auc = float(metrics_lib.roc_auc(y, p)) if len(np.unique(y)) == 2 else math.nan
+      out[f"val/{name}/auc"] = auc
+      scores.append(1.0 - auc)
+    else:
+      mae = float(np.mean(np.abs(y - p))) if y.size else math.nan
+      out[f"val/{name}/mae"] = mae
+      if y.size > 1:
+        out[f"val/{name}/r2"] = float(metrics_lib.r2(y, p))
+      scores.append(mae / max(label_stats.get(name, {}).get("std", 1.0), 1e-6))
+  finite = [s for s in scores if not math.isnan(s)]
+  out[BEST_METRIC] = float(np.mean(finite)) if finite else math.nan
+  return out
+
+
+def _eval_stream(config, cache_dir, split, names):
+  """This process's eval batches of ``split`` and how many batches every process runs.
+
+  Returns (None, 0) when the split has no video with these tasks' labels.
+  """
+  views = tuple(config.data.views) or None
+  try:
+    rows = input_pipeline.select_videos(cache_dir, split, tasks=names, views=views)
+  except (FileNotFoundError, ValueError) as e:
+    logging.warning("no validation: %s", e)
+    return None, 0
+  v = config.train.eval_videos_per_batch
+  per_process = math.ceil(len(rows) / jax.process_count())
+  batches = input_pipeline.eval_batches(
+      cache_dir, split, tasks=names, videos_per_batch=v, image_size=config.data.image_size,
+      channels=config.data.channels, views=views)
+  return batches, math.ceil(per_process / v)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
+  """Trains ``config`` in ``workdir`` (resuming from its latest checkpoint); returns last metrics."""
+  names = train_lib.task_names(config)
+  parallel.check_platform(config.get("platform"))
+  check_workdir(config, workdir)
+  cache_dir = data_lib.prepare_cache(config)
+  meta = cache.read_meta(cache_dir)
+  label_stats = meta.get("label_stats", {})
+
+  mesh = parallel.make_mesh()
+  parallel.check_batch_size(config.train.batch_size, mesh)
+  model = train_lib.create_model(config, names)
+  tx = train_lib.make_optimizer(config.optim, config.train.steps)
+  image_shape = (config.data.image_size, config.data.image_size, config.data.channels)
+  rng = jax.random.PRNGKey(config.seed)
+  state = jax.jit(lambda r: train_lib.init(model, tx, r, image_shape, label_stats, names),
+                  out_shardings=parallel.replicated(mesh))(rng)
+  train_fn, eval_fn = train_lib.make_steps(model, tx, config.loss, mesh)
+
+  loader = input_pipeline.train_loader(
+      cache_dir, tasks=names, global_batch_size=config.train.batch_size, seed=config.seed,
+      num_workers=config.train.workers, rotation_deg=config.aug.rotation_deg,
+      brightness=config.aug.brightness, image_size=config.data.image_size,
+      channels=config.data.channels, views=tuple(config.data.views) or None,
+      prefetch=config.train.prefetch)
+  data_iter = iter(loader)
+
+  ckpts = checkpoints_lib.Checkpoints(os.path.join(workdir, "checkpoints"),
+                                      keep_latest=config.train.keep_checkpoints,
+                                      best_metric=BEST_METRIC, best_mode="min")
+  start = ckpts.latest_step() or 0
+  if start:
+    logging.info("resuming from step %d in %s", start, workdir)
+    state = ckpts.restore(start, state, data_iterator=data_iter)
+
+  writer = writers.MetricWriter(workdir, enabled=jax.process_index() == 0)
+  steps = config.train.steps
+  bar = tqdm.tqdm(total=steps, initial=start, unit="step", dynamic_ncols=True,
+                  disable=jax.process_index() != 0)
+  last: dict[str, float] = {}
+  t0, n0 = time.perf_counter(), start
+  try:
+    for step in range(start + 1, steps + 1):
+      batch = parallel.global_batch(next(data_iter), mesh)
+      state, step_metrics = train_fn(state, batch)
+      bar.update(1)
+      if step % config.train.log_every == 0 or step == steps:
+        host = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
+        if not math.isfinite(host["loss"]):
+          raise TrainingError(
+              f"the loss became {host['loss']} at step {step}; stopped, the last good checkpoint "
+              f"(step {ckpts.latest_step()}) is kept in {workdir}")
+        dt = time.perf_counter() - t0
+        host["steps_per_s"] = (step - n0) / dt
+        host["images_per_s"] = host["steps_per_s"] * config.train.batch_size
+        t0, n0 = time.perf_counter(), step
+        writer.write(step, {f"train/{k}": v for k, v in host.items()})
+        bar.set_postfix(loss=f"{host['loss']:.4f}", steps_s=f"{host['steps_per_s']:.2f}",
+                        img_s=f"{host['images_per_s']:.0f}")
+        last.update(host)
+      val = None
+      if step % config.train.eval_every == 0 or step == steps:
+        batches, num = _eval_stream(config, cache_dir, "val", names)
+        if batches is not None:
+          pred = inference.predict_videos(eval_fn, state, batches, mesh, num_batches=num)
+          val = validation_metrics(pred, names, label_stats)
+          writer.write(step, val)
+          last.update(val)
+      if step % config.train.checkpoint_every == 0 or step == steps:
+        if not bool(train_lib.all_finite(state.params)):
+          raise TrainingError(
+              f"parameters became non-finite by step {step}; stopped, the last good checkpoint "
+              f"(step {ckpts.latest_step()}) is kept in {workdir}")
+        ckpts.save(step, state, data_iterator=data_iter, metrics=val)
+  finally:
+    bar.close()
+    ckpts.close()
+    writer.close()
+  return last

@@ -1,0 +1,120 @@
+"""Train step: losses, optimiser, and the same result on 1 and 8 (fake CPU) devices."""
+
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from configs import default
+from echonet_jax.training import parallel
+from echonet_jax.training import step as train
+from tests.testing import REPO, training_batch, training_setup
+
+
+
+def test_task_names_rejects_unknown_task():
+  config = default.get_config("test", task="nope")
+  with pytest.raises(ValueError, match="unknown task 'nope'"):
+    train.task_names(config)
+
+
+def test_regression_loss_standardises_and_masks_nan():
+  _, names, _, _, state = training_setup()
+  logits = {"weight": jnp.array([[0.0], [1.0], [5.0]])}
+  labels = {"weight": jnp.array([80.0, 95.0, jnp.nan])}
+  cfg = default.get_config("test").loss
+  losses = train.task_losses(logits, labels, state, cfg)
+  # (80-80)/15 = 0 and (95-80)/15 = 1: both predicted exactly; the NaN row is ignored.
+  np.testing.assert_allclose(losses["weight"], 0.0, atol=1e-6)
+  outputs = train.to_outputs(logits, state)
+  np.testing.assert_allclose(outputs["weight"][:2], [80.0, 95.0], rtol=1e-6)
+
+
+def test_binary_losses_xent_and_focal():
+  _, _, _, _, state = training_setup(task="sex")
+  logits = {"sex": jnp.array([[2.0], [-1.0]])}
+  labels = {"sex": jnp.array([1.0, 0.0])}
+  cfg = default.get_config("test").loss
+  expected = np.mean([np.log1p(np.exp(-2.0)), np.log1p(np.exp(-1.0))])
+  np.testing.assert_allclose(train.task_losses(logits, labels, state, cfg)["sex"], expected,
+                             rtol=1e-5)
+  cfg.classification = "focal"
+  focal = train.task_losses(logits, labels, state, cfg)["sex"]
+  assert 0 < focal < expected
+
+
+def test_optimizer_is_l2_before_adam_on_kernels_only():
+  config = default.get_config("test")
+  config.optim.update(lr=0.1, weight_decay=0.5, schedule="constant", warmup_steps=0)
+  tx = train.make_optimizer(config.optim, 10)
+  params = {"conv": {"kernel": jnp.ones(3)}, "bn": {"scale": jnp.ones(3)}}
+  grads = jax.tree.map(jnp.zeros_like, params)
+  updates, _ = tx.update(grads, tx.init(params), params)
+  # Zero loss gradient: only the kernel feels the decay (Adam normalises it to a step of -lr).
+  np.testing.assert_allclose(updates["conv"]["kernel"], -0.1, rtol=1e-4)
+  np.testing.assert_allclose(updates["bn"]["scale"], 0.0)
+  # Matches optax's own chain (TF-style L2), not decoupled AdamW.
+  ref = optax.chain(optax.add_decayed_weights(0.5), optax.adam(0.1))
+  ref_updates, _ = ref.update(grads["conv"], ref.init(params["conv"]), params["conv"])
+  np.testing.assert_allclose(updates["conv"]["kernel"], ref_updates["kernel"], rtol=1e-6)
+
+
+def test_train_step_reduces_loss_multitask():
+  config, names, model, tx, state = training_setup(tasks=("weight", "sex"))
+  mesh = parallel.make_mesh()
+  step, _ = train.make_steps(model, tx, config.loss, mesh)
+  batch = parallel.global_batch(training_batch(names), mesh)
+  losses = []
+  for _ in range(8):
+    state, metrics = step(state, batch)
+    losses.append(float(metrics["loss"]))
+  assert set(metrics) >= {"loss", "grad_norm", "loss/weight", "loss/sex"}
+  assert np.mean(losses[-3:]) < losses[0], losses
+  assert int(state.step) == 8
+
+
+_SHARDING_SCRIPT = textwrap.dedent("""
+    import sys
+    import jax
+    jax.config.update("jax_num_cpu_devices", int(sys.argv[1]))
+    sys.path.insert(0, {repo!r})
+    import numpy as np
+    from tests import testing as t
+    from echonet_jax.training import parallel
+    from echonet_jax.training import step as train
+from tests.testing import REPO, training_batch, training_setup
+    config, names, model, tx, state = t.training_setup(tasks=("weight", "sex"))
+    mesh = parallel.make_mesh()
+    assert mesh.devices.size == int(sys.argv[1]), mesh
+    step, evaluate = train.make_steps(model, tx, config.loss, mesh)
+    for i in range(2):
+      state, metrics = step(state, parallel.global_batch(t.training_batch(names, seed=i), mesh))
+    out = evaluate(state, parallel.global_batch(t.training_batch(names)["image"], mesh))
+    leaves = [np.asarray(x) for x in jax.tree.leaves(state.params)]
+    np.savez(sys.argv[2], loss=float(metrics["loss"]), grad_norm=float(metrics["grad_norm"]), out=np.asarray(out["weight"]), *leaves)
+""")
+
+
+@pytest.mark.slow
+def test_same_result_on_1_and_8_devices(tmp_path):
+  script = tmp_path / "run.py"
+  script.write_text(_SHARDING_SCRIPT.format(repo=REPO))
+  results = []
+  for n in (1, 8):
+    out = tmp_path / f"{n}.npz"
+    subprocess.run([sys.executable, str(script), str(n), str(out)], check=True, cwd=REPO)
+    results.append(np.load(out))
+  one, eight = results
+  # Reduction order differs between layouts; Adam can amplify it for near-zero gradients by at
+  # most a step of size lr (1e-3), so parameters are compared at that scale.
+  np.testing.assert_allclose(one["loss"], eight["loss"], rtol=1e-3)
+  np.testing.assert_allclose(one["grad_norm"], eight["grad_norm"], rtol=1e-3)
+  np.testing.assert_allclose(one["out"], eight["out"], rtol=1e-2, atol=1e-2)
+  for key in one.files:
+    if key.startswith("arr_"):
+      np.testing.assert_allclose(one[key], eight[key], rtol=0, atol=2.5e-3)
