@@ -1,4 +1,4 @@
-"""Synthetic echocardiogram phantom: labelled A4C (and A2C, PLAX) DICOM studies with known causes.
+"""Synthetic echo phantom: labelled A4C (and other views') DICOM studies with known causes.
 
 The embedded default dataset of every task config when no labels CSV is given, and the project's
 test bed. See docs/phantom.md. CLI: ``python -m echonet_jax.phantom --out DIR --studies N --seed S``.
@@ -14,6 +14,8 @@ from echonet_jax.phantom.render import MASK_NAMES
 from echonet_jax.phantom.render import render_study
 from echonet_jax.phantom.render import render_video
 from echonet_jax.phantom.render import RenderedVideo
+from echonet_jax.phantom.views import OTHER_KINDS
+from echonet_jax.phantom.views import VIEW_CLASSES
 from echonet_jax.phantom.writer import CSV_COLUMNS
 from echonet_jax.phantom.writer import ensure_dataset
 from echonet_jax.phantom.writer import generate_dataset

@@ -1,4 +1,4 @@
-"""CLI: ``python -m echonet_jax.phantom --out DIR --studies N --seed S [--views A4C,A2C,PLAX]``."""
+"""CLI: ``python -m echonet_jax.phantom --out DIR --studies N --seed S [--views A4C,PSAX|all]``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from echonet_jax.phantom import writer
+from echonet_jax.phantom import views, writer
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,7 +14,9 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--out", required=True, help="output folder")
   parser.add_argument("--studies", type=int, required=True, help="number of studies (patients)")
   parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--views", default="A4C", help="comma-separated among A4C,A2C,PLAX")
+  parser.add_argument("--views", default="A4C",
+                      help=f"comma-separated among {','.join(views.VIEW_CLASSES)} (A4C required), "
+                      "or 'all'")
   parser.add_argument("--rows", type=int, default=480)
   parser.add_argument("--cols", type=int, default=640)
   parser.add_argument("--frame_time_ms", type=float, default=33.3)
@@ -26,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
   start = time.perf_counter()
   try:
     path = writer.generate_dataset(
-        args.out, args.studies, args.seed, views=tuple(v for v in args.views.split(",") if v),
+        args.out, args.studies, args.seed, views=args.views,
         rows=args.rows, cols=args.cols, frame_time_ms=args.frame_time_ms,
         duration_s=args.duration_s, workers=args.workers, photometric=args.photometric,
         compression=args.compression)

@@ -5,7 +5,7 @@ axis (F, n, 2) in millimetres of a "heart" frame (x lateral, y along the beam, a
 which the renderer maps to pixels with one affine transform. Display follows the adult echo
 convention: apex at the top, LV on the image right, RV on the left, atria at the bottom.
 
-The LV cavity of the A4C and A2C views is built so that the area-length volume
+The LV cavity of the apical views (A4C, A2C, A3C, A5C) is built so that the area-length volume
 ``8 A^2 / (3 pi L)`` of the drawn cavity equals the patient's LV volume at every frame.
 """
 
@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 # Label-map classes (drawing order matters; see render.py for their intensities and mask bits).
-FAN, MYOCARDIUM, HEART, LV, RV, LA, RA, NEAR_FIELD, PERICARDIUM, VESSEL = range(1, 11)
-VIEWS = ("A4C", "A2C", "PLAX")
+FAN, MYOCARDIUM, HEART, LV, RV, LA, RA, NEAR_FIELD, PERICARDIUM, VESSEL, LIVER = range(1, 12)
+# Standard views the phantom draws (the view classifier adds "other"; see views.py).
+VIEWS = ("A4C", "A2C", "A3C", "A5C", "PLAX", "PSAX")
 
 
 @dataclasses.dataclass
@@ -129,8 +130,41 @@ def _valve_intensity(truth) -> float:
   return 110.0 + 145.0 * truth["valve_brightness"]
 
 
+def _outflow(scene: Scene, truth, phase, top: np.ndarray, bottom: np.ndarray,
+             intensity: float) -> np.ndarray:
+  """Draws the LV outflow tract and aortic root from ``top`` to ``bottom`` (F, 2); returns it.
+
+  A VESSEL tube with bright walls and two aortic cusps that open along it in systole and meet
+  across it in diastole.
+  """
+  width = 26.0 * truth["heart_scale"]
+  axis = bottom - top
+  axis /= np.linalg.norm(axis, axis=-1, keepdims=True)
+  normal = np.stack([-axis[:, 1], axis[:, 0]], -1)
+  root = top + 0.35 * (bottom - top)  # the annulus, where the cusps hinge
+  tube = np.stack([top + 0.38 * width * normal, root + 0.4 * width * normal,
+                   bottom + 0.5 * width * normal, bottom - 0.5 * width * normal,
+                   root - 0.4 * width * normal, top - 0.38 * width * normal], 1)
+  scene.regions.append((VESSEL, tube))
+  for side in (slice(0, 3), slice(3, 6)):  # the aortic walls, continuous with the septum/leaflet
+    scene.lines.append((tube[:, side], 2.0, 140.0, None))
+  ph = np.mod(phase, 1.0)
+  open_ = (ph > 0.03) & (ph < 0.33)
+  along = np.arctan2(axis[:, 1], axis[:, 0])
+  for side in (1.0, -1.0):
+    hinge = root + side * 0.4 * width * normal
+    angle = np.where(open_, along + side * 0.15, along - side * 0.5 * math.pi)
+    length = np.where(open_, 0.42 * width, 0.4 * width)
+    scene.lines.append((_segment(hinge, length, angle), 1.5, intensity, "valves"))
+  return tube
+
+
 def apical_scene(truth: dict[str, Any], phase: np.ndarray, view: str) -> Scene:
-  """A4C (four chambers) or A2C (LV and LA) scene, origin at the LV cavity apex."""
+  """An apical scene, origin at the LV cavity apex.
+
+  A4C: four chambers; A2C: LV and LA; A3C: LV, LA to the lower left and the aortic outflow to the
+  lower right; A5C: A4C with the aortic root between the atria (the "fifth chamber").
+  """
   f = lv_volume_fraction(phase)
   vol = truth["esv"] + (truth["edv"] - truth["esv"]) * f
   lv = _lv(truth, vol)
@@ -145,12 +179,12 @@ def apical_scene(truth: dict[str, Any], phase: np.ndarray, view: str) -> Scene:
   la_vol = truth["la_volume"] * (1.0 - 0.35 * f)
   la_len = 58.0 * (la_vol / 55.0)**(1 / 3)
   la_w = 4.0 * np.sqrt(3.0 * math.pi * la_len * la_vol * 1000.0 / 8.0) / (math.pi * la_len)
-  la_c = np.stack([0.1 * la_w, length + 2.5 + la_len / 2], -1)
+  la_c = np.stack([(-0.3 if view == "A3C" else 0.1) * la_w, length + 2.5 + la_len / 2], -1)
   la = _ellipse(la_c, la_w / 2, la_len / 2, wobble=truth["atrial_shape"][:3])
   scene.regions.append((MYOCARDIUM, lv["outer"]))
 
   periph = [lv["outer"], _ellipse(la_c, la_w / 2 + 3, la_len / 2 + 3)]
-  if view == "A4C":
+  if view in ("A4C", "A5C"):
     # Right ventricle along the septum; tricuspid annulus a little more apical than the mitral.
     rv_w = 31.0 * hs * truth["rv_scale"] * (1.0 - 0.22 * (1.0 - f))
     y0 = 0.35 * length[0] * np.ones(num)
@@ -186,7 +220,15 @@ def apical_scene(truth: dict[str, Any], phase: np.ndarray, view: str) -> Scene:
       for k, inten in ((2, 110.0), (1, 170.0)):  # reverberation tail, deeper along the beam
         scene.lines.append((lead + np.array([0.0, 3.0 * k]), 1.6, inten, None))
       scene.lines.append((lead, 2.4, 255.0, "lead"))
-  scene.regions += [(LV, lv["cavity"]), (LA, la)]
+  if view in ("A3C", "A5C"):  # the outflow tract over the LA and basal wall, under the LV cavity
+    x_top = (0.22 if view == "A3C" else -0.2) * base
+    top = np.stack([x_top, length - 1.0], -1)
+    bottom = top + np.array([14.0 if view == "A3C" else -5.0, 38.0]) * hs
+    scene.regions.append((LA, la))
+    periph.append(_outflow(scene, truth, phase, top, bottom, vint))
+    scene.regions.append((LV, lv["cavity"]))
+  else:
+    scene.regions += [(LV, lv["cavity"]), (LA, la)]
 
   hinge_s = np.stack([-base / 2, length], -1)
   hinge_l = np.stack([base / 2, length], -1)
@@ -270,10 +312,16 @@ def plax_scene(truth: dict[str, Any], phase: np.ndarray) -> Scene:
   return scene
 
 
-def build_scene(truth: dict[str, Any], phase: np.ndarray, view: str) -> Scene:
-  """The scene of ``view`` ('A4C', 'A2C' or 'PLAX') over the frames' cardiac phases."""
-  if view in ("A4C", "A2C"):
+def build_scene(truth: dict[str, Any], phase: np.ndarray, view: str, **options: Any) -> Scene:
+  """The scene of ``view`` (one of VIEWS) over the frames' cardiac phases.
+
+  ``options`` go to the view's scene function (PSAX: ``level``).
+  """
+  if view in ("A4C", "A2C", "A3C", "A5C"):
     return apical_scene(truth, phase, view)
   if view == "PLAX":
     return plax_scene(truth, phase)
+  if view == "PSAX":
+    from echonet_jax.phantom import short_axis  # pylint: disable=g-import-not-at-top
+    return short_axis.psax_scene(truth, phase, **options)
   raise ValueError(f"unknown view {view!r}; expected one of {VIEWS}")

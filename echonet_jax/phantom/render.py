@@ -16,7 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from echonet_jax.phantom import anatomy
+from echonet_jax.phantom import anatomy, views
 
 MASK_NAMES = ("lv", "la", "rv", "ra", "myocardium", "valves", "lead", "near_field")
 _BIT = {name: 1 << k for k, name in enumerate(MASK_NAMES)}
@@ -39,6 +39,8 @@ class RenderedVideo:
   geometry: dict[str, float]  # fan apex, radius, half angle, px_per_mm, depth_mm, ...
   lv_volume: np.ndarray  # float (F,): LV volume of each frame, mL
   phase: np.ndarray  # float (F,): cardiac phase (0 = end-diastole)
+  view: str = "A4C"  # the view class (views.VIEW_CLASSES)
+  kind: str = ""  # for view "other": which of views.OTHER_KINDS
 
 
 def _fan_geometry(rng: np.random.Generator, rows: int, cols: int, depth_mm: float) -> dict:
@@ -112,6 +114,28 @@ def _fixed(pts: np.ndarray) -> np.ndarray:
   return np.round(pts * (1 << _SHIFT)).astype(np.int32)
 
 
+def _draw_liver(lab: np.ndarray, liver: dict[str, Any], geo: dict, near_field_mm: float) -> None:
+  """The subcostal window into label map ``lab``: liver below the abdominal wall, dark hepatic
+  veins, and the diaphragm (the bright PERICARDIUM class) along its curved deep edge."""
+  s, r0 = geo["px_per_mm"], geo["r0"]
+  half = geo["half_angle"] + 0.05
+  t = np.linspace(-half, half, 40)
+  r_top = r0 + near_field_mm * s - 2
+  r_deep = r0 + (near_field_mm + liver["thickness_mm"]) * s * (1.0 + 0.25 * (t / half)**2)
+  ax, ay = geo["apex_x"], geo["apex_y"]
+  arc = lambda r, tt: np.stack([ax + r * np.sin(tt), ay + r * np.cos(tt)], -1)
+  deep = arc(r_deep, t)
+  top = arc(np.full(len(t), r_top), t)[::-1]
+  cv2.fillPoly(lab, [_fixed(np.concatenate([deep, top]))], anatomy.LIVER, cv2.LINE_8, _SHIFT)
+  for frac_angle, frac_depth, radius in liver["veins"]:
+    r = r_top + frac_depth * (r_deep.min() - r_top)
+    centre = arc(np.array([r]), np.array([frac_angle * geo["half_angle"]]))[0]
+    cv2.circle(lab, tuple(_fixed(centre)), max(1, int(round(radius * s * (1 << _SHIFT)))),
+               anatomy.VESSEL, -1, cv2.LINE_8, _SHIFT)
+  cv2.polylines(lab, [_fixed(deep)], False, anatomy.PERICARDIUM, max(1, int(round(2.5 * s))),
+                cv2.LINE_8, _SHIFT)
+
+
 def _ecg(phase_at, duration_s, x0, x1, y_mid, amp):
   """The ECG trace over the whole video (x pixels), from the cardiac phase."""
   xs = np.arange(int(x0), int(x1))
@@ -162,17 +186,23 @@ def _overlay(rng, patient, geo, rows, cols, sector, phase_at, duration_s, view, 
 
 def render_study(patient: dict[str, Any], rng: np.random.Generator, view: str = "A4C",
                  rows: int = 480, cols: int = 640, num_frames: int = 66,
-                 frame_time_ms: float = 33.3) -> RenderedVideo:
-  """Renders one video of ``patient`` (from :func:`sample_patient`) in ``view``."""
+                 frame_time_ms: float = 33.3, kind: str | None = None) -> RenderedVideo:
+  """Renders one video of ``patient`` (from :func:`sample_patient`) in ``view``.
+
+  ``view`` is one of views.VIEW_CLASSES; for "other", ``kind`` picks one of views.OTHER_KINDS
+  (default: drawn from ``rng``).
+  """
   from echonet_jax.phantom import patients  # pylint: disable=g-import-not-at-top
 
-  if view not in anatomy.VIEWS:
-    raise ValueError(f"unknown view {view!r}; expected one of {anatomy.VIEWS}")
+  if view not in views.VIEW_CLASSES:
+    raise ValueError(f"unknown view {view!r}; expected one of {views.VIEW_CLASSES}")
   if rows < 64 or cols < 64 or num_frames < 1 or frame_time_ms <= 0:
     raise ValueError(f"bad video size rows={rows} cols={cols} frames={num_frames} "
                      f"frame_time_ms={frame_time_ms}")
   truth = patient["truth"]
-  geo = _fan_geometry(rng, rows, cols, patients.sample_depth_mm(rng, truth))
+  plan = views.make_plan(rng, view, kind)  # draws nothing for A4C, A2C and PLAX
+  depth_mm = patients.sample_depth_mm(rng, truth)
+  geo = _fan_geometry(rng, rows, cols, depth_mm * plan.depth_scale)
   s = geo["px_per_mm"]
   pad = int(math.ceil(2.0 * s)) + 1
   r_pad, th_pad = _polar(geo, rows, cols, pad)
@@ -186,13 +216,17 @@ def render_study(patient: dict[str, Any], rng: np.random.Generator, view: str = 
   phase_at = lambda t: phase0 + np.asarray(t) * hz
   times = np.arange(num_frames) * frame_time_ms / 1000.0
   phase = phase_at(times)
-  scene = anatomy.build_scene(truth, phase, view)
+  scene = anatomy.build_scene(views.scene_truth(plan, truth), phase, plan.scene_view,
+                              **plan.scene_options)
+  views.apply_cut(plan, scene)
 
   # Placement: heart frame (mm) -> pixels, with anatomical tilt and a small probe rotation.
   gamma = math.radians(rng.uniform(-5.0, 5.0))
   gap = rng.uniform(4.0, 9.0)
   depth0 = geo["r0"] / s + truth["near_field_mm"] + gap
-  if view == "PLAX":
+  if not plan.original:
+    beta, origin = views.place(plan, scene, depth0)
+  elif view == "PLAX":
     beta, origin = math.radians(rng.normal(-8.0, 4.0)), (rng.normal(0.0, 5.0), depth0)
   else:
     ed = anatomy._lv(truth, np.array([truth["edv"]]))  # pylint: disable=protected-access
@@ -214,6 +248,8 @@ def render_study(patient: dict[str, Any], rng: np.random.Generator, view: str = 
     lut[cls] = val * rng.uniform(0.85, 1.15)
   for cls in (anatomy.LV, anatomy.RV, anatomy.LA, anatomy.RA, anatomy.VESSEL):
     lut[cls] = 2.5
+  if plan.liver is not None:
+    lut[anatomy.LIVER] = plan.liver["gray"]
   echo_lut = np.clip(lut, 0, 255).astype(np.uint8)
   bit_lut = np.zeros(256, np.uint8)
   for cls, bit in _CLASS_BITS.items():
@@ -234,7 +270,7 @@ def render_study(patient: dict[str, Any], rng: np.random.Generator, view: str = 
   comp_lut = (255.0 * (np.arange(256) / 255.0)**gamma_c).astype(np.uint8)
   duration_s = num_frames * frame_time_ms / 1000.0
   overlay, text, ecg_box = _overlay(rng, patient, geo, rows, cols, sector, phase_at, duration_s,
-                                    view, frame_time_ms)
+                                    plan.label, frame_time_ms)
   sig_lat, sig_ax = max(0.6, 1.3 * s), max(0.4, 0.6 * s)
 
   # Shapes in pixels, fixed point.
@@ -249,6 +285,8 @@ def render_study(patient: dict[str, Any], rng: np.random.Generator, view: str = 
   shift_y = np.round(1.5 * s * (1.0 - anatomy.lv_volume_fraction(phase))).astype(int)
 
   base = (sector * anatomy.FAN).astype(np.uint8)
+  if plan.liver is not None:
+    _draw_liver(base, plan.liver, geo, truth["near_field_mm"])
   lab = np.empty_like(base)
   extra = np.empty_like(base)
   frames = np.empty((num_frames, rows, cols), np.uint8)
@@ -296,12 +334,14 @@ def render_study(patient: dict[str, Any], rng: np.random.Generator, view: str = 
   vol = truth["esv"] + (truth["edv"] - truth["esv"]) * anatomy.lv_volume_fraction(phase)
   geo.update(frame_time_ms=frame_time_ms, gamma_deg=math.degrees(gamma))
   return RenderedVideo(frames=frames, masks=masks.astype(np.uint16), sector=sector, text=text,
-                       overlay=overlay_all, geometry=geo, lv_volume=vol, phase=phase)
+                       overlay=overlay_all, geometry=geo, lv_volume=vol, phase=phase,
+                       view=view, kind=plan.kind)
 
 
 def render_video(patient: dict[str, Any], rng: np.random.Generator, view: str = "A4C",
                  rows: int = 480, cols: int = 640, num_frames: int = 66,
-                 frame_time_ms: float = 33.3) -> tuple[np.ndarray, np.ndarray]:
+                 frame_time_ms: float = 33.3, kind: str | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
   """Renders one video: frames uint8 (F, rows, cols) and region masks uint16 (F, rows, cols)."""
-  video = render_study(patient, rng, view, rows, cols, num_frames, frame_time_ms)
+  video = render_study(patient, rng, view, rows, cols, num_frames, frame_time_ms, kind)
   return video.frames, video.masks

@@ -5,6 +5,7 @@ Layout of ``out_dir``::
   labels.csv                 patient_id, study_id, video_id, path, view, mask_path, <ten tasks>
   dicom/<video_id>.dcm       Ultrasound Multi-frame Image Storage, 8-bit, with ultrasound regions
   masks/<video_id>.npz       masks uint16 (F, rows, cols) bit field, mask_names, sector, overlay
+                             (and, for view "other", kind: which confuser it is)
   ground_truth.csv           noise-free labels and hidden geometry per study (for analysis only)
   phantom.json               generator options, seed and explainable variance
 
@@ -27,7 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from echonet_jax import tasks
-from echonet_jax.phantom import anatomy, patients, render
+from echonet_jax.phantom import patients, render, views as views_lib
 
 CSV_COLUMNS = ("patient_id", "study_id", "video_id", "path", "view", "mask_path") + tasks.TASK_NAMES
 _US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"
@@ -131,11 +132,14 @@ def write_masks(path: str, video: render.RenderedVideo) -> None:
   """Writes the region masks as an .npz with a fixed zip timestamp (deterministic bytes)."""
   arrays = {"masks": video.masks, "mask_names": np.array(render.MASK_NAMES),
             "sector": video.sector, "overlay": video.overlay}
+  if video.kind:
+    arrays["kind"] = np.array(video.kind)
   tmp = path + ".tmp"
   with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
     for name, arr in arrays.items():
       buf = io.BytesIO()
-      np.lib.format.write_array(buf, np.ascontiguousarray(arr), allow_pickle=False)
+      arr = np.ascontiguousarray(arr) if np.ndim(arr) else np.asarray(arr)  # kind stays 0-d
+      np.lib.format.write_array(buf, arr, allow_pickle=False)
       info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
       info.compress_type = zipfile.ZIP_DEFLATED
       zf.writestr(info, buf.getvalue(), compresslevel=1)
@@ -195,8 +199,9 @@ def ensure_dataset(out_dir: str, num_studies: int, seed: int = 0, **options: Any
                 photometric="MONOCHROME2", compression="none")
     opts.update({k: v for k, v in options.items() if k != "workers"})
     num_frames = int(math.ceil(opts["duration_s"] * 1000.0 / opts["frame_time_ms"] - 1e-6))
-    want = _options(num_studies, seed, tuple(opts["views"]), opts["rows"], opts["cols"],
-                    opts["frame_time_ms"], num_frames, opts["photometric"], opts["compression"])
+    want = _options(num_studies, seed, views_lib.resolve_views(opts["views"]), opts["rows"],
+                    opts["cols"], opts["frame_time_ms"], num_frames, opts["photometric"],
+                    opts["compression"])
     with open(meta_path) as f:
       have = json.load(f)
     if all(have.get(k) == v for k, v in want.items()):
@@ -205,19 +210,17 @@ def ensure_dataset(out_dir: str, num_studies: int, seed: int = 0, **options: Any
 
 
 def generate_dataset(out_dir: str, num_studies: int, seed: int = 0, *,
-                     views: Sequence[str] = ("A4C",), rows: int = 480, cols: int = 640,
+                     views: str | Sequence[str] = ("A4C",), rows: int = 480, cols: int = 640,
                      frame_time_ms: float = 33.3, duration_s: float = 2.2, workers: int = 1,
                      photometric: str = "MONOCHROME2", compression: str = "none") -> str:
   """Generates ``num_studies`` synthetic studies into ``out_dir``; returns the labels.csv path.
 
-  Each study (one patient) has one video per view (A4C first). Videos have
-  ``ceil(duration_s / frame_time_ms)`` frames; ``workers > 1`` renders in a process pool with
-  identical output bytes. See the module docstring for the layout.
+  Each study (one patient) has one video per view, in the order given; ``views`` are among
+  ``VIEW_CLASSES`` and include A4C, or ``"all"`` (one video of every class per study, the "other"
+  kind drawn per study). Videos have ``ceil(duration_s / frame_time_ms)`` frames; ``workers > 1``
+  renders in a process pool with identical output bytes. See the module docstring for the layout.
   """
-  views = tuple(views)
-  bad = [v for v in views if v not in anatomy.VIEWS]
-  if bad or not views or "A4C" not in views:
-    raise ValueError(f"views must include A4C and be among {anatomy.VIEWS}; got {views}")
+  views = views_lib.resolve_views(views)
   if num_studies < 1:
     raise ValueError(f"num_studies must be >= 1, got {num_studies}")
   if duration_s * 1000.0 < 2000.0:

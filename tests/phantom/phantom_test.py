@@ -196,8 +196,8 @@ def test_ybr_and_rle_options_keep_the_pixels(tmp_path):
 
 @pytest.mark.slow
 def test_same_seed_same_bytes_whatever_the_workers(tmp_path):
-  a = _generate(tmp_path, "a")
-  b = _generate(tmp_path, "b", workers=2)
+  a = _generate(tmp_path, "a", views="all")
+  b = _generate(tmp_path, "b", views="all", workers=2)
   c = phantom.generate_dataset(str(tmp_path / "c"), 2, seed=6, views=("A4C", "PLAX"), rows=120,
                                cols=160, frame_time_ms=50.0)
   da, db, dc = (os.path.dirname(p) for p in (a, b, c))
@@ -252,8 +252,10 @@ def test_cli(tmp_path, capsys):
                          "--cols", "128", "--frame_time_ms", "100", "--views", "A4C,A2C"])
   assert rc == 0 and "labels.csv" in capsys.readouterr().out
   assert sorted(os.listdir(out / "dicom")) == ["S000000_A2C.dcm", "S000000_A4C.dcm"]
-  assert phantom_cli.main(["--out", str(out), "--studies", "1", "--views", "A5C"]) == 2
-  assert "A5C" in capsys.readouterr().err
+  assert phantom_cli.main(["--out", str(out), "--studies", "1", "--views", "A7C"]) == 2
+  assert "A7C" in capsys.readouterr().err
+  assert phantom_cli.main(["--out", str(out), "--studies", "1", "--views", "PSAX"]) == 2
+  assert "A4C" in capsys.readouterr().err  # every study needs its A4C
   assert phantom_cli.main(["--out", str(out), "--studies", "1", "--duration_s", "1.5"]) == 2
 
 
@@ -264,7 +266,197 @@ def test_views_and_bad_inputs():
     frames, masks = phantom.render_video(patient, np.random.default_rng(1), view, 96, 128, 4, 50.0)
     assert frames.shape == masks.shape == (4, 96, 128)
     assert ((masks & _bit("lv")) > 0).any() and not ((masks & _bit("ra")) > 0).any()
-  with pytest.raises(ValueError, match="A3C"):
-    phantom.render_video(patient, rng, "A3C")
+  with pytest.raises(ValueError, match="A7C"):
+    phantom.render_video(patient, rng, "A7C")
+  with pytest.raises(ValueError, match="kind"):
+    phantom.render_video(patient, rng, "A4C", kind="subcostal")
   with pytest.raises(ValueError, match="rows"):
     render.render_study(patient, rng, "A4C", 10, 10)
+
+
+# --- View classes -------------------------------------------------------------------------------
+
+# Digests of small videos and a small default dataset, computed on the code before the view classes
+# existed: the default A4C dataset (and the A2C and PLAX videos) must stay byte-identical. A change
+# here means the default dataset changed (or numpy/cv2 changed how they draw).
+_PINNED_VIDEOS = {
+    "A4C": "61f7e5802e35dad5418fb6d5139c0181b4a52fb9ceb8de3452a47a4ebc37e917",
+    "A2C": "324e56e23748cfc724af3365bffc116e266c18a72b728b89f5300a6bb69deb53",
+    "PLAX": "33285bdd82471a7135f7ff7db72c3803dcd205bdba82223736a6029e79f5af36",
+}
+_PINNED_DATASET = "1f17cc818f66195ccb528efad5f5cf42e60261e4cf277984ef57e45d6abd25e9"
+
+
+def test_default_dataset_is_unchanged(tmp_path):
+  import hashlib  # pylint: disable=g-import-not-at-top
+  import pydicom  # pylint: disable=g-import-not-at-top
+
+  for view, digest in _PINNED_VIDEOS.items():
+    rng = np.random.default_rng([11, 0])
+    video = phantom.render_study(phantom.sample_patient(rng), rng, view, 96, 128, 6, 50.0)
+    assert hashlib.sha256(video.frames.tobytes() + video.masks.tobytes()).hexdigest() == digest
+  root = tmp_path / "default"
+  phantom.generate_dataset(str(root), 2, seed=0, rows=96, cols=128, frame_time_ms=100.0)
+  h = hashlib.sha256()
+  for name in ("labels.csv", "ground_truth.csv"):
+    h.update((root / name).read_bytes())
+  for i in range(2):  # pixels and mask arrays, not file bytes (those depend on pydicom and zlib)
+    h.update(pydicom.dcmread(root / "dicom" / f"S{i:06d}_A4C.dcm").PixelData)
+    with np.load(root / "masks" / f"S{i:06d}_A4C.npz") as z:
+      assert "kind" not in z
+      for key in ("masks", "sector", "overlay"):
+        h.update(z[key].tobytes())
+  assert h.hexdigest() == _PINNED_DATASET
+
+
+def _mask(video, name, frame=None):
+  bits = video.masks if frame is None else video.masks[frame]
+  return (bits & _bit(name)) > 0
+
+
+def _shape(mask: np.ndarray):
+  """(centroid (x, y), long/short principal-axis ratio, long axis's angle from vertical, deg)."""
+  ys, xs = np.nonzero(mask)
+  pts = np.stack([xs, ys], 1).astype(float)
+  centre = pts.mean(0)
+  vals, vecs = np.linalg.eigh(np.cov((pts - centre).T))
+  angle = math.degrees(math.atan2(abs(vecs[0, 1]), abs(vecs[1, 1])))
+  return centre, math.sqrt(vals[1] / vals[0]), angle
+
+
+_PRESENT = {  # structures in every frame of a view (masks of absent ones must be empty)
+    "A3C": ("lv", "la", "myocardium", "valves"),
+    "A5C": ("lv", "la", "rv", "ra", "myocardium", "valves"),
+    "PSAX": ("lv", "rv", "myocardium"),
+    "foreshortened": ("lv", "la", "myocardium", "valves"),
+    "off_axis": ("lv", "myocardium"),
+    "subcostal": ("lv", "la", "rv", "ra", "myocardium", "valves"),
+    "oblique_psax": ("lv", "rv", "myocardium"),
+}
+_ABSENT = {"A3C": ("rv", "ra"), "PSAX": ("la", "ra"), "oblique_psax": ("la", "ra")}
+_REGIONS = ("lv", "la", "rv", "ra", "myocardium", "near_field")  # exclusive label-map classes
+
+
+@pytest.mark.parametrize("view,kind", [("A3C", None), ("A5C", None), ("PSAX", None)]
+                         + [("other", k) for k in phantom.OTHER_KINDS])
+def test_new_views_render_with_consistent_masks(view, kind):
+  assert phantom.VIEW_CLASSES == phantom.VIEWS + ("other",)
+  patient = phantom.sample_patient(np.random.default_rng([13, 0]))
+  video = phantom.render_study(patient, np.random.default_rng([13, 1]), view, 120, 160, 8, 100.0,
+                               kind=kind)
+  assert (video.view, video.kind) == (view, kind or "")
+  assert video.frames.shape == video.masks.shape == (8, 120, 160)
+  assert not video.masks[:, ~video.sector].any()
+  assert not video.frames[:, ~video.sector & ~video.overlay].any()
+  for name in _PRESENT[kind or view]:
+    assert _mask(video, name).any(axis=(1, 2)).all(), name
+  for name in _ABSENT.get(kind or view, ()):
+    assert not _mask(video, name).any(), name
+  for k, a in enumerate(_REGIONS):
+    for b in _REGIONS[k + 1:]:
+      assert not (_mask(video, a) & _mask(video, b)).any(), (a, b)
+  assert video.frames[_mask(video, "myocardium")].mean() > 1.5 * video.frames[
+      _mask(video, "lv")].mean()  # blood dark, muscle bright
+  if kind != "off_axis":  # (off-axis LVs run off the fan's edge)
+    lv_area = _mask(video, "lv").sum(axis=(1, 2))
+    assert np.corrcoef(lv_area, video.lv_volume)[0, 1] > 0.8  # the cavity follows the LV volume
+  again = phantom.render_study(patient, np.random.default_rng([13, 1]), view, 120, 160, 8, 100.0,
+                               kind=kind)
+  np.testing.assert_array_equal(again.frames, video.frames)
+  np.testing.assert_array_equal(again.masks, video.masks)
+  other = phantom.render_study(patient, np.random.default_rng([13, 2]), view, 120, 160, 8, 100.0,
+                               kind=kind)
+  assert not np.array_equal(other.frames, video.frames)
+
+
+def _solidity(mask: np.ndarray) -> float:
+  import cv2  # pylint: disable=g-import-not-at-top
+  ys, xs = np.nonzero(mask)
+  hull = cv2.convexHull(np.stack([xs, ys], 1).astype(np.int32))
+  return mask.sum() / max(1.0, cv2.contourArea(hull) + 0.5 * cv2.arcLength(hull, True) + 1)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_psax_and_the_other_kinds_have_their_geometry(seed):
+  """PSAX: round LV, RV crescent above; ``other``: foreshortened (rounder LV), off-axis (tilted),
+  subcostal (LV lying sideways below the liver, RV on top), oblique PSAX (oval LV)."""
+  patient = phantom.sample_patient(np.random.default_rng([seed, 0]))
+  shapes = {}
+  for view, kind in [("A4C", None), ("A2C", None), ("PSAX", None)] + [
+      ("other", k) for k in phantom.OTHER_KINDS]:
+    video = phantom.render_study(patient, np.random.default_rng([seed, 1]), view, 120, 160, 4,
+                                 100.0, kind=kind)
+    ed = int(np.argmax(video.lv_volume))
+    shapes[kind or view] = (video, ed) + _shape(_mask(video, "lv", ed))
+  psax, ed, lv_centre, ratio, _ = shapes["PSAX"]
+  rv = _mask(psax, "rv", ed)
+  assert ratio < 1.15 and _shape(rv)[0][1] < lv_centre[1] - 5  # round LV, RV above it
+  assert _solidity(rv) < 0.7  # a crescent, not a blob
+  assert shapes["oblique_psax"][3] > 1.3
+  assert shapes["foreshortened"][3] < 0.85 * min(shapes["A4C"][3], shapes["A2C"][3])
+  assert 20.0 < shapes["off_axis"][4] < 70.0
+  assert max(shapes["A4C"][4], shapes["A2C"][4]) < 20.0
+  sub, ed, lv_centre, _, angle = shapes["subcostal"]
+  assert angle > 55.0 and _shape(_mask(sub, "rv", ed))[0][1] < lv_centre[1]
+  heart_top = np.nonzero(_mask(sub, "rv", ed) | _mask(sub, "ra", ed))[0].min()
+  wall_bottom = np.nonzero(_mask(sub, "near_field", ed))[0].max()
+  assert heart_top - wall_bottom > 30.0 * sub.geometry["px_per_mm"]  # the liver window between
+
+
+def test_views_are_distinguishable_but_not_trivially():
+  """Class-mean frames differ and a nearest-mean classifier beats chance, but brightness alone
+  separates no class and the nearest-mean classifier is far from perfect."""
+  import cv2  # pylint: disable=g-import-not-at-top
+  num_classes = len(phantom.VIEW_CLASSES)
+  feats, labels, brightness = [], [], []
+  for i in range(8):
+    patient = phantom.sample_patient(np.random.default_rng([21, i]))
+    for c, view in enumerate(phantom.VIEW_CLASSES):
+      video = phantom.render_study(patient, np.random.default_rng([21, i, c + 1]), view, 120, 160,
+                                   4, 100.0)
+      mean = (video.frames.mean(0) * video.sector).astype(np.float32)
+      small = cv2.resize(mean, (16, 12), interpolation=cv2.INTER_AREA).ravel()
+      feats.append(small / small.mean())
+      labels.append(c)
+      brightness.append(video.frames[:, video.sector].mean())
+  x, y, brightness = np.array(feats), np.array(labels), np.array(brightness)
+  centroids = np.stack([x[y == c].mean(0) for c in range(num_classes)])
+  gaps = np.abs(centroids[:, None] - centroids[None]).mean(-1)
+  assert gaps[~np.eye(num_classes, dtype=bool)].min() > 0.05, gaps
+  correct = 0
+  for j in range(len(y)):  # leave-one-out nearest class mean
+    keep = np.arange(len(y)) != j
+    means = np.stack([x[keep & (y == c)].mean(0) for c in range(num_classes)])
+    correct += int(np.argmin(((means - x[j])**2).sum(1)) == y[j])
+  assert 2.0 / num_classes < correct / len(y) < 0.9, correct / len(y)
+  lo = np.array([brightness[y == c].min() for c in range(num_classes)])
+  hi = np.array([brightness[y == c].max() for c in range(num_classes)])
+  for c in range(num_classes):  # every class's brightness range overlaps another class's
+    others = np.arange(num_classes) != c
+    assert ((lo[others] < hi[c]) & (hi[others] > lo[c])).any(), phantom.VIEW_CLASSES[c]
+
+
+def test_dataset_with_every_view_class(tmp_path):
+  import pydicom  # pylint: disable=g-import-not-at-top
+
+  out = str(tmp_path / "all")
+  opts = dict(rows=120, cols=160, frame_time_ms=100.0)
+  csv_path = phantom.generate_dataset(out, 2, seed=3, views="all", **opts)
+  with open(csv_path, newline="") as f:
+    rows = list(csv.DictReader(f))
+  assert [r["view"] for r in rows] == list(phantom.VIEW_CLASSES) * 2
+  assert len({r["ef"] for r in rows[:len(phantom.VIEW_CLASSES)]}) == 1  # one patient per study
+  for row in rows:
+    ds = pydicom.dcmread(os.path.join(out, row["path"]))
+    assert ds.SeriesDescription == row["view"] and ds.pixel_array.shape == (22, 120, 160)
+    with np.load(os.path.join(out, row["mask_path"])) as z:
+      assert z["masks"].shape == (22, 120, 160)
+      assert (str(z["kind"]) in phantom.OTHER_KINDS) if row["view"] == "other" else "kind" not in z
+      if row["view"] == "PSAX":
+        assert not (z["masks"] & (_bit("la") | _bit("ra"))).any()
+  stamp = os.path.getmtime(csv_path)
+  assert phantom.ensure_dataset(out, 2, 3, views=phantom.VIEW_CLASSES, **opts) == csv_path
+  assert os.path.getmtime(csv_path) == stamp  # "all" and the tuple of classes are the same request
+  for bad in (("PSAX", "other"), ("A4C", "A4C"), "A4C,A9C"):
+    with pytest.raises(ValueError, match="A4C"):
+      phantom.generate_dataset(str(tmp_path / "bad"), 1, views=bad, **opts)
