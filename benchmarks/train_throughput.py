@@ -1,9 +1,12 @@
 """Times the jitted, sharded train step after compilation; prints one JSON line.
 
   python benchmarks/train_throughput.py --batch 256 --size 299 --channels 3 --steps 20 --dtype bf16
+  python benchmarks/train_throughput.py --model r2plus1d_18 --frames 32 --size 112 --batch 2
 
-FLOPs per image come from XLA's cost analysis of a CPU lowering of the forward pass (GPU lowerings
-under-report), so ``mfu`` on a GPU = images/s × 3 × forward FLOPs / the device's bf16 peak.
+FLOPs per image (per clip for a video model) come from XLA's cost analysis of a CPU lowering of the
+forward pass (GPU lowerings under-report), so ``mfu`` on a GPU = images/s × 3 × forward FLOPs / the
+device's bf16 peak (clips/s for a video model). ``temp_mib`` is XLA's scratch memory of the compiled
+train step (activations kept for the backward pass and the like), when the backend reports it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from configs import default  # pylint: disable=g-import-not-at-top
+from echonet_jax import models
 from echonet_jax.training import parallel
 from echonet_jax.training import step as train
 
@@ -31,10 +35,10 @@ _PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L4": 121e12, "V10
               "TPU v4": 275e12, "TPU v5e": 197e12, "TPU v5p": 459e12, "TPU v6": 918e12}
 
 
-def forward_gflops_per_image(model, variables, size: int, channels: int) -> float:
-  """Forward FLOPs of one image from XLA's cost analysis of a CPU lowering (batch 2 / 2)."""
+def forward_gflops_per_image(model, variables, shape: tuple[int, ...]) -> float:
+  """Forward FLOPs of one input of ``shape`` from XLA's cost analysis of a CPU lowering (2 / 2)."""
   cpu = jax.devices("cpu")[0]
-  x = jax.ShapeDtypeStruct((2, size, size, channels), jnp.float32)
+  x = jax.ShapeDtypeStruct((2, *shape), jnp.float32)
   abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), variables)
   with jax.default_device(cpu):
     lowered = jax.jit(lambda v, x: model.apply(v, x, train=False)).trace(abstract, x).lower(
@@ -53,17 +57,28 @@ def main() -> None:
   p.add_argument("--warmup", type=int, default=2)
   p.add_argument("--dtype", choices=["bf16", "fp32"], default="fp32")
   p.add_argument("--width", type=float, default=1.0)
-  p.add_argument("--blocks", type=str, default="5,10,5")
+  p.add_argument("--blocks", type=str, default=None,
+                  help="per stage; default: the model's (5,10,5 / 2,2,2,2)")
+  p.add_argument("--model", choices=sorted(models.MODELS), default="inception_resnet_v1")
+  p.add_argument("--frames", type=int, default=32, help="clip length T of a video model")
   args = p.parse_args()
 
+  video = args.model != "inception_resnet_v1"
   config = default.get_config(task="weight")
-  config.model.update(width=args.width, blocks=tuple(int(b) for b in args.blocks.split(",")),
-                      dtype="bfloat16" if args.dtype == "bf16" else "float32")
+  config.model.update(width=args.width, dtype="bfloat16" if args.dtype == "bf16" else "float32")
+  if args.blocks:
+    config.model.blocks = tuple(int(b) for b in args.blocks.split(","))
   names = ("weight",)
   mesh = parallel.make_mesh()
-  model = train.create_model(config, names)
+  if video:
+    model = models.get_model(
+        args.model, num_outputs={name: 1 for name in names}, width=args.width,
+        dtype=jnp.dtype(config.model.dtype),
+        **({"blocks": config.model.blocks} if args.blocks else {}))
+  else:
+    model = train.create_model(config, names)
   tx = train.make_optimizer(config.optim, 1000)
-  shape = (args.size, args.size, args.channels)
+  shape = ((args.frames,) if video else ()) + (args.size, args.size, args.channels)
   state = jax.jit(lambda r: train.init(model, tx, r, shape, {}, names),
                   out_shardings=parallel.replicated(mesh))(jax.random.PRNGKey(0))
   step, _ = train.make_steps(model, tx, config.loss, mesh)
@@ -73,6 +88,11 @@ def main() -> None:
       "labels": {"weight": rng.normal(80, 15, args.batch).astype(np.float32)}}, mesh)
 
   t_compile = time.perf_counter()
+  step = step.lower(state, batch).compile()
+  try:
+    memory = step.memory_analysis()
+  except (NotImplementedError, RuntimeError):  # not every backend reports it
+    memory = None
   for _ in range(args.warmup):
     state, metrics = step(state, batch)
   jax.block_until_ready(metrics)
@@ -85,23 +105,32 @@ def main() -> None:
 
   params = sum(x.size for x in jax.tree.leaves(state.params))
   gflops = forward_gflops_per_image(
-      model, {"params": state.params, "batch_stats": state.batch_stats}, args.size, args.channels)
-  images_per_s = args.batch * args.steps / elapsed
+      model, {"params": state.params, "batch_stats": state.batch_stats}, shape)
+  examples_per_s = args.batch * args.steps / elapsed
+  # A video model's "images" are its frames; MFU counts clips.
+  images_per_s = examples_per_s * (args.frames if video else 1)
   device = jax.devices()[0]
   result = {
-      "benchmark": "train_throughput", "images_per_s": round(images_per_s, 2),
+      "benchmark": "train_throughput", "model": args.model,
+      "images_per_s": round(images_per_s, 2),
       "step_ms": round(1e3 * elapsed / args.steps, 2), "params": int(params),
-      "fwd_gflops_per_image": round(gflops, 3), "device": device.device_kind,
+      f"fwd_gflops_per_{'clip' if video else 'image'}": round(gflops, 3),
+      "device": device.device_kind,
       "num_devices": jax.device_count(), "platform": device.platform,
       "jax_version": jax.__version__, "batch": args.batch, "size": args.size,
       "channels": args.channels, "dtype": args.dtype, "width": args.width,
-      "blocks": args.blocks, "steps": args.steps, "warmup_s": round(compile_s, 1),
+      "blocks": ",".join(str(b) for b in model.blocks), "steps": args.steps,
+      "warmup_s": round(compile_s, 1),
       "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
       "date": datetime.date.today().isoformat(),
   }
+  if video:
+    result.update(clips_per_s=round(examples_per_s, 3), frames=args.frames)
+  if memory is not None and getattr(memory, "temp_size_in_bytes", None) is not None:
+    result["temp_mib"] = round(memory.temp_size_in_bytes / 2**20, 1)
   peak = next((v for k, v in _PEAK_BF16.items() if k in device.device_kind), None)
   if peak and device.platform != "cpu":
-    result["mfu"] = round(images_per_s * 3 * gflops * 1e9 / (peak * jax.device_count()), 4)
+    result["mfu"] = round(examples_per_s * 3 * gflops * 1e9 / (peak * jax.device_count()), 4)
   print(json.dumps(result))
 
 
