@@ -1,8 +1,8 @@
 """echonet-jax entry point: ``python launch.py --config=configs/weight.py --workdir=DIR``.
 
 Modes: ``train`` (default; resumes from DIR's latest checkpoint), ``evaluate`` (best checkpoint on
-``--split``), ``predict`` (new DICOM files → CSV), ``saliency`` (maps and scores) and ``preprocess``
-(build the cache only). Multi-host runs start with ``--coordinator_address`` (or SLURM / TPU
+``--split``), ``predict`` (new DICOM files → CSV), ``saliency`` (maps and scores), ``preprocess``
+(build the cache only), ``sweep`` (the lr × weight-decay grid; docs/sweep.md) and ``sweep_summary``. Multi-host runs start with ``--coordinator_address`` (or SLURM / TPU
 auto-detection) and every process runs the same command.
 """
 
@@ -19,7 +19,8 @@ from ml_collections import config_flags
 config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/weight.py:cpu.",
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "Folder for checkpoints, logs and outputs.")
-flags.DEFINE_enum("mode", "train", ["train", "evaluate", "predict", "saliency", "preprocess"],
+flags.DEFINE_enum("mode", "train", ["train", "evaluate", "predict", "saliency", "preprocess",
+                                   "sweep", "sweep_summary"],
                   "What to run.")
 flags.DEFINE_string("split", None, "evaluate/saliency: the split (default: config.eval.split).")
 flags.DEFINE_list("input", [], "predict/saliency: DICOM files or folders.")
@@ -60,6 +61,10 @@ def _run(argv):
     modes.saliency(config, FLAGS.workdir, split, FLAGS.input)
   elif mode == "preprocess":
     modes.preprocess(config)
+  elif mode == "sweep":
+    modes.sweep(config, FLAGS.workdir)
+  elif mode == "sweep_summary":
+    modes.sweep_summary(FLAGS.workdir)
 
 
 def _parse_flags(argv):

@@ -96,7 +96,17 @@ def validation_metrics(pred: dict[str, Any], names: tuple[str, ...],
   return out
 
 
-def _eval_stream(config, cache_dir, split, names):
+def train_loader(config: ml_collections.ConfigDict, cache_dir: str, names: tuple[str, ...]):
+  """The Grain loader of training batches: the same batches for every run with the same config."""
+  return input_pipeline.train_loader(
+      cache_dir, tasks=names, global_batch_size=config.train.batch_size, seed=config.seed,
+      num_workers=config.train.workers, rotation_deg=config.aug.rotation_deg,
+      brightness=config.aug.brightness, image_size=config.data.image_size,
+      channels=config.data.channels, views=tuple(config.data.views) or None,
+      prefetch=config.train.prefetch)
+
+
+def eval_stream(config, cache_dir, split, names):
   """This process's eval batches of ``split`` and how many batches every process runs.
 
   Returns (None, 0) when the split has no video with these tasks' labels.
@@ -134,13 +144,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                   out_shardings=parallel.replicated(mesh))(rng)
   train_fn, eval_fn = train_lib.make_steps(model, tx, config.loss, mesh)
 
-  loader = input_pipeline.train_loader(
-      cache_dir, tasks=names, global_batch_size=config.train.batch_size, seed=config.seed,
-      num_workers=config.train.workers, rotation_deg=config.aug.rotation_deg,
-      brightness=config.aug.brightness, image_size=config.data.image_size,
-      channels=config.data.channels, views=tuple(config.data.views) or None,
-      prefetch=config.train.prefetch)
-  data_iter = iter(loader)
+  data_iter = iter(train_loader(config, cache_dir, names))
 
   ckpts = checkpoints_lib.Checkpoints(os.path.join(workdir, "checkpoints"),
                                       keep_latest=config.train.keep_checkpoints,
@@ -177,7 +181,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         last.update(host)
       val = None
       if step % config.train.eval_every == 0 or step == steps:
-        batches, num = _eval_stream(config, cache_dir, "val", names)
+        batches, num = eval_stream(config, cache_dir, "val", names)
         if batches is not None:
           pred = inference.predict_videos(eval_fn, state, batches, mesh, num_batches=num)
           val = validation_metrics(pred, names, label_stats)
