@@ -23,9 +23,11 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import tqdm
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from echonet_jax.errors import ConfigError
+from echonet_jax.errors import TrainingError
 from echonet_jax.evaluation import inference
 from echonet_jax.training import checkpoints as checkpoints_lib
 from echonet_jax.training import parallel
@@ -104,11 +106,21 @@ def make_stacked_steps(model, tx, loss_fn: step_lib.LossFn, mesh: jax.sharding.M
   members = NamedSharding(mesh, P(MEMBER_AXIS))
   data = parallel.data_sharding(mesh)
   one_step = functools.partial(step_lib.train_step, model=model, tx=tx, loss_fn=loss_fn)
-  jit_train = jax.jit(jax.vmap(one_step, in_axes=(0, None)), in_shardings=(members, data),
+  stacked_step = jax.vmap(one_step, in_axes=(0, None))
+  stacked_eval = jax.vmap(lambda s, x: step_lib.eval_step(s, x, model=model), in_axes=(0, None))
+  if mesh.shape[MEMBER_AXIS] > 1:
+    # Each slice of the member axis trains its own members (the data axis stays automatic), so
+    # XLA never splits the members' grouped convolutions: its SPMD partitioner gets those wrong.
+    stacked_step = jax.shard_map(stacked_step, mesh=mesh, in_specs=(P(MEMBER_AXIS), P()),
+                                 out_specs=(P(MEMBER_AXIS), P(MEMBER_AXIS)),
+                                 axis_names={MEMBER_AXIS})
+    stacked_eval = jax.shard_map(stacked_eval, mesh=mesh, in_specs=(P(MEMBER_AXIS), P()),
+                                 out_specs=P(MEMBER_AXIS), axis_names={MEMBER_AXIS})
+  jit_train = jax.jit(stacked_step, in_shardings=(members, data),
                       out_shardings=(members, members), donate_argnums=0)
 
   def flat_eval(state, images):
-    out = jax.vmap(lambda s: step_lib.eval_step(s, images, model=model))(state)
+    out = stacked_eval(state, images)
     return {f"{k}:{name}": value[k] for name, value in out.items() for k in range(num_members)}
 
   jit_eval = jax.jit(flat_eval, in_shardings=(members, data),
@@ -198,6 +210,9 @@ def train_group(programs: Programs, sweep_dir: str, members: Sequence[Member], *
     for k in range(n):
       if start in ckpts[k].all_steps():
         states[k] = ckpts[k].restore(start, states[k], data_iterator=data_iter if k == 0 else None)
+      elif not diverged[k]:
+        raise TrainingError(f"sweep member {members[k].index} has no checkpoint at step {start} "
+                            f"to resume from in {dirs[k]}")
   # A copy: the step donates its state, and the fresh state is shared by every group.
   state = jax.device_put(stack(states) if stacked else jax.tree.map(jnp.copy, states[0]),
                          sharding)
@@ -205,9 +220,12 @@ def train_group(programs: Programs, sweep_dir: str, members: Sequence[Member], *
 
   enabled = jax.process_index() == 0
   logs = [writers.MetricWriter(d, enabled=enabled) for d in dirs]
+  bar = tqdm.tqdm(total=steps, initial=start, unit="step", dynamic_ncols=True, disable=not enabled,
+                  desc=f"members {members[0].index}-{members[-1].index}")
   try:
     for step in range(start + 1, steps + 1):
       state, metrics = train_fn(state, parallel.global_batch(next(data_iter), mesh))
+      bar.update(1)
       if step % config.train.log_every == 0 or step == steps:
         host = jax.device_get(metrics)
         for k in range(n):
@@ -246,6 +264,7 @@ def train_group(programs: Programs, sweep_dir: str, members: Sequence[Member], *
       if all(diverged):
         break
   finally:
+    bar.close()
     for c in ckpts:
       c.close()
     for w in logs:

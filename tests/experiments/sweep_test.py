@@ -13,6 +13,7 @@ import pytest
 
 from configs import weight
 from echonet_jax import modes
+from echonet_jax.data import prepare
 from echonet_jax.errors import ConfigError
 from echonet_jax.experiments import sweep
 from echonet_jax.training import sweep as sweep_lib
@@ -39,10 +40,11 @@ _KILLED = textwrap.dedent("""
         os.kill(os.getpid(), signal.SIGKILL)
       return result
 
-    checkpoints.Checkpoints.save = save
-    config = weight.get_config("test")
-    config.sweep.strategy = sys.argv[2]
-    modes.sweep(config, sys.argv[1])
+    if __name__ == "__main__":  # the phantom generator may start worker processes
+      checkpoints.Checkpoints.save = save
+      config = weight.get_config("test")
+      config.sweep.strategy = sys.argv[2]
+      modes.sweep(config, sys.argv[1])
 """)
 
 
@@ -61,6 +63,7 @@ def killed_and_resumed(tmp_path_factory):
   """{strategy: workdir} of sweeps killed (kill -9) mid-way and then resumed to the end."""
   script = tmp_path_factory.mktemp("script") / "killed.py"
   script.write_text(_KILLED.format(repo=REPO))
+  prepare.prepare_cache(_config("vmap"))  # the phantom cache, shared with the child processes
   out = {}
   for strategy in ("sequential", "vmap"):
     workdir = str(tmp_path_factory.mktemp(f"sweep_{strategy}"))
