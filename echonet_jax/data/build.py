@@ -238,13 +238,11 @@ def build_from_rows(rows: Sequence[labels_lib.VideoRow], out_dir: str, spec: Cac
   if not finalize_only and todo:
     from tqdm import tqdm  # pylint: disable=g-import-not-at-top
     to_read = [r for p in todo for r, pk in zip(p.rows, p.pixel_keys) if pk not in sources]
-    current = [""]
-    results = extract.run_videos(to_read, spec, (os.cpu_count() or 1) if workers is None
-                                 else workers, what=lambda: os.path.join(out_dir, current[0]))
+    results = extract.run_videos(to_read, spec,
+                                 (os.cpu_count() or 1) if workers is None else workers)
     bar = tqdm(total=sum(len(p.rows) for p in todo), unit="video", disable=not progress,
                desc="preprocess")
     for plan in todo:
-      current[0] = plan.name
       records, errors, names, hashes = [], [], [], {}
       for row, pixels in zip(plan.rows, plan.pixel_keys):
         data = copier.copy(row, pixels) if pixels in sources else None

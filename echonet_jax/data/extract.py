@@ -2,20 +2,22 @@
 
 :func:`process_video` turns a :class:`~echonet_jax.data.labels.VideoRow` into a record or an error
 row; :func:`run_videos` runs it over many rows in ``spawn`` worker processes and yields the results
-in order. A worker that dies (killed by the out-of-memory killer, a crash in a decoder) raises
-:class:`~echonet_jax.errors.CacheError` at once instead of hanging the build.
+in order. A worker that dies (killed by the out-of-memory killer, a crash in a decoder) never hangs
+the build: the video that killed it becomes an error row (``WorkerDiedError``) and the rest goes on.
 """
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import hashlib
 import multiprocessing
 import os
 import signal
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
+from absl import logging
 import numpy as np
 
 from echonet_jax import errors
@@ -29,6 +31,7 @@ from echonet_jax.data.spec import CacheSpec
 # out-of-memory killer would (tests/data/build_test.py). Never set outside tests.
 KILL_ENV = "ECHONET_JAX_TEST_KILL_VIDEO"
 
+WORKER_DIED = "WorkerDiedError"
 Result = tuple[dict[str, Any] | None, dict[str, str] | None, list[str], str]
 
 
@@ -107,38 +110,57 @@ def _process_star(args):
   return process_video(*args)
 
 
-def run_videos(rows: Sequence[labels_lib.VideoRow], spec: CacheSpec, workers: int,
-               what: Callable[[], str] = lambda: "the build") -> Iterator[Result]:
+def _pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
+  # spawn, not fork: callers such as launch.py may have started JAX's threads.
+  return concurrent.futures.ProcessPoolExecutor(workers,
+                                                mp_context=multiprocessing.get_context("spawn"))
+
+
+def _isolated(row: labels_lib.VideoRow, spec: CacheSpec) -> Result:
+  """``process_video`` alone in a fresh worker; a death there is this row's error."""
+  pool = _pool(1)
+  try:
+    return pool.submit(_process_star, (row, spec)).result()
+  except BrokenProcessPool:
+    logging.warning("labels line %d (video %s): the process reading it died; recorded as %s",
+                    row.line, row.video_id, WORKER_DIED)
+    return None, {"line": row.line, "video_id": row.video_id, "error_type": WORKER_DIED,
+                  "error": "the process reading this file died (killed, e.g. by the "
+                           "out-of-memory killer, or crashed in a decoder)"}, [], ""
+  finally:
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def run_videos(rows: Sequence[labels_lib.VideoRow], spec: CacheSpec, workers: int
+               ) -> Iterator[Result]:
   """:func:`process_video` over ``rows``, results in order; ``workers`` <= 1 stays in-process.
 
-  Workers are ``spawn`` processes (callers such as launch.py may have started JAX's threads). At
-  most ``2 * workers`` videos are in flight. When a worker dies the pool is torn down and
-  CacheError names ``what()`` (the shard being built).
+  At most ``2 * workers`` videos are in flight in ``spawn`` worker processes. When a worker dies
+  (the out-of-memory killer, a crash in a decoder) the pool never hangs: the videos that were in
+  flight are read again one at a time, each in a fresh process, so the one whose reading kills
+  its process becomes a ``WorkerDiedError`` row of errors.csv, and the build goes on.
   """
+  rows = list(rows)
   if workers <= 1 or len(rows) <= 1:
     for row in rows:
       yield process_video(row, spec)
     return
-  context = multiprocessing.get_context("spawn")
-  pool = concurrent.futures.ProcessPoolExecutor(min(workers, len(rows)), mp_context=context)
-  pending: list[concurrent.futures.Future] = []
+  workers = min(workers, len(rows))
+  pool, pending, submitted = _pool(workers), collections.deque(), 0
   try:
-    queue = iter(rows)
-    for row in queue:
-      pending.append(pool.submit(_process_star, (row, spec)))
-      if len(pending) >= 2 * workers:
-        break
-    while pending:
+    while submitted < len(rows) or pending:
+      while submitted < len(rows) and len(pending) < 2 * workers:
+        pending.append((rows[submitted], pool.submit(_process_star, (rows[submitted], spec))))
+        submitted += 1
       try:
-        result = pending.pop(0).result()
+        result = pending[0][1].result()
       except BrokenProcessPool:
-        raise errors.CacheError(
-            f"{what()}: a preprocess worker process died (killed, e.g. by the out-of-memory "
-            "killer, or crashed in a decoder); finished shards are kept, run again to resume "
-            "(fewer --workers needs less memory)") from None
-      row = next(queue, None)
-      if row is not None:
-        pending.append(pool.submit(_process_star, (row, spec)))
+        pool.shutdown(wait=False, cancel_futures=True)
+        for row, _ in pending:
+          yield _isolated(row, spec)
+        pool, pending = _pool(workers), collections.deque()
+        continue
+      pending.popleft()
       yield result
   finally:
     pool.shutdown(wait=False, cancel_futures=True)

@@ -185,13 +185,14 @@ def test_train_stream_excludes_other_views_and_unlabelled_videos(cache_dir):
     _loader(cache_dir, views=["PLAX"])
 
 
-def test_views_match_case_insensitively_and_unknown_views_are_kept(tmp_path):
+def test_views_match_case_insensitively_and_unknown_views_are_kept(tmp_path, caplog):
   records = [_record(0), _record(1), _record(10)]
   records[0]["view"] = "a4c"
   records[1]["view"] = ""  # a labels CSV without a view column
   cache.write_shard(os.path.join(tmp_path, cache.shard_name("train", 0, 1)), records)
   rows = ip.select_videos(str(tmp_path), "train", tasks=["ef"], views=["A4C"])
   assert [r["video_id"] for r in rows] == ["v00", "v01"]
+  assert "1 train videos have no view; kept" in caplog.text  # the same rule as the build
 
 
 def test_sampling_picks_each_video_once_per_epoch_then_a_random_frame(cache_dir):
