@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from echonet_jax.data import dicom  # pylint: disable=g-import-not-at-top,wrong-import-position
 from echonet_jax.data import preprocess  # pylint: disable=g-import-not-at-top,wrong-import-position
+from echonet_jax.data.spec import CacheSpec  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def _median_seconds(fn, repeats: int) -> float:
