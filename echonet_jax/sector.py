@@ -30,7 +30,8 @@ MOTION_THRESHOLD = 12
 MIN_MOTION_FRACTION = 0.01
 # A moving area seeds the fan when this share of it is bright after the opening.
 SEED_BRIGHT_SHARE = 0.6
-# A region box is trusted when this fraction of the moving area lies inside it.
+# A region box is trusted when this fraction of the moving fan (and the bright pieces touching it)
+# lies inside it.
 REGION_AGREEMENT = 0.95
 # Pixels closer than this to the edge of the fitted shape are zeroed too, so that text drawn right
 # against the fan (0 px away) stays zeroed when the fit is off by up to this much. It scales with
@@ -126,6 +127,18 @@ def _bright_pieces(peak: np.ndarray, threshold: int, region: np.ndarray | None, 
   return cv2.connectedComponentsWithStats(bright, connectivity=8)
 
 
+def _grow(pieces, seed: np.ndarray | None) -> np.ndarray | None:
+  """The ``seed`` and the bright ``pieces`` (connected components) touching it; with no seed,
+  the largest piece; None when there is none."""
+  n, labels, stats, _ = pieces
+  if seed is not None:
+    touching = np.zeros(n, bool)
+    touching[labels[seed]] = True
+    touching[0] = False
+    return touching[labels] | seed
+  return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA])) if n > 1 else None
+
+
 def _evidence(frames: np.ndarray, peak: np.ndarray, region: np.ndarray | None, noise_margin: int):
   """(the fan's pixels above ``noise_margin``, the same grown through dimmer pixels, the region
   if the moving pixels agree with it); the first two are None when nothing is bright."""
@@ -146,26 +159,22 @@ def _evidence(frames: np.ndarray, peak: np.ndarray, region: np.ndarray | None, n
       score[score < SEED_BRIGHT_SHARE * np.bincount(labels.ravel(), minlength=n)[1:]] = 0
       if score.any():
         seed = labels == 1 + int(np.argmax(score))
-  if region is not None and seed is not None:
-    if (seed & region).sum() < REGION_AGREEMENT * seed.sum():
+  if seed is None and region is not None:  # no motion to check the region against: trust it
+    pieces = _bright_pieces(peak, background + noise_margin, region, k)
+  strong = _grow(pieces, seed)
+  if strong is None:
+    return None, None, region
+  fan = strong
+  if noise_margin > FIT_NOISE_MARGIN:
+    fan = _grow(_bright_pieces(peak, background + FIT_NOISE_MARGIN, region if seed is None
+                               else None, k), strong)
+  # The region must hold (nearly) all of the moving fan and the pieces touching it: a region
+  # written for another image size (a downscaled copy) would cut the fan.
+  if seed is not None and region is not None:
+    if (fan & region).sum() < REGION_AGREEMENT * fan.sum():
       region = None
-  for margin in sorted({noise_margin, min(noise_margin, FIT_NOISE_MARGIN)}, reverse=True):
-    if margin != noise_margin or region is not None:
-      pieces = _bright_pieces(peak, background + margin, region, k)
-    n, labels, stats, _ = pieces
-    if seed is not None:
-      touching = np.zeros(n, bool)
-      touching[labels[seed]] = True
-      touching[0] = False
-      fan = touching[labels] | seed
-    elif n > 1:
-      fan = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    else:
-      return None, None, region
-    if region is not None:
-      fan &= region
-    if margin == noise_margin:
-      strong = seed = fan  # the dimmer pass grows from it
+  if region is not None:
+    strong, fan = strong & region, fan & region
   return strong, fan, region
 
 
@@ -226,6 +235,8 @@ def find_sector(frames: np.ndarray, region: np.ndarray | None = None, noise_marg
   mask = _convex_hull_mask(strong) & open_area  # the fallback
   if margin_px > 0:  # filling the hull takes in the pixels its outline crosses: 1 px at least
     mask = cv2.erode(mask.astype(np.uint8), _ellipse(2 * math.ceil(margin_px) + 1)) > 0
+  if not mask.any():
+    return Sector(open_area, "whole", "no_sector", {}, 0.0)
   return Sector(mask, "hull", "ok", {}, margin_px)
 
 

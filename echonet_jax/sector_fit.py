@@ -33,7 +33,7 @@ _NUM_RAYS = 128
 
 
 def _longest_run(index: np.ndarray, inliers: np.ndarray, max_gap: float) -> int:
-  """Most inliers in one run of ``index`` (sorted) whose consecutive inliers are <= max_gap apart."""
+  """Most inliers in one run of ``index`` (sorted), consecutive inliers <= max_gap apart."""
   at = index[inliers]
   if len(at) == 0:
     return 0
@@ -60,6 +60,8 @@ def fit_line(y: np.ndarray, x: np.ndarray, rng: np.random.Generator):
   max_gap = max(3.0, 0.02 * (y[-1] - y[0]))
   best = inliers[max(top, key=lambda t: _longest_run(y, inliers[t], max_gap))]
   for _ in range(2):
+    if best.sum() < 2:  # (y holds distinct rows)
+      return None
     b, a = np.polyfit(y[best], x[best], 1)
     best = np.abs(x - a - b * y) <= EDGE_TOLERANCE_PX * math.sqrt(1 + b * b)
   return float(a), float(b), best
