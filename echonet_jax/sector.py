@@ -128,14 +128,14 @@ def _bright_pieces(peak: np.ndarray, threshold: int, region: np.ndarray | None, 
 
 
 def _grow(pieces, seed: np.ndarray | None) -> np.ndarray | None:
-  """The ``seed`` and the bright ``pieces`` (connected components) touching it; with no seed,
-  the largest piece; None when there is none."""
+  """The bright ``pieces`` (connected components) touching ``seed``, not the seed itself, whose
+  closing can fill the gap to an ECG sweep; with no seed, the largest piece; None if none."""
   n, labels, stats, _ = pieces
   if seed is not None:
     touching = np.zeros(n, bool)
     touching[labels[seed]] = True
     touching[0] = False
-    return touching[labels] | seed
+    return touching[labels]
   return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA])) if n > 1 else None
 
 
