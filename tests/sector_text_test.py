@@ -185,12 +185,20 @@ def test_color3d_fan_is_fitted_as_is(color3d):
   assert not (clip.sector_mask & ~truth).any()
 
 
-@pytest.mark.parametrize("clock", [False, True])
-def test_color3d_text_at_every_gap_is_zeroed(color3d, clock):
+def jpeg(frames: np.ndarray, quality: int) -> np.ndarray:
+  """Each frame through a JPEG encode and decode: ringing around the text and the fan's edge."""
+  return np.stack([cv2.imdecode(cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, quality])[1],
+                                cv2.IMREAD_GRAYSCALE) for f in frames])
+
+
+@pytest.mark.parametrize("clock, jpeg_quality", [(False, None), (True, None), (True, 75)])
+def test_color3d_text_at_every_gap_is_zeroed(color3d, clock, jpeg_quality):
   luma, fan = color3d
   region = sector.region_box_mask([COLOR3D_REGION], fan.shape)
   for gap in GAPS:
     frames, text = draw_text(luma, fan, gap, clock)
+    if jpeg_quality:  # text burned in before the lossy compression, as a scanner would
+      frames = jpeg(frames, jpeg_quality)
     for box in (None, region):
       found = sector.find_sector(frames, box, noise_margin=sector.LOSSY_NOISE_MARGIN)
       assert not (found.mask & text).any(), f"gap {gap}, region {box is not None}"
