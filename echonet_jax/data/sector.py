@@ -2,7 +2,7 @@
 
 Everything here is a pure function over numpy arrays. :func:`find_sector` gathers pixel evidence
 of the scan sector (motion and brightness) and fits a fan or a rectangle to it
-(:mod:`echonet_jax.sector_fit`); pixel de-identification keeps only what lies inside the fitted
+(:mod:`echonet_jax.data.sector_fit`); pixel de-identification keeps only what lies inside the fitted
 shape shrunk by a safety margin, so burned-in text inside the sector's bounding box but outside the
 fan is zeroed. :func:`region_box_mask` turns DICOM ultrasound regions (plain boxes) into a prior;
 :func:`geometry_from_mask` and :func:`apply_geometry` map any source-aligned (H, W) array to the
@@ -18,7 +18,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from echonet_jax import sector_fit
+from echonet_jax.data import sector_fit
 
 # Pixels of the max-projection more than this above the background level are "signal" in lossy
 # files (JPEG ringing around text and icons stays below it); lossless files use 0, because some pad
@@ -75,7 +75,7 @@ class Sector:
   """What :func:`find_sector` found: ``mask`` (H, W) bool, True where pixels are kept; ``shape``
   ("fan", "rectangle", "hull" = no shape fitted, "whole" = nothing found); ``quality`` ("ok",
   "blank", "no_sector", "too_small"); ``params`` of the fitted shape in source pixels before the
-  ``margin_px`` shrink (see :func:`echonet_jax.sector_fit.fit_fan` and ``fit_rectangle``)."""
+  ``margin_px`` shrink (see :func:`echonet_jax.data.sector_fit.fit_fan` and ``fit_rectangle``)."""
 
   mask: np.ndarray
   shape: str

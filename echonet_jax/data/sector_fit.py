@@ -1,6 +1,6 @@
 """Robust geometric fits of the scan sector to pixel evidence: a fan or a rectangle.
 
-Pure numpy/cv2 helpers of :func:`echonet_jax.sector.find_sector`. A fan (phased and curved arrays,
+Pure numpy/cv2 helpers of :func:`echonet_jax.data.sector.find_sector`. A fan (phased and curved arrays,
 apex up) is two straight edges meeting at the apex, a far arc and, when truncated, a near arc, both
 centred on the apex; a rectangle (linear arrays) is four straight edges. Edges are RANSAC lines
 through the evidence's extreme pixel of each row (column); arcs are the radius where most rays cast

@@ -14,11 +14,11 @@ import numpy as np
 import pydicom
 import pytest
 
-from echonet_jax import dicom
-from echonet_jax import sector
-from echonet_jax import sector_fit
+from echonet_jax.data import dicom
+from echonet_jax.data import sector
+from echonet_jax.data import sector_fit
 from echonet_jax.phantom import patients, render, writer
-from dicom_test import pydicom_file, write_us_dicom
+from tests.testing import pydicom_file, write_us_dicom
 
 GAPS = (0, 1, 2, 3, 5)
 PLACES = ("left", "right", "below", "apex")
