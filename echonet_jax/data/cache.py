@@ -115,7 +115,8 @@ def relabel_record(data: bytes, updates: dict[str, Any]) -> bytes:
     if key in _ARRAY_FIELDS:
       raise ValueError(f"relabel_record cannot replace the array {key!r}")
     if key == "labels":
-      value = {k: (None if v is None or math.isnan(float(v)) else float(v)) for k, v in value.items()}
+      value = {k: (None if v is None or math.isnan(float(v)) else float(v))
+               for k, v in value.items()}
     header[key] = value
   head = json.dumps(header, sort_keys=True).encode()
   return _MAGIC + struct.pack("<I", len(head)) + head + data[base:]

@@ -130,7 +130,7 @@ def view_matches(view: str, wanted: Iterable[str] | None) -> bool:
 
 
 def count_views(views: Iterable[str], wanted: Iterable[str] | None) -> dict[str, int]:
-  """{"kept", "dropped", "unknown"} counts of :func:`view_matches` over ``views`` (unknown ⊂ kept)."""
+  """{"kept", "dropped", "unknown"} counts of :func:`view_matches` (unknown ones are also kept)."""
   wanted = tuple(wanted or ())
   counts = {"kept": 0, "dropped": 0, "unknown": 0}
   for view in views:

@@ -52,7 +52,8 @@ def build_echonet_dynamic_cache(root: str, out_dir: str, spec: CacheSpec | None 
   """Converts EchoNet-Dynamic (``root/FileList.csv`` + ``root/Videos``) into the cache."""
   spec = spec or CacheSpec(source="echonet_dynamic")
   if spec.source != "echonet_dynamic":
-    raise ValueError(f"an EchoNet-Dynamic cache needs source='echonet_dynamic', got {spec.source!r}")
+    raise ValueError(
+        f"an EchoNet-Dynamic cache needs source='echonet_dynamic', got {spec.source!r}")
   rows = echonet_dynamic.read_filelist(root)
   return build.build_from_rows(rows, out_dir, spec, workers=workers, shard_index=shard_index,
                                num_shards=num_shards, progress=progress,
