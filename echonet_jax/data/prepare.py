@@ -30,7 +30,7 @@ from echonet_jax.data import echonet_dynamic
 from echonet_jax.data import labels as labels_lib
 from echonet_jax.data import preprocess
 from echonet_jax.data.spec import CacheSpec
-from echonet_jax.errors import ConfigError
+from echonet_jax.errors import CacheError, ConfigError
 
 
 def cache_root() -> str:
@@ -122,8 +122,13 @@ def _ensure_current(config: ml_collections.ConfigDict, cache_dir: str) -> None:
     return
   exists = os.path.exists(os.path.join(cache_dir, cache.META_FILE))
   logging.info("%s the cache %s", "updating" if exists else "building", cache_dir)
-  summary = build.build_from_rows(rows, cache_dir, spec, workers=config.data.preprocess_workers,
-                                  progress=True, rows_source=rows_source)
+  try:
+    summary = build.build_from_rows(rows, cache_dir, spec, workers=config.data.preprocess_workers,
+                                    progress=True, rows_source=rows_source)
+  except OSError as e:  # a read-only or full cache folder: refuse in one line, never train stale
+    raise CacheError(f"{e.filename or cache_dir}: cannot {'update' if exists else 'build'} the "
+                     f"cache ({e.strerror or type(e).__name__}); its inputs "
+                     f"{'changed' if exists else 'are new'}, so it cannot be used as it is") from None
   logging.info("cache %s:\n%s", cache_dir, preprocess.format_summary(summary))
   if not summary["meta"]["complete"]:
     raise ConfigError(f"{cache_dir}: the cache is incomplete after the build; run again")

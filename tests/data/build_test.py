@@ -4,6 +4,7 @@ the views rule at build time and degenerate videos counted."""
 from __future__ import annotations
 
 import csv
+import errno
 import os
 import shutil
 import time
@@ -172,3 +173,23 @@ def test_views_rule_at_build_time_and_degenerate_videos_counted(tmp_path):
   printed = preprocess.format_summary(summary)
   assert "rows left out by the views rule: 1" in printed
   assert "1 rows have no view and were kept" in printed and "blank: 1" in printed
+
+
+def test_a_cache_that_cannot_follow_its_labels_is_refused_in_one_line(tmp_path, monkeypatch):
+  rows = _videos(tmp_path, 3)
+  config = default.get_config("test", task="ef")
+  config.data.update(labels_csv=_write(tmp_path, rows), num_frames=3, image_size=24,
+                     preprocess_workers=0, cache_dir=str(tmp_path / "c"))
+  prepare.prepare_cache(config)
+  rows[0]["ef"] = "50"
+  _write(tmp_path, rows)
+
+  def read_only(path, records):  # what a read-only or full disk does to the shard writer
+    raise OSError(errno.EROFS, "Read-only file system", path + ".tmp")
+
+  monkeypatch.setattr(cache, "write_shard", read_only)
+  with pytest.raises(CacheError) as info:
+    prepare.prepare_cache(config)
+  message = str(info.value)
+  assert "\n" not in message and "cannot update the cache (Read-only file system)" in message
+  assert message.startswith(str(tmp_path / "c"))
