@@ -3,9 +3,10 @@
 The header is checked against the pixel data before anything scales with NumberOfFrames, and only
 the frames needed for the output are decoded. Frame timing comes from FrameTime, FrameTimeVector,
 CineRate or RecommendedDisplayFrameRate, in that order (a frame time outside 1-1,000 ms counts as
-missing, with a warning), else from ``default_fps`` (recorded as ``fps_assumed``). Output frame ``i`` is the source frame nearest to
-``i * interval_ms``; a clip shorter than ``num_frames * interval_ms`` is treated as a loop and
-wraps around (cine loops are recorded over whole heart cycles). Nothing read from the file that
+missing, with a warning), else from ``default_fps`` (recorded as ``fps_assumed``). Output frame
+``i`` is the source frame nearest to ``i * interval_ms``; a clip shorter than
+``num_frames * interval_ms`` is treated as a loop and wraps around (cine loops are recorded over
+whole heart cycles). Nothing read from the file that
 identifies the patient is kept, and error reasons never quote tag values.
 """
 
@@ -23,9 +24,10 @@ import numpy as np
 
 from echonet_jax.data import luma
 from echonet_jax.data import sector
-from echonet_jax.data.clip import (DEFAULT_FPS, EchoClip, Timing, default_timing,  # pylint: disable=unused-import
-                                   plausible_frame_time, positive_float, sample_indices,
-                                   sample_timing)
+# Re-exported for callers that know only this module: DEFAULT_FPS, EchoClip, sample_indices...
+from echonet_jax.data.clip import (  # pylint: disable=unused-import
+    DEFAULT_FPS, EchoClip, Timing, default_timing, plausible_frame_time, positive_float,
+    sample_indices, sample_timing)
 from echonet_jax.errors import (DecodeError, EchoReadError, FileMissingError, MissingDecoderError,
                                 NoFramesError, NoPixelDataError, NotDicomError, NotUltrasoundError,
                                 TruncatedFileError, UnsupportedImageError)

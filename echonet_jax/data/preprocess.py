@@ -35,6 +35,7 @@ from echonet_jax.data import dicom
 from echonet_jax.data import echonet_dynamic
 from echonet_jax.data import labels as labels_lib
 from echonet_jax.data import sector
+from echonet_jax.data import settings as settings_lib
 
 ERRORS_FILE = "errors.csv"
 ERROR_COLUMNS = ("path", "video_id", "error_type", "reason")
@@ -294,7 +295,7 @@ def build_cache(labels_csv: str, out_dir: str, *, num_frames: int = 20, interval
 
 
 def build_echonet_dynamic_cache(root: str, out_dir: str, *, num_frames: int = 20,
-                                interval_ms: float = 100, size: int = 299,
+                                interval_ms: float = 100, size: int = 112,
                                 workers: int | None = None, shard_index: int = 0,
                                 num_shards: int = 1, videos_per_shard: int = 64,
                                 default_fps: float = dicom.DEFAULT_FPS, progress: bool = True,
@@ -335,7 +336,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   parser.add_argument("--out", required=True, help="cache folder")
   parser.add_argument("--num_frames", type=int, default=20)
   parser.add_argument("--interval_ms", type=float, default=100)
-  parser.add_argument("--size", type=int, default=299)
+  parser.add_argument("--size", type=int, default=0,
+                      help="frame size in px; 0: native (299 DICOM, 112 EchoNet-Dynamic)")
   parser.add_argument("--workers", type=int, default=None, help="processes (default: CPUs)")
   parser.add_argument("--seed", type=int, default=0, help="patient split seed")
   parser.add_argument("--test_frac", type=float, default=0.1)
@@ -350,7 +352,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   parser.add_argument("--no_progress", action="store_true")
   parser.add_argument("--finalize", action="store_true",
                       help="only rebuild meta.json and errors.csv from the finished shards")
-  return parser.parse_args(argv)
+  args = parser.parse_args(argv)
+  try:  # one line per implausible setting, before any work
+    settings_lib.check_preprocess_args(args)
+  except errors.ConfigError as e:
+    parser.error(str(e))
+  return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
