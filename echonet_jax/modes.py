@@ -233,7 +233,7 @@ def saliency(config: ml_collections.ConfigDict | None, workdir: str, split: str 
   """Saliency maps, occlusion and localisation scores → WORKDIR/saliency/ (see interpret.py).
 
   Explains ``config.saliency.num_videos`` videos of ``split`` (none when ``split`` is empty) and the
-  DICOM ``inputs``; returns the content of WORKDIR/saliency/scores.json.
+  DICOM or AVI ``inputs``; returns the content of WORKDIR/saliency/scores.json.
   """
   _single_process("saliency")
   from echonet_jax.interpret import run as interpret  # pylint: disable=g-import-not-at-top

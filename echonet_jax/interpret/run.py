@@ -185,7 +185,7 @@ def split_videos(cache_dir: str, split: str, names: Sequence[str], views: Sequen
 
 def input_videos(paths: Sequence[str], data: ml_collections.ConfigDict, errors: list[dict[str, str]]
                  ) -> Iterable[Video]:
-  """DICOM or AVI files (or folders of them), read as the model was trained; failures go to ``errors``."""
+  """DICOM or AVI files (or folders), read as the model was trained; failures go to ``errors``."""
   used: set[str] = set()
   for path in video_lib.list_files(paths):
     try:
