@@ -67,12 +67,9 @@ _CLI_KEYS = ("num_frames", "interval_ms", "default_fps", "test_frac", "val_frac"
 
 
 def check_preprocess_args(args: Any) -> None:
-  """Checks the preprocess CLI's parsed flags and resolves ``--size 0`` to the native size.
+  """Checks the preprocess CLI's parsed flags; ConfigError names the flag (``--num_frames=0; ...``).
 
-  Raises ConfigError naming the flag (``--num_frames=0; must be >= 1``).
+  ``--image_size 0`` stays 0: the CacheSpec resolves it to the source's native size.
   """
-  from echonet_jax.data import video  # pylint: disable=g-import-not-at-top
   check_settings({k: getattr(args, k) for k in _CLI_KEYS}, label=lambda k: f"--{k}")
-  check_settings({"image_size": args.size}, label=lambda k: "--size")
-  args.size = args.size or (video.NATIVE_SIZE_ECHONET_DYNAMIC if args.echonet_dynamic
-                            else video.NATIVE_SIZE_DICOM)
+  check_settings({"image_size": args.image_size}, label=lambda k: "--image_size")

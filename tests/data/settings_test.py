@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 
@@ -10,6 +9,7 @@ import pytest
 
 from echonet_jax.data import preprocess
 from echonet_jax.data import settings
+from echonet_jax.data.spec import CacheSpec
 from echonet_jax.errors import ConfigError
 
 from tests.testing import REPO
@@ -26,7 +26,7 @@ from tests.testing import REPO
     (["--shard_index", "3", "--num_shards", "3"], "--shard_index=3; must be < --num_shards=3"),
     (["--shard_index", "-1"], "--shard_index=-1; must be >= 0"),
     (["--videos_per_shard", "0"], "--videos_per_shard=0; must be >= 1"),
-    (["--size", "-1"], "--size=-1; must be >= 0"),
+    (["--size", "-1"], "--image_size=-1; must be >= 0"),
     (["--interval_ms", "nan"], "--interval_ms=nan; must be finite"),
 ])
 def test_preprocess_cli_refuses_bad_settings(tmp_path, capsys, flags, message):
@@ -49,14 +49,14 @@ def test_preprocess_cli_error_has_no_traceback(tmp_path):
       "python -m echonet_jax.data.preprocess: error: --num_frames=0; must be >= 1"]
 
 
-def test_size_zero_is_the_native_size():
-  for source, expected in (("labels", 299), ("echonet_dynamic", 112)):
-    args = argparse.Namespace(num_frames=20, interval_ms=100.0, default_fps=30.0, test_frac=0.1,
-                              val_frac=0.1, workers=None, num_shards=1, shard_index=0,
-                              videos_per_shard=64, size=0, labels=None, echonet_dynamic=None)
-    setattr(args, source, "somewhere")
-    settings.check_preprocess_args(args)
-    assert args.size == expected
+def test_size_zero_is_the_native_size(tmp_path):
+  for source, expected in (("--labels", 299), ("--echonet_dynamic", 112)):
+    args = preprocess.parse_args([source, str(tmp_path), "--out", str(tmp_path / "c")])
+    assert args.image_size == 0  # the default: resolved by the spec, per source
+    assert preprocess.spec_from_args(args).image_size == expected
+  args = preprocess.parse_args(["--echonet_dynamic", str(tmp_path), "--out", "c", "--size", "299"])
+  assert preprocess.spec_from_args(args).image_size == 299  # overridable
+  assert CacheSpec(source="echonet_dynamic").image_size == 112 and CacheSpec().image_size == 299
 
 
 def test_settings_checks_types_and_skips_unknown_names():
