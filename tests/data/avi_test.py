@@ -200,7 +200,7 @@ def test_predict_and_saliency_on_an_avi_through_the_cli(trained_workdir, tmp_pat
   from_avi, from_dcm = float(rows["patient.avi"]["weight"]), float(rows["patient.dcm"]["weight"])
   assert 20 < from_avi < 250 and float(rows["patient.avi"]["frame_time_ms"]) == 50.0
   # The same cine through MJPG and through DICOM: close predictions.
-  assert abs(from_avi - from_dcm) < 0.15 * from_dcm, (from_avi, from_dcm)  # 72 vs 78 kg measured
+  assert abs(from_avi - from_dcm) < 0.15 * from_dcm, (from_avi, from_dcm)  # measured: 76.0 vs 73.5 kg
 
   proc = subprocess.run(launch + ["--mode=saliency", f"--input={avi_path}",
                                   "--config.saliency.method=vanilla"],
