@@ -105,6 +105,7 @@ def sweep(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any
   """Trains the lr × weight-decay grid of ``config.sweep`` (or this job's members of it); when the
   grid is complete, writes WORKDIR/sweep/ and promotes the best member (see docs/sweep.md)."""
   validate_config(config)
+  resolve_image_size(config)
   from echonet_jax.experiments import sweep as sweep_lib  # pylint: disable=g-import-not-at-top
   return sweep_lib.run(config, workdir)
 

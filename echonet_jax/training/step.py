@@ -257,7 +257,11 @@ def loss_for_model(loss: LossFn | ml_collections.ConfigDict, model: nn.Module) -
   """``loss`` itself when callable; else the loss config bound to the kinds of ``model``'s heads."""
   if callable(loss):
     return loss
-  return make_loss(loss, task_kinds(tuple(model.num_outputs)))
+  heads = getattr(model, "num_outputs", None)
+  if not isinstance(heads, Mapping):
+    raise ValueError("a model without named task heads (num_outputs={task: 1}) needs a loss "
+                     "callable: step.make_loss(config.loss, step.task_kinds(names))")
+  return make_loss(loss, task_kinds(tuple(heads)))
 
 
 def all_finite(tree: PyTree) -> jax.Array:
