@@ -19,7 +19,10 @@ import shutil
 from typing import Any, Sequence
 
 import jax
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 import ml_collections
+import numpy as np
 
 from echonet_jax.data import cache
 from echonet_jax.data import prepare
@@ -292,10 +295,6 @@ def describe_promotion(workdir: str) -> str | None:
 def plot_grid(path: str, rows: Sequence[dict[str, Any]], lrs: Sequence[float],
               wds: Sequence[float], best: dict[str, Any] | None, title: str) -> None:
   """Heatmap of each member's best validation score over lr × weight decay; the chosen cell boxed."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
-  from matplotlib.patches import Rectangle  # pylint: disable=g-import-not-at-top
-
   scores = np.full((len(lrs), len(wds)), np.nan)
   for r in rows:
     scores[r["member"] // len(wds), r["member"] % len(wds)] = r["best_score"]
