@@ -38,7 +38,9 @@ def get_config(arg: str | None = None, *, task: str = "weight") -> ml_collection
       interval_ms=100.0,
       image_size=299,
       channels=1,
-      views=("A4C",),
+      views=("A4C",),  # views trained and evaluated; () = every view (the view task)
+      view_model="",  # a trained view workdir: fills blank views of the labels CSV (docs/views.md)
+      view_min_confidence=0.5,  # predicted views below this probability are left out and listed
       default_fps=30.0,
       preprocess_workers=2,
       split_seed=0,
@@ -47,6 +49,7 @@ def get_config(arg: str | None = None, *, task: str = "weight") -> ml_collection
   ))
   c.data.phantom = ml_collections.ConfigDict(dict(
       num_studies=2000, rows=480, cols=640, frame_time_ms=33.3, duration_s=2.2, seed=0,
+      views="A4C",  # comma list of phantom.VIEW_CLASSES, or "all": one video of each per study
   ))
 
   c.aug = ml_collections.ConfigDict(dict(rotation_deg=20.0, brightness=0.1))

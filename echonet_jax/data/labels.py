@@ -48,12 +48,14 @@ class VideoRow:
   patient_id: str
   study_id: str
   path: str                 # absolute
-  labels: dict[str, float]  # every task of tasks.TASK_NAMES, NaN where blank
+  labels: dict[str, float]  # every task of tasks.TASK_NAMES (and "view"), NaN where blank
   split: str = ""           # "" until assigned
   view: str = ""
   mask_path: str = ""       # absolute, or "" when the row has no masks
   line: int = 0             # line in the CSV (1 = header), for messages
   fps: float = 0.0          # frame rate given by the source list (EchoNet-Dynamic), 0 = unknown
+  view_source: str = ""     # "csv" when the CSV gave the view, "predicted" when a view model did
+  view_confidence: float = math.nan  # the view model's probability of ``view`` (1.0 for csv)
 
 
 def _resolve(base: str, path: str) -> str:
@@ -118,6 +120,7 @@ def read_labels(csv_path: str) -> list[VideoRow]:
         except ValueError as e:
           problems.append(f"{csv_path}:{line}: column {name!r}: {e}")
           bad = True
+      labels[tasks.VIEW_TASK] = tasks.view_label(cell.get("view", ""))  # the view task's label
       split = cell.get("split", "").lower()
       if split and split not in SPLITS:
         problems.append(f"{csv_path}:{line}: column 'split': {cell['split']!r} is not one of "
@@ -137,7 +140,8 @@ def read_labels(csv_path: str) -> list[VideoRow]:
       rows.append(VideoRow(
           video_id=video_id, patient_id=cell["patient_id"], study_id=cell["study_id"],
           path=_resolve(base, cell["path"]), labels=labels, split=split,
-          view=cell.get("view", ""),
+          view=cell.get("view", ""), view_source="csv" if cell.get("view") else "",
+          view_confidence=1.0 if cell.get("view") else math.nan,
           mask_path=_resolve(base, cell["mask_path"]) if cell.get("mask_path") else "",
           line=line))
   if problems:

@@ -47,6 +47,8 @@ def default_cache_dir(config: ml_collections.ConfigDict) -> str:
 def phantom_dir(config: ml_collections.ConfigDict) -> str:
   """Where the phantom of this config is generated (keyed by its settings)."""
   p = config.data.phantom.to_dict()
+  if p.get("views", "A4C") == "A4C":
+    p.pop("views", None)  # A4C-only phantoms keep the folders made before the views option
   return os.path.join(cache_root(), f"phantom-{p['num_studies']}-{_digest(p)}")
 
 
@@ -103,7 +105,7 @@ def _build(config: ml_collections.ConfigDict, cache_dir: str) -> None:
       logging.info("generating %d phantom studies into %s", p.num_studies, out)
       labels_csv = phantom.generate_dataset(
           out, p.num_studies, p.seed, rows=p.rows, cols=p.cols, frame_time_ms=p.frame_time_ms,
-          duration_s=p.duration_s, workers=d.preprocess_workers)
+          duration_s=p.duration_s, workers=d.preprocess_workers, views=p.get("views", "A4C"))
   logging.info("building the cache %s from %s", cache_dir, labels_csv)
   summary = preprocess.build_cache(labels_csv, cache_dir, default_fps=d.default_fps,
                                    source=source, **common)

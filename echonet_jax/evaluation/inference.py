@@ -43,7 +43,7 @@ def predict_videos(eval_fn: Callable[..., dict[str, jax.Array]], state: Any,
   """Per-frame outputs for every valid video.
 
   Returns ``{"video_id": [...], "patient_id": [...], "labels": {task: (N,)},
-  "frame_outputs": {task: (N, T)}}``. In a multi-host run every process gets the outputs of all
+  "frame_outputs": {task: (N, T)}}`` ((N, T, classes) for categorical tasks). In a multi-host run every process gets the outputs of all
   processes' videos for the numeric fields (ids stay process-local) — pass ``num_batches`` (the same
   on every process) there.
   """
@@ -68,7 +68,8 @@ def predict_videos(eval_fn: Callable[..., dict[str, jax.Array]], state: Any,
       ids.extend(np.asarray(batch["video_id"])[valid].tolist())
       patients.extend(np.asarray(batch["patient_id"])[valid].tolist())
     for name, value in out.items():
-      value = np.asarray(value, np.float32).reshape(-1, t)
+      value = np.asarray(value, np.float32)
+      value = value.reshape(-1, t, *value.shape[1:])  # (V, T), or (V, T, classes) categorical
       outputs.setdefault(name, []).append(value[valid])
     for name, value in batch_labels.items():
       labels.setdefault(name, []).append(value[valid])
@@ -79,7 +80,8 @@ def predict_videos(eval_fn: Callable[..., dict[str, jax.Array]], state: Any,
 
 def predict_images(trained: Any, images: np.ndarray, batch_size: int = 256
                    ) -> dict[str, np.ndarray]:
-  """Per-image outputs {task: (N,)} (probabilities or task units) of ``images`` (N, S, S, C).
+  """Per-image outputs {task: (N,)} (probabilities or task units; (N, classes) for categorical
+  tasks) of ``images`` (N, S, S, C).
 
   ``trained`` is a ``restore.TrainedModel``; batches are padded to a multiple of the device count.
   """

@@ -72,8 +72,8 @@ def validation_metrics(pred: dict[str, Any], names: tuple[str, ...],
                        label_stats: dict[str, dict[str, float]]) -> dict[str, float]:
   """Video-level validation metrics, and ``val/score`` (lower is better) to rank checkpoints.
 
-  The score averages, over tasks, 1 − AUC for binary tasks and MAE / training-set std for
-  regression, so single- and multi-task runs are ranked the same way.
+  The score averages, over tasks, 1 − AUC for binary tasks, 1 − accuracy for categorical ones and
+  MAE / training-set std for regression, so single- and multi-task runs are ranked the same way.
   """
   out, scores = {"val/num_videos": len(next(iter(pred["frame_outputs"].values())))}, []
   for name in names:
@@ -81,7 +81,11 @@ def validation_metrics(pred: dict[str, Any], names: tuple[str, ...],
     p = pred["frame_outputs"][name].mean(axis=1)
     keep = ~np.isnan(y)
     y, p = y[keep], p[keep]
-    if tasks_lib.get_task(name).is_binary:
+    if tasks_lib.get_task(name).is_categorical:
+      accuracy = float(metrics_lib.accuracy(y, p)) if y.size else math.nan
+      out[f"val/{name}/accuracy"] = accuracy
+      scores.append(1.0 - accuracy)
+    elif tasks_lib.get_task(name).is_binary:
       auc = float(metrics_lib.roc_auc(y, p)) if len(np.unique(y)) == 2 else math.nan
       out[f"val/{name}/auc"] = auc
       scores.append(1.0 - auc)
