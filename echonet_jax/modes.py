@@ -128,12 +128,14 @@ def predict(config: ml_collections.ConfigDict | None, workdirs: Sequence[str],
             inputs: Sequence[str], output: str | None) -> str:
   """Runs trained task models on new DICOM files; writes one CSV row per file.
 
+  A view model (configs/view.py) among them adds ``view``, ``view_confidence`` and
+  ``view_prob_<class>`` columns.
+
   Each model reads the file through the ingestion path at its own image size. A file that cannot be
   read gets a row with ``error_type`` and ``error`` and no predictions. Returns the CSV path.
   """
   from echonet_jax.data import dicom  # pylint: disable=g-import-not-at-top
-  from echonet_jax.evaluation import inference  # pylint: disable=g-import-not-at-top
-  from echonet_jax.data import pipeline as input_pipeline  # pylint: disable=g-import-not-at-top
+  from echonet_jax.evaluation import view_model  # pylint: disable=g-import-not-at-top
   from echonet_jax.training import restore  # pylint: disable=g-import-not-at-top
 
   del config  # each model brings its own saved config
@@ -156,9 +158,8 @@ def predict(config: ml_collections.ConfigDict | None, workdirs: Sequence[str],
           clips[key] = dicom.read_echo(path, num_frames=d.num_frames, interval_ms=d.interval_ms,
                                        size=d.image_size, default_fps=d.default_fps)
         clip = clips[key]
-        out = inference.predict_images(trained, input_pipeline.to_images(clip.frames, d.channels))
-        for name in trained.names:
-          row[name] = float(out[name].mean())  # the video's prediction: the mean of its frames
+        # The video's prediction: the mean of its frames (a class and its probabilities for view).
+        row.update(view_model.row_values(view_model.video_outputs(trained, clip.frames)))
         row["frame_time_ms"] = clip.frame_time_ms
         row["fps_assumed"] = clip.fps_assumed
     except errors.EchoReadError as e:
@@ -166,7 +167,7 @@ def predict(config: ml_collections.ConfigDict | None, workdirs: Sequence[str],
     rows.append(row)
   output = output or os.path.join(workdirs[0], "predictions.csv")
   os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-  names = [n for m in models for n in m.names]
+  names = view_model.columns(n for m in models for n in m.names)
   columns = ["path", *names, "frame_time_ms", "fps_assumed", "error_type", "error"]
   with open(output, "w", newline="") as f:
     writer = csv.DictWriter(f, columns, restval="")

@@ -18,7 +18,8 @@ decoding needs no pickle; frames are zlib-compressed one by one so one frame dec
 * ``labels``: {task name: float}, NaN where the CSV left the label blank;
 * optional ``masks``: uint16 (T, S, S) bit field of ground-truth regions aligned with ``frames``
   (bit k is ``mask_names[k]``), written for phantom studies;
-* optional ``view``: the view label (e.g. ``A4C``) when known.
+* optional ``view``: the view label (e.g. ``A4C``) when known, with ``view_source`` (``csv`` or
+  ``predicted``) and ``view_confidence`` (1.0 for csv, blank when unknown); see ``data/views.py``.
 
 ``meta.json`` holds at least: ``format`` (1), ``image_size``, ``num_frames``, ``interval_ms``,
 ``source`` ("labels_csv", "phantom" or "echonet_dynamic"), ``splits`` ({split: number of videos}),
@@ -138,7 +139,8 @@ def shard_paths(cache_dir: str, split: str) -> list[str]:
   return paths
 
 
-INDEX_COLUMNS = ("video_id", "patient_id", "study_id", "split", "view", "num_frames")
+INDEX_COLUMNS = ("video_id", "patient_id", "study_id", "split", "view", "view_source",
+                 "view_confidence", "num_frames")
 
 
 def index_path(shard_path: str) -> str:

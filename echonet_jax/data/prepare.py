@@ -37,6 +37,8 @@ def default_cache_dir(config: ml_collections.ConfigDict) -> str:
                   split_seed=d.split_seed, test=d.test_frac, val=d.val_frac, fps=d.default_fps)
   if d.labels_csv:
     key = dict(src=os.path.abspath(d.labels_csv), **geometry)
+    if d.get("view_model"):
+      key.update(view_model=os.path.abspath(d.view_model), min_conf=d.view_min_confidence)
     return os.path.join(cache_root(), f"cache-{_digest(key)}")
   if d.echonet_dynamic_dir:
     key = dict(src=os.path.abspath(d.echonet_dynamic_dir), **geometry)
@@ -106,9 +108,14 @@ def _build(config: ml_collections.ConfigDict, cache_dir: str) -> None:
       labels_csv = phantom.generate_dataset(
           out, p.num_studies, p.seed, rows=p.rows, cols=p.cols, frame_time_ms=p.frame_time_ms,
           duration_s=p.duration_s, workers=d.preprocess_workers, views=p.get("views", "A4C"))
+  predictor = None
+  if d.get("view_model"):  # a trained view model fills blank views (the one higher-stage import)
+    from echonet_jax.evaluation import view_model  # pylint: disable=g-import-not-at-top
+    predictor = view_model.load_predictor(d.view_model, d.views)
   logging.info("building the cache %s from %s", cache_dir, labels_csv)
   summary = preprocess.build_cache(labels_csv, cache_dir, default_fps=d.default_fps,
-                                   source=source, **common)
+                                   source=source, view_predictor=predictor,
+                                   view_min_confidence=d.get("view_min_confidence", 0.5), **common)
   _check_summary(summary, cache_dir)
 
 

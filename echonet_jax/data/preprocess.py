@@ -35,6 +35,7 @@ from echonet_jax.data import dicom
 from echonet_jax.data import echonet_dynamic
 from echonet_jax.data import labels as labels_lib
 from echonet_jax.data import sector
+from echonet_jax.data import views as views_lib
 
 ERRORS_FILE = "errors.csv"
 ERROR_COLUMNS = ("path", "video_id", "error_type", "reason")
@@ -111,7 +112,9 @@ def process_video(row: labels_lib.VideoRow, settings: ReadSettings
                              allow_non_ultrasound=settings.allow_non_ultrasound)
     record = {
         "video_id": row.video_id, "patient_id": row.patient_id, "study_id": row.study_id,
-        "split": row.split, "view": row.view, "frames": clip.frames,
+        "split": row.split, "view": row.view, "view_source": row.view_source,
+        "view_confidence": "" if math.isnan(row.view_confidence) else row.view_confidence,
+        "frames": clip.frames,
         "frame_indices": clip.frame_indices.astype(np.int32),
         "frame_time_ms": float(clip.frame_time_ms), "fps_assumed": bool(clip.fps_assumed),
         "labels": dict(row.labels)}
@@ -191,6 +194,7 @@ def finalize(out_dir: str, plans: Sequence[ShardPlan], build: dict[str, Any],
           "build": build}
   if filtered:
     meta["filtered_by_view"] = filtered
+  views_lib.report_views(out_dir, meta, build.get("view_min_confidence", 0.0))
   names = next((r["mask_names"] for r in reports if r.get("mask_names")), None)
   if names:
     meta["mask_names"] = names
@@ -215,20 +219,22 @@ def build_from_rows(rows: Sequence[labels_lib.VideoRow], out_dir: str, *, source
                     test_frac: float = 0.1, val_frac: float = 0.1, shard_index: int = 0,
                     num_shards: int = 1, videos_per_shard: int = 64,
                     views: Iterable[str] | None = None, progress: bool = True,
-                    finalize_only: bool = False) -> dict[str, Any]:
+                    finalize_only: bool = False, view_min_confidence: float = 0.5
+                    ) -> dict[str, Any]:
   """Writes the shards of ``rows`` that belong to this machine; see the module docstring."""
   if not 0 <= shard_index < num_shards:
     raise ValueError(f"shard_index must be in [0, {num_shards}), got {shard_index}")
   if videos_per_shard < 1:
     raise ValueError(f"videos_per_shard must be at least 1, got {videos_per_shard}")
-  view_set = sorted({v.upper() for v in views}) if views else None
-  kept = [r for r in rows if view_set is None or r.view.upper() in view_set]
+  view_set = sorted(views_lib.wanted_set(views)) or None
+  kept = [r for r in rows if views_lib.keep_video(r, view_set, view_min_confidence)]
   filtered = len(rows) - len(kept)
   kept = labels_lib.assign_splits(kept, seed, test_frac, val_frac, source=source)
   plans = plan_shards(kept, videos_per_shard)
   build = {"num_frames": settings.num_frames, "interval_ms": settings.interval_ms,
            "size": settings.size, "seed": seed, "test_frac": test_frac, "val_frac": val_frac,
-           "videos_per_shard": videos_per_shard, "views": view_set, "source": source}
+           "videos_per_shard": videos_per_shard, "views": view_set, "source": source,
+           "view_min_confidence": view_min_confidence}
   os.makedirs(out_dir, exist_ok=True)
   _check_compatible(out_dir, plans, build)
 
@@ -276,21 +282,26 @@ def build_cache(labels_csv: str, out_dir: str, *, num_frames: int = 20, interval
                 num_shards: int = 1, videos_per_shard: int = 64,
                 views: Iterable[str] | None = None, allow_non_ultrasound: bool = False,
                 default_fps: float = dicom.DEFAULT_FPS, progress: bool = True,
-                finalize_only: bool = False, source: str = "labels_csv") -> dict[str, Any]:
+                finalize_only: bool = False, source: str = "labels_csv",
+                view_predictor: views_lib.Predictor | None = None,
+                view_min_confidence: float = 0.5) -> dict[str, Any]:
   """Converts every video of a labels CSV into the cache at ``out_dir``.
 
   Returns a summary: ``written`` (videos written now), ``skipped`` (videos of shards finished
   earlier), ``failed`` ({error type: count} of this run), shard counts and ``meta``. ``workers``
   defaults to the CPU count; 0 or 1 works in this process. ``source`` is meta.json's source
   ("labels_csv", or "phantom" for the phantom's CSV). Raises LabelsError for a bad CSV.
+  ``view_predictor`` (see ``evaluation/view_model.py``) fills every blank view first.
   """
   rows = labels_lib.read_labels(labels_csv)
+  if view_predictor is not None and not finalize_only:
+    rows = views_lib.fill_views(rows, view_predictor, progress=progress)
   settings = ReadSettings(num_frames, interval_ms, size, default_fps, allow_non_ultrasound, "dicom")
   return build_from_rows(rows, out_dir, source=source, settings=settings, workers=workers,
                          seed=seed, test_frac=test_frac, val_frac=val_frac,
                          shard_index=shard_index, num_shards=num_shards,
                          videos_per_shard=videos_per_shard, views=views, progress=progress,
-                         finalize_only=finalize_only)
+                         finalize_only=finalize_only, view_min_confidence=view_min_confidence)
 
 
 def build_echonet_dynamic_cache(root: str, out_dir: str, *, num_frames: int = 20,
@@ -322,6 +333,7 @@ def format_summary(summary: dict[str, Any]) -> str:
                f"{meta['shards_done']}/{meta['shards_expected']} shards done"
                + ("" if meta["complete"] else " (other machines or runs still to finish)"))
   lines.append(f"errors (all runs): {meta['failed']} in {summary['errors_csv']}")
+  lines += views_lib.summary_lines(meta, summary["out_dir"])
   return "\n".join(lines)
 
 
@@ -344,6 +356,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   parser.add_argument("--num_shards", type=int, default=1, help="machines sharing the work")
   parser.add_argument("--videos_per_shard", type=int, default=64)
   parser.add_argument("--views", default="", help="comma list of views to keep, e.g. A4C")
+  parser.add_argument("--view_model", default="",
+                      help="trained view workdir (configs/view.py): fills every blank view")
+  parser.add_argument("--view_min_confidence", type=float, default=0.5,
+                      help="predicted views below this are left out of --views and listed")
   parser.add_argument("--allow_non_ultrasound", action="store_true")
   parser.add_argument("--default_fps", type=float, default=dicom.DEFAULT_FPS,
                       help="frame rate assumed when a file has no timing")
@@ -362,10 +378,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 progress=not args.no_progress, finalize_only=args.finalize)
   try:
     if args.labels:
+      views = [v for v in args.views.split(",") if v.strip()] or None
+      predictor = None
+      if args.view_model:  # the one higher-stage import: a trained model reads the videos
+        from echonet_jax.evaluation import view_model  # pylint: disable=g-import-not-at-top
+        predictor = view_model.load_predictor(args.view_model, views)
       summary = build_cache(args.labels, args.out, seed=args.seed, test_frac=args.test_frac,
-                            val_frac=args.val_frac,
-                            views=[v for v in args.views.split(",") if v.strip()] or None,
-                            allow_non_ultrasound=args.allow_non_ultrasound, **common)
+                            val_frac=args.val_frac, views=views,
+                            allow_non_ultrasound=args.allow_non_ultrasound, view_predictor=predictor,
+                            view_min_confidence=args.view_min_confidence, **common)
     else:
       summary = build_echonet_dynamic_cache(args.echonet_dynamic, args.out, **common)
   except (labels_lib.LabelsError, FileNotFoundError, ValueError) as e:

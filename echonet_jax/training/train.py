@@ -106,8 +106,10 @@ def _eval_stream(config, cache_dir, split, names):
   Returns (None, 0) when the split has no video with these tasks' labels.
   """
   views = tuple(config.data.views) or None
+  min_confidence = config.data.get("view_min_confidence", 0.0)
   try:
-    rows = input_pipeline.select_videos(cache_dir, split, tasks=names, views=views)
+    rows = input_pipeline.select_videos(cache_dir, split, tasks=names, views=views,
+                                        min_view_confidence=min_confidence)
   except (FileNotFoundError, ValueError) as e:
     logging.warning("no validation: %s", e)
     return None, 0
@@ -115,7 +117,7 @@ def _eval_stream(config, cache_dir, split, names):
   per_process = math.ceil(len(rows) / jax.process_count())
   batches = input_pipeline.eval_batches(
       cache_dir, split, tasks=names, videos_per_batch=v, image_size=config.data.image_size,
-      channels=config.data.channels, views=views)
+      channels=config.data.channels, views=views, min_view_confidence=min_confidence)
   return batches, math.ceil(per_process / v)
 
 
@@ -143,7 +145,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       num_workers=config.train.workers, rotation_deg=config.aug.rotation_deg,
       brightness=config.aug.brightness, image_size=config.data.image_size,
       channels=config.data.channels, views=tuple(config.data.views) or None,
-      prefetch=config.train.prefetch)
+      prefetch=config.train.prefetch,
+      min_view_confidence=config.data.get("view_min_confidence", 0.0))
   data_iter = iter(loader)
 
   ckpts = checkpoints_lib.Checkpoints(os.path.join(workdir, "checkpoints"),
