@@ -34,6 +34,7 @@ def workdirs(tmp_path_factory):
   return view_dir, weight_dir
 
 
+@pytest.mark.slow
 def test_view_test_config_trains_and_writes_accuracy_and_confusion(workdirs):
   config = view_config.get_config("test")
   assert config.task == "view" and tuple(config.data.views) == ()
@@ -50,6 +51,7 @@ def test_view_test_config_trains_and_writes_accuracy_and_confusion(workdirs):
   assert sum(map(sum, report["confusion"])) == 21
 
 
+@pytest.mark.slow
 def test_predict_adds_view_columns_beside_a_task_model(workdirs, tmp_path):
   real = pydicom_file("color3d_jpeg_baseline.dcm")
   out = modes.predict(None, list(workdirs), [real], str(tmp_path / "pred.csv"))
@@ -62,6 +64,7 @@ def test_predict_adds_view_columns_beside_a_task_model(workdirs, tmp_path):
   assert float(row["weight"]) > 0
 
 
+@pytest.mark.slow
 def test_bad_view_models_are_clear_errors(workdirs):
   view_dir, weight_dir = workdirs
   with pytest.raises(ConfigError, match="not a view model"):
@@ -70,6 +73,7 @@ def test_bad_view_models_are_clear_errors(workdirs):
     view_model.load_predictor(view_dir, ["A4C", "SUBCOSTAL"])
 
 
+@pytest.mark.slow
 def test_preprocess_view_model_fills_every_blank_view(workdirs, tmp_path, capsys):
   phantom_csv = os.path.join(prepare.phantom_dir(view_config.get_config("test")), "labels.csv")
   with open(phantom_csv) as f:
