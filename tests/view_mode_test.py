@@ -143,3 +143,13 @@ def test_select_videos_leaves_out_unsure_predictions(tmp_path):
   kept = pipeline.select_videos(str(tmp_path), "train", tasks=["weight"], views=["A4C"],
                                 min_view_confidence=0.5)
   assert [r["video_id"] for r in kept] == ["v0", "v2"]
+
+
+def test_view_config_validates_and_shrinks():
+  full, cpu = view_config.get_config(), view_config.get_config("cpu")
+  for config in (full, cpu):
+    modes.validate_config(config)
+    assert config.task == "view" and tuple(config.data.views) == ()
+    assert config.data.phantom.views == "all"
+  assert cpu.data.image_size < full.data.image_size
+  assert set(full.to_dict()) == set(cpu.to_dict())
