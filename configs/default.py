@@ -38,7 +38,8 @@ def get_config(arg: str | None = None, *, task: str = "weight") -> ml_collection
       interval_ms=100.0,
       image_size=299,
       channels=1,
-      views=("A4C",),  # views trained and evaluated; () = every view (the view task)
+      views=("A4C",),  # kept by the cache build and the pipeline; rows without a view are kept; ()=all
+      label_ranges="",  # e.g. "weight=1:500": plausible label ranges other than tasks.py's
       view_model="",  # a trained view workdir: fills blank views of the labels CSV (docs/views.md)
       view_min_confidence=0.5,  # predicted views below this probability are left out and listed
       default_fps=30.0,

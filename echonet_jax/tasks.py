@@ -2,7 +2,9 @@
 
 Label columns in a labels CSV (and in the phantom's labels.csv) carry the task name. Units:
 binary tasks are 0/1 (``sex``: 1 = male), ``esv``/``edv`` in mL, ``ef`` in percent, ``age`` in years,
-``weight`` in kg and ``height`` in metres.
+``weight`` in kg and ``height`` in metres. Each task has a plausible ``valid_range`` (inclusive);
+a label outside it is a ``file:line`` error of the labels CSV (override per task with
+``labels.parse_ranges``, e.g. the preprocess flag ``--label_ranges weight=1:500``).
 
 Categorical tasks have named classes; their label is the class index (a float, NaN when missing) and
 the network has one output per class. The one categorical task, ``view``, reads the labels CSV's
@@ -12,6 +14,7 @@ the network has one output per class. The one categorical task, ``view``, reads 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 BINARY = "binary"
 REGRESSION = "regression"
@@ -31,6 +34,7 @@ class Task:
   kind: str  # BINARY, REGRESSION or CATEGORICAL
   unit: str
   description: str
+  valid_range: tuple[float, float] = (-math.inf, math.inf)
   classes: tuple[str, ...] = ()  # CATEGORICAL only: the class names, in output order
 
   @property
@@ -56,17 +60,17 @@ _ALL = (
     Task("severe_lae", BINARY, "", "severe left atrial enlargement"),
     Task("lvh", BINARY, "", "left ventricular hypertrophy"),
     Task("sex", BINARY, "", "sex (1 = male)"),
-    Task("esv", REGRESSION, "mL", "end-systolic volume"),
-    Task("edv", REGRESSION, "mL", "end-diastolic volume"),
-    Task("ef", REGRESSION, "%", "ejection fraction"),
-    Task("age", REGRESSION, "years", "age"),
-    Task("weight", REGRESSION, "kg", "weight"),
-    Task("height", REGRESSION, "m", "height"),
+    Task("esv", REGRESSION, "mL", "end-systolic volume", (0.0, math.inf)),
+    Task("edv", REGRESSION, "mL", "end-diastolic volume", (0.0, math.inf)),
+    Task("ef", REGRESSION, "%", "ejection fraction", (0.0, 100.0)),
+    Task("age", REGRESSION, "years", "age", (0.0, 120.0)),
+    Task("weight", REGRESSION, "kg", "weight", (1.0, 400.0)),
+    Task("height", REGRESSION, "m", "height", (0.3, 2.5)),
 )
 
 TASK_NAMES: tuple[str, ...] = tuple(t.name for t in _ALL)
 TASKS: dict[str, Task] = {t.name: t for t in _ALL + (
-    Task(VIEW_TASK, CATEGORICAL, "", "echo view", VIEW_CLASSES),)}
+    Task(VIEW_TASK, CATEGORICAL, "", "echo view", classes=VIEW_CLASSES),)}
 
 
 def view_label(view: str) -> float:

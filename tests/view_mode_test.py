@@ -40,7 +40,7 @@ def test_view_test_config_trains_and_writes_accuracy_and_confusion(workdirs):
   assert config.task == "view" and tuple(config.data.views) == ()
   assert config.data.phantom.views == "all"
   meta = cache.read_meta(prepare.prepare_cache(config))
-  assert set(meta["views"]) == set(tasks.VIEW_CLASSES)  # one video of every view per study
+  assert set(meta["views_by_source"]) == set(tasks.VIEW_CLASSES)  # one video of every view per study
   out = os.path.join(workdirs[0], "eval", "test")
   assert os.path.getsize(os.path.join(out, "confusion.png")) > 1000
   with open(os.path.join(out, "metrics.json")) as f:
@@ -103,7 +103,7 @@ def test_preprocess_view_model_fills_every_blank_view(workdirs, tmp_path, capsys
   # Predicted views are not labels of the view task; the CSV's is.
   assert all(r["labels"]["view"] != r["labels"]["view"] for r in predicted)
   meta = cache.read_meta(out)
-  assert sum(sum(s.values()) for s in meta["views"].values()) == 14
+  assert sum(sum(s.values()) for s in meta["views_by_source"].values()) == 14
   unsure = [r for r in predicted if float(r["view_confidence"]) < 0.99]
   assert meta["low_confidence_views"]["count"] == len(unsure)
   with open(os.path.join(out, views_lib.LOW_CONFIDENCE_FILE)) as f:

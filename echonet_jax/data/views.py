@@ -6,8 +6,9 @@ labels CSV gave it, ``predicted`` when a view model did, blank when unknown) and
 (1.0 for the CSV, the view model's probability of its choice for a prediction). A view in the CSV
 always wins: the model only fills blank views (:func:`fill_views`).
 
-The rule (:func:`keep_video`) is applied where streams select videos (``pipeline.select_videos``) and
-where ``preprocess --views`` leaves rows out of a cache. A video is kept when no views are asked for,
+The rule (``labels.view_matches``, here :func:`keep_video`) is applied where streams select videos
+(``pipeline.select_videos``) and where the cache build leaves rows out. A video is kept when no views
+are asked for,
 or when its view is blank (the user chose the files), or when its view is asked for and, if predicted,
 its confidence is at least the minimum. Predicted views below the minimum are counted and listed
 (:func:`low_confidence`), never dropped silently.
@@ -24,6 +25,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from echonet_jax import errors
 from echonet_jax.data import cache
+from echonet_jax.data import labels as labels_lib
 from echonet_jax import tasks
 
 CSV = "csv"
@@ -63,12 +65,9 @@ def is_low_confidence(video: Mapping[str, Any] | Any, min_confidence: float) -> 
 
 def keep_video(video: Mapping[str, Any] | Any, views: Iterable[str] | None,
                min_confidence: float = 0.0) -> bool:
-  """The one views rule (see the module docstring) for an index row or a VideoRow."""
-  wanted = views if isinstance(views, frozenset) else wanted_set(views)
-  view = _field(video, "view").strip().upper()
-  if not wanted or not view:
-    return True
-  return view in wanted and not is_low_confidence(video, min_confidence)
+  """The one views rule, ``labels.view_matches``, for an index row or a VideoRow."""
+  return labels_lib.view_matches(_field(video, "view"), views, source=_field(video, "view_source"),
+                                 confidence=confidence_of(video), min_confidence=min_confidence)
 
 
 def low_confidence(videos: Iterable[Mapping[str, Any] | Any], views: Iterable[str] | None,
@@ -132,7 +131,7 @@ def report_views(cache_dir: str, meta: dict[str, Any], min_confidence: float) ->
     except FileNotFoundError:
       pass
   unsure = low_confidence(index, None, min_confidence)
-  meta["views"] = view_counts(index)
+  meta["views_by_source"] = view_counts(index)
   meta["low_confidence_views"] = {"count": len(unsure), "min_confidence": min_confidence,
                                   "file": LOW_CONFIDENCE_FILE}
   write_low_confidence(os.path.join(cache_dir, LOW_CONFIDENCE_FILE), unsure)
@@ -140,9 +139,9 @@ def report_views(cache_dir: str, meta: dict[str, Any], min_confidence: float) ->
 
 def summary_lines(meta: Mapping[str, Any], cache_dir: str) -> list[str]:
   """The cache summary's lines about views (none for a cache without view information)."""
-  if not meta.get("views"):
+  if not meta.get("views_by_source"):
     return []
-  lines = [f"videos per view (source): {format_counts(meta['views'])}"]
+  lines = [f"videos per view (source): {format_counts(meta['views_by_source'])}"]
   unsure = meta.get("low_confidence_views", {})
   if unsure.get("count"):
     lines.append(f"predicted views below confidence {unsure['min_confidence']}: {unsure['count']}, "
