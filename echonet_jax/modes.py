@@ -32,6 +32,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
                       f"{MIN_INPUT_SIZE} px")
   if config.data.channels not in (1, 3):
     raise ConfigError(f"data.channels={config.data.channels}; use 1 (grayscale) or 3")
+  if not 0.0 <= config.data.get("view_min_confidence", 0.0) <= 1.0:
+    raise ConfigError(f"data.view_min_confidence={config.data.view_min_confidence}; use 0..1")
   if config.train.batch_size <= 0 or config.train.steps <= 0:
     raise ConfigError("train.batch_size and train.steps must be positive")
 

@@ -153,3 +153,6 @@ def test_view_config_validates_and_shrinks():
     assert config.data.phantom.views == "all"
   assert cpu.data.image_size < full.data.image_size
   assert set(full.to_dict()) == set(cpu.to_dict())
+  full.data.view_min_confidence = 1.5
+  with pytest.raises(ConfigError, match="view_min_confidence"):
+    modes.validate_config(full)
