@@ -156,3 +156,14 @@ def test_view_config_validates_and_shrinks():
   full.data.view_min_confidence = 1.5
   with pytest.raises(ConfigError, match="view_min_confidence"):
     modes.validate_config(full)
+
+
+def test_view_experiment_arms_differ_only_in_views():
+  from echonet_jax.experiments import views as experiment  # pylint: disable=g-import-not-at-top
+  every, a4c = (experiment.arm_config("weight", "cpu", v, 150, 1000)
+                for v in experiment.ARMS.values())
+  assert (tuple(every.data.views), tuple(a4c.data.views)) == ((), ("A4C",))
+  assert every.data.phantom.views == a4c.data.phantom.views == "all"
+  assert prepare.phantom_dir(every) == prepare.phantom_dir(a4c)  # one phantom for both arms
+  every.data.views = ("A4C",)
+  assert every.to_dict() == a4c.to_dict()
