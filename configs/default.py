@@ -36,13 +36,13 @@ def get_config(arg: str | None = None, *, task: str = "weight") -> ml_collection
       cache_dir="",  # Where the de-identified cache goes; empty: ~/.cache/echonet_jax/...
       num_frames=20,
       interval_ms=100.0,
-      image_size=299,
+      image_size=0,  # 0: the source's native size, 299 (DICOM, phantom) or 112 (EchoNet-Dynamic)
       channels=1,
       views=("A4C",),  # kept by the cache build and the pipeline; rows without a view are kept; ()=all
       label_ranges="",  # e.g. "weight=1:500": plausible label ranges other than tasks.py's
       view_model="",  # a trained view workdir: fills blank views of the labels CSV (docs/views.md)
       view_min_confidence=0.5,  # predicted views below this probability are left out and listed
-      default_fps=30.0,
+      default_fps=30.0,  # assumed when a file has no plausible timing (1-1,000 ms a frame)
       preprocess_workers=2,
       split_seed=0,
       test_frac=0.1,

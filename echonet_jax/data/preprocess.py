@@ -19,6 +19,7 @@ from typing import Any, Sequence
 from echonet_jax.data import build
 from echonet_jax.data import echonet_dynamic
 from echonet_jax.data import labels as labels_lib
+from echonet_jax.data import settings as settings_lib
 from echonet_jax.data import views as views_lib
 from echonet_jax.data.spec import CacheSpec
 from echonet_jax.errors import EchonetError
@@ -111,7 +112,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   parser.add_argument("--num_frames", type=int, default=defaults.num_frames)
   parser.add_argument("--interval_ms", type=float, default=defaults.interval_ms)
   parser.add_argument("--image_size", "--size", dest="image_size", type=int,
-                      default=defaults.image_size, help="output frames, pixels a side")
+                      default=0, help="output frames, pixels a side; "
+                      "0 (default): native, 299 for DICOMs and 112 for EchoNet-Dynamic")
   parser.add_argument("--workers", type=int, default=None, help="processes (default: CPUs)")
   parser.add_argument("--seed", type=int, default=defaults.split_seed, help="patient split seed")
   parser.add_argument("--test_frac", type=float, default=defaults.test_frac)
@@ -134,7 +136,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   parser.add_argument("--no_progress", action="store_true")
   parser.add_argument("--finalize", action="store_true",
                       help="only rebuild meta.json and errors.csv from the finished shards")
-  return parser.parse_args(argv)
+  args = parser.parse_args(argv)
+  try:  # one line per implausible setting, before any work
+    settings_lib.check_preprocess_args(args)
+  except EchonetError as e:
+    parser.error(str(e))
+  return args
 
 
 def spec_from_args(args: argparse.Namespace) -> CacheSpec:

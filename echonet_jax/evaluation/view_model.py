@@ -36,11 +36,9 @@ def check_view_model(trained: Any, views: Iterable[str] | None = None) -> tasks_
 
 
 def read_clip(trained: Any, path: str) -> Any:
-  """``path`` read through the ingestion path at ``trained``'s own settings (an EchoClip)."""
-  from echonet_jax.data import dicom  # pylint: disable=g-import-not-at-top
-  d = trained.config.data
-  return dicom.read_echo(path, num_frames=d.num_frames, interval_ms=d.interval_ms,
-                         size=d.image_size, default_fps=d.default_fps)
+  """``path`` (DICOM or AVI) read as ``trained`` saw its videos (an EchoClip)."""
+  from echonet_jax.data import video  # pylint: disable=g-import-not-at-top
+  return video.read_for_model(path, trained.config.data)
 
 
 def video_outputs(trained: Any, frames: np.ndarray) -> dict[str, np.ndarray]:
