@@ -151,7 +151,7 @@ def test_view_config_validates_and_shrinks():
     modes.validate_config(config)
     assert config.task == "view" and tuple(config.data.views) == ()
     assert config.data.phantom.views == "all"
-  assert cpu.data.image_size < full.data.image_size
+  assert 0 < cpu.data.image_size < modes.resolve_image_size(full).data.image_size
   assert set(full.to_dict()) == set(cpu.to_dict())
   full.data.view_min_confidence = 1.5
   with pytest.raises(ConfigError, match="view_min_confidence"):
