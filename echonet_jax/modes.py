@@ -69,6 +69,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f"data.image_size={shown}; the network needs >= {MIN_INPUT_SIZE} px")
   if config.data.channels not in (1, 3):
     raise ConfigError(f"data.channels={config.data.channels}; use 1 (grayscale) or 3")
+  if not 0.0 <= config.data.get("view_min_confidence", 0.0) <= 1.0:
+    raise ConfigError(f"data.view_min_confidence={config.data.view_min_confidence}; use 0..1")
   _check_at_least(config)
   if config.optim.final_lr_frac > 1:
     raise ConfigError(f"optim.final_lr_frac={config.optim.final_lr_frac!r}; must be <= 1")
@@ -199,12 +201,14 @@ def predict(config: ml_collections.ConfigDict | None, workdirs: Sequence[str],
             inputs: Sequence[str], output: str | None) -> str:
   """Runs trained task models on new DICOM or AVI files; writes one CSV row per file.
 
+  A view model (configs/view.py) among them adds ``view``, ``view_confidence`` and
+  ``view_prob_<class>`` columns.
+
   Each model reads the file through the ingestion path at its own image size. A file that cannot be
   read gets a row with ``error_type`` and ``error`` and no predictions. Returns the CSV path.
   """
   from echonet_jax.data import video  # pylint: disable=g-import-not-at-top
-  from echonet_jax.evaluation import inference  # pylint: disable=g-import-not-at-top
-  from echonet_jax.data import pipeline as input_pipeline  # pylint: disable=g-import-not-at-top
+  from echonet_jax.evaluation import view_model  # pylint: disable=g-import-not-at-top
   from echonet_jax.training import restore  # pylint: disable=g-import-not-at-top
 
   del config  # each model brings its own saved config
@@ -226,9 +230,8 @@ def predict(config: ml_collections.ConfigDict | None, workdirs: Sequence[str],
         if key not in clips:
           clips[key] = video.read_for_model(path, d)
         clip = clips[key]
-        out = inference.predict_images(trained, input_pipeline.to_images(clip.frames, d.channels))
-        for name in trained.names:
-          row[name] = float(out[name].mean())  # the video's prediction: the mean of its frames
+        # The video's prediction: the mean of its frames (a class and its probabilities for view).
+        row.update(view_model.row_values(view_model.video_outputs(trained, clip.frames)))
         row["frame_time_ms"] = clip.frame_time_ms
         row["fps_assumed"] = clip.fps_assumed
     except errors.EchoReadError as e:
@@ -236,7 +239,7 @@ def predict(config: ml_collections.ConfigDict | None, workdirs: Sequence[str],
     rows.append(row)
   output = output or os.path.join(workdirs[0], "predictions.csv")
   os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-  names = [n for m in models for n in m.names]
+  names = view_model.columns(n for m in models for n in m.names)
   columns = ["path", *names, "frame_time_ms", "fps_assumed", "error_type", "error"]
   with open(output, "w", newline="") as f:
     writer = csv.DictWriter(f, columns, restval="")
