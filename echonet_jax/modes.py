@@ -26,8 +26,12 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       raise ConfigError(f"loss.{kind}={config.loss[kind]!r}; use one of {allowed}")
   if config.optim.schedule not in ("constant", "cosine"):
     raise ConfigError(f"optim.schedule={config.optim.schedule!r}; use 'constant' or 'cosine'")
+  from echonet_jax import models  # pylint: disable=g-import-not-at-top
   from echonet_jax.models import MIN_INPUT_SIZE  # pylint: disable=g-import-not-at-top
-  if config.data.image_size < MIN_INPUT_SIZE:
+  if models.is_clip_model(config.model.get("name", models.DEFAULT_MODEL)):
+    from echonet_jax.evaluation import inference  # pylint: disable=g-import-not-at-top
+    inference.clip_spec(config)  # the cache must be able to serve the clips
+  elif config.data.image_size < MIN_INPUT_SIZE:
     raise ConfigError(f"data.image_size={config.data.image_size}; the network needs >= "
                       f"{MIN_INPUT_SIZE} px")
   if config.data.channels not in (1, 3):
@@ -156,9 +160,11 @@ def predict(config: ml_collections.ConfigDict | None, workdirs: Sequence[str],
           clips[key] = dicom.read_echo(path, num_frames=d.num_frames, interval_ms=d.interval_ms,
                                        size=d.image_size, default_fps=d.default_fps)
         clip = clips[key]
-        out = inference.predict_images(trained, input_pipeline.to_images(clip.frames, d.channels))
+        images = input_pipeline.to_images(clip.frames, d.channels)
+        out = inference.predict_images(
+            trained, inference.model_inputs(images, inference.clip_spec(trained.config)))
         for name in trained.names:
-          row[name] = float(out[name].mean())  # the video's prediction: the mean of its frames
+          row[name] = float(out[name].mean())  # the video's prediction: mean of its frames/clips
         row["frame_time_ms"] = clip.frame_time_ms
         row["fps_assumed"] = clip.fps_assumed
     except errors.EchoReadError as e:
