@@ -46,5 +46,5 @@ def _test(c):
   c.model.update(width=0.125, blocks=(1, 1, 1, 1), dtype="float32")
   c.data.update(image_size=32, num_frames=20, interval_ms=100.0, clip_frames=8,
                 clip_interval_ms=100.0)
-  c.train.update(batch_size=4, steps=4, log_every=2, eval_every=2, checkpoint_every=2, workers=0,
+  c.train.update(batch_size=4, steps=2, log_every=1, eval_every=2, checkpoint_every=2, workers=0,
                  eval_videos_per_batch=4)
