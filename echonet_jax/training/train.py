@@ -55,6 +55,7 @@ def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
   if has_ckpt and os.path.exists(path):
     with open(path) as f:
       saved = json.load(f)
+    saved.get("model", {}).setdefault("name", "inception_resnet_v1")  # saved before model.name
     for key in _IDENTITY:
       old, new = _normalise(_lookup(saved, key)), _normalise(_lookup(config, key))
       if old != new:
