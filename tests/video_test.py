@@ -5,6 +5,9 @@ import csv
 import json
 import math
 import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -18,6 +21,7 @@ from echonet_jax.evaluation import inference
 from echonet_jax.models import InceptionResNetV1, R2Plus1D18
 from echonet_jax.training import restore
 from echonet_jax.training import step as step_lib
+from tests.testing import REPO
 
 
 def test_model_name_selects_the_network_and_its_input():
@@ -99,3 +103,43 @@ def test_explains_a_clip_with_one_map_per_frame(video_workdir, real_and_bad_dico
   with pytest.raises(ConfigError, match="occlusion"):
     config.saliency.method = "occlusion"
     modes.saliency(config, video_workdir, None, [real])
+
+
+_SHARDING_SCRIPT = textwrap.dedent("""
+    import sys
+    import jax
+    jax.config.update("jax_num_cpu_devices", int(sys.argv[1]))
+    sys.path.insert(0, {repo!r})
+    import numpy as np
+    from configs import ef_video
+    from echonet_jax.training import parallel
+    from echonet_jax.training import step as train
+    config = ef_video.get_config("test")
+    model = train.create_model(config, ("ef",))
+    tx = train.make_optimizer(config.optim, 10)
+    state = train.init(model, tx, jax.random.PRNGKey(0), train.input_shape(config),
+                       {{"ef": {{"mean": 55.0, "std": 10.0}}}}, ("ef",))
+    mesh = parallel.make_mesh()
+    assert mesh.devices.size == int(sys.argv[1]), mesh
+    step, evaluate = train.make_steps(model, tx, config.loss, mesh)
+    rng = np.random.default_rng(0)
+    clips = rng.normal(size=(8, 8, 32, 32, 1)).astype(np.float32)
+    batch = {{"image": clips, "labels": {{"ef": rng.uniform(20, 70, 8).astype(np.float32)}}}}
+    state, metrics = step(state, parallel.global_batch(batch, mesh))
+    out = evaluate(state, parallel.global_batch(clips, mesh))
+    np.savez(sys.argv[2], loss=float(metrics["loss"]), out=np.asarray(out["ef"]))
+""")
+
+
+@pytest.mark.slow
+def test_clip_batch_splits_over_the_data_axis_like_frames(tmp_path):
+  script = tmp_path / "run.py"
+  script.write_text(_SHARDING_SCRIPT.format(repo=REPO))
+  results = []
+  for n in (1, 8):
+    out = tmp_path / f"{n}.npz"
+    subprocess.run([sys.executable, str(script), str(n), str(out)], check=True, cwd=REPO)
+    results.append(np.load(out))
+  one, eight = results
+  np.testing.assert_allclose(one["loss"], eight["loss"], rtol=1e-4)
+  np.testing.assert_allclose(one["out"], eight["out"], rtol=1e-3, atol=1e-3)
