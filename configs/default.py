@@ -40,10 +40,11 @@ def get_config(arg: str | None = None, *, task: str = "weight") -> ml_collection
       # (EchoNet-Dynamic: 32 frames, every 2nd at 50 fps); see echonet_jax/data/windows.py.
       clip_frames=32,
       clip_interval_ms=40.0,
-      image_size=299,
+      image_size=0,  # 0: the source's native size, 299 (DICOM, phantom) or 112 (EchoNet-Dynamic)
       channels=1,
-      views=("A4C",),
-      default_fps=30.0,
+      views=("A4C",),  # kept by the cache build and the pipeline; rows without a view are kept
+      label_ranges="",  # e.g. "weight=1:500": plausible label ranges other than tasks.py's
+      default_fps=30.0,  # assumed when a file has no plausible timing (1-1,000 ms a frame)
       preprocess_workers=2,
       split_seed=0,
       test_frac=0.1,

@@ -131,6 +131,6 @@ def predict_split(trained: Any, cache_dir: str, split: str) -> dict[str, Any]:
   batches = input_pipeline.eval_batches(
       cache_dir, split, tasks=trained.names, videos_per_batch=c.train.eval_videos_per_batch,
       image_size=c.data.image_size, channels=c.data.channels,
-      views=tuple(c.data.views) or None, shard_index=0, shard_count=1)
+      views=tuple(c.data.views) or None, shard_index=0, num_shards=1)
   return predict_videos(trained.eval_fn, trained.state, batches, trained.mesh,
                         clip=clip_spec(c))
