@@ -67,7 +67,7 @@ def cache_dir(tmp_path_factory):
 def test_train_clips_start_anywhere_and_share_one_augmentation(cache_dir):
   spec = windows.ClipSpec(8, 2)
   loader = ip.train_loader(cache_dir, tasks=["ef"], global_batch_size=4, seed=0, shard_index=0,
-                           shard_count=1, rotation_deg=20.0, brightness=0.1, clip=spec)
+                           num_shards=1, rotation_deg=20.0, brightness=0.1, clip=spec)
   it = iter(loader)
   starts, shifts = set(), set()
   for _ in range(6):
@@ -92,7 +92,7 @@ def test_train_clips_start_anywhere_and_share_one_augmentation(cache_dir):
   np.testing.assert_array_equal(together, one_by_one)
   # Same seed, same clips.
   again = next(iter(ip.train_loader(cache_dir, tasks=["ef"], global_batch_size=4, seed=0,
-                                    shard_index=0, shard_count=1, clip=spec)))
+                                    shard_index=0, num_shards=1, clip=spec)))
   first = next(iter(ip.train_loader(cache_dir, tasks=["ef"], global_batch_size=4, seed=0,
-                                    shard_index=0, shard_count=1, clip=spec)))
+                                    shard_index=0, num_shards=1, clip=spec)))
   np.testing.assert_array_equal(np.asarray(again["image"]), np.asarray(first["image"]))
