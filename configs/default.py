@@ -34,8 +34,12 @@ def get_config(arg: str | None = None, *, task: str = "weight") -> ml_collection
       labels_csv="",  # A labels CSV (see echonet_jax/labels.py). Empty: the phantom.
       echonet_dynamic_dir="",  # An EchoNet-Dynamic folder (FileList.csv + Videos/) instead.
       cache_dir="",  # Where the de-identified cache goes; empty: ~/.cache/echonet_jax/...
-      num_frames=20,
-      interval_ms=100.0,
+      num_frames=20,  # frames the cache keeps per video ...
+      interval_ms=100.0,  # ... this far apart (the cache's frame rate)
+      # Clip models (model.name="r2plus1d_18") read clip_frames cache frames clip_interval_ms apart
+      # (EchoNet-Dynamic: 32 frames, every 2nd at 50 fps); see echonet_jax/data/windows.py.
+      clip_frames=32,
+      clip_interval_ms=40.0,
       image_size=0,  # 0: the source's native size, 299 (DICOM, phantom) or 112 (EchoNet-Dynamic)
       channels=1,
       views=("A4C",),  # kept by the cache build and the pipeline; rows without a view are kept; ()=all
@@ -56,6 +60,7 @@ def get_config(arg: str | None = None, *, task: str = "weight") -> ml_collection
   c.aug = ml_collections.ConfigDict(dict(rotation_deg=20.0, brightness=0.1))
 
   c.model = ml_collections.ConfigDict(dict(
+      name="inception_resnet_v1",  # or "r2plus1d_18" (clips; see configs/ef_video.py)
       width=1.0, blocks=(5, 10, 5), dropout_rate=0.2, dtype="bfloat16",
   ))
 

@@ -62,9 +62,13 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   from echonet_jax.data import video  # pylint: disable=g-import-not-at-top
   settings.check_settings({k: config.data[k] for k in _DATA_KEYS if k in config.data},
                           label=lambda k: f"data.{k}")
+  from echonet_jax import models  # pylint: disable=g-import-not-at-top
   from echonet_jax.models import MIN_INPUT_SIZE  # pylint: disable=g-import-not-at-top
   size = video.resolve_image_size(config.data)
-  if size < MIN_INPUT_SIZE:
+  if models.is_clip_model(config.model.get("name", models.DEFAULT_MODEL)):
+    from echonet_jax.evaluation import inference  # pylint: disable=g-import-not-at-top
+    inference.clip_spec(config)  # the cache must be able to serve the clips
+  elif size < MIN_INPUT_SIZE:
     shown = f"{config.data.image_size}" + (" (native)" if not config.data.image_size else "")
     raise ConfigError(f"data.image_size={shown}; the network needs >= {MIN_INPUT_SIZE} px")
   if config.data.channels not in (1, 3):
@@ -211,7 +215,8 @@ def predict(config: ml_collections.ConfigDict | None, workdirs: Sequence[str],
         if key not in clips:
           clips[key] = video.read_for_model(path, d)
         clip = clips[key]
-        # The video's prediction: the mean of its frames (a class and its probabilities for view).
+        # The video's prediction: the mean of its frames or clips (a class and its probabilities
+        # for a categorical task).
         row.update(view_model.row_values(view_model.video_outputs(trained, clip.frames)))
         row["frame_time_ms"] = clip.frame_time_ms
         row["fps_assumed"] = clip.fps_assumed

@@ -4,6 +4,11 @@ Shared by validation in the training loop, evaluate mode and saliency mode. Vide
 ``{"image": (V, T, S, S, C), "labels": {task: (V,)}, "video_id", "patient_id", "valid": (V,)}``
 batches (see ``input_pipeline.eval_batches``); frames are flattened into one (V·T) batch, split over
 the mesh, and the outputs are folded back to (V, T).
+
+A clip model (``clip_spec(config)`` is not None) sees each video as its K covering clips
+(``data.windows``): the batch is (V·K, T_clip, S, S, C) and the outputs fold back to (V, K). Those
+per-clip outputs stand where a frame model's per-frame outputs do (``frame_outputs``), so a video's
+prediction is their mean everywhere downstream.
 """
 
 from __future__ import annotations
@@ -14,7 +19,22 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
+from echonet_jax import models
+from echonet_jax.data import windows
 from echonet_jax.training import parallel
+
+
+def clip_spec(config: Any) -> windows.ClipSpec | None:
+  """The clip geometry when ``config.model.name`` is a clip model, else None (a frame model)."""
+  if not models.is_clip_model(config.model.get("name", models.DEFAULT_MODEL)):
+    return None
+  d = config.data
+  return windows.make_spec(d.clip_frames, d.clip_interval_ms, d.interval_ms, d.num_frames)
+
+
+def model_inputs(images: np.ndarray, clip: windows.ClipSpec | None) -> np.ndarray:
+  """One video's network inputs: its frames (N, S, S, C), or its covering clips (K, T, S, S, C)."""
+  return images if clip is None else windows.windows(images, clip)
 
 
 def _pad_batches(batches: Iterable[dict[str, Any]], num_batches: int) -> Iterator[dict[str, Any]]:
@@ -39,8 +59,9 @@ def _pad_batches(batches: Iterable[dict[str, Any]], num_batches: int) -> Iterato
 
 def predict_videos(eval_fn: Callable[..., dict[str, jax.Array]], state: Any,
                    batches: Iterable[dict[str, Any]], mesh: jax.sharding.Mesh,
-                   num_batches: int | None = None) -> dict[str, Any]:
-  """Per-frame outputs for every valid video.
+                   num_batches: int | None = None, clip: windows.ClipSpec | None = None
+                   ) -> dict[str, Any]:
+  """Per-frame outputs for every valid video (per-clip outputs, (N, K), with ``clip``).
 
   Returns ``{"video_id": [...], "patient_id": [...], "labels": {task: (N,)},
   "frame_outputs": {task: (N, T)}}`` ((N, T, classes) for categorical tasks). In a multi-host run
@@ -53,6 +74,8 @@ def predict_videos(eval_fn: Callable[..., dict[str, jax.Array]], state: Any,
   multihost = jax.process_count() > 1
   for batch in batches:
     images = np.asarray(batch["image"])
+    if clip is not None:
+      images = np.stack([windows.windows(video, clip) for video in images])
     v, t = images.shape[:2]
     frames = images.reshape(v * t, *images.shape[2:])
     out = eval_fn(state, parallel.global_batch(frames, mesh))
@@ -80,8 +103,8 @@ def predict_videos(eval_fn: Callable[..., dict[str, jax.Array]], state: Any,
 
 def predict_images(trained: Any, images: np.ndarray, batch_size: int = 256
                    ) -> dict[str, np.ndarray]:
-  """Per-image outputs {task: (N,)} (probabilities or task units; (N, classes) for categorical
-  tasks) of ``images`` (N, S, S, C).
+  """Per-example outputs {task: (N,)} (probabilities or task units; (N, classes) for categorical
+  tasks) of ``images`` (N, S, S, C), or of clips (N, T, S, S, C) for a clip model.
 
   ``trained`` is a ``restore.TrainedModel``; batches are padded to a multiple of the device count.
   """
@@ -111,4 +134,5 @@ def predict_split(trained: Any, cache_dir: str, split: str) -> dict[str, Any]:
       image_size=c.data.image_size, channels=c.data.channels,
       views=tuple(c.data.views) or None, shard_index=0, num_shards=1,
       min_view_confidence=c.data.get("view_min_confidence", 0.0))
-  return predict_videos(trained.eval_fn, trained.state, batches, trained.mesh)
+  return predict_videos(trained.eval_fn, trained.state, batches, trained.mesh,
+                        clip=clip_spec(c))

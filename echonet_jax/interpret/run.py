@@ -11,6 +11,10 @@ model):
   closest to the video's prediction);
 * ``saliency.gif``: the per-frame maps over the frames, one clip level for all frames;
 
+for a clip model (R(2+1)D) these describe the video's first covering clip, one map per clip frame, plus
+``clip_panel.png`` (every frame with its map); ``prediction`` stays the mean over the covering clips (see
+``interpret/clips.py``);
+
 and ``WORKDIR/saliency/scores.json`` (per video and averaged): predictions; for cache videos whose
 records carry ground-truth masks, the localisation score of every region (per frame, then averaged over
 the frames where the region is present) and the prediction before and after occluding each region (fill:
@@ -47,6 +51,7 @@ from echonet_jax.errors import ConfigError, EchoReadError
 from echonet_jax.evaluation import inference
 from echonet_jax.evaluation import metrics
 from echonet_jax.evaluation import reports
+from echonet_jax.interpret import clips
 from echonet_jax.interpret import maps
 from echonet_jax.interpret import scores
 from echonet_jax.interpret import viz
@@ -211,12 +216,21 @@ def explain(trained: Any, videos: Iterable[Video], settings: maps.Settings, out_
   multitask = len(trained.names) > 1
   thresholds = thresholds or {}
   threshold_values = {k: v["threshold"] for k, v in thresholds.items()}
-  map_fns = {name: maps.make_video_maps(trained.model, name, settings) for name in trained.names}
+  clip = inference.clip_spec(c)  # a clip model explains each video's first covering clip
+  make_maps = maps.make_video_maps if clip is None else clips.make_clip_maps
+  map_fns = {name: make_maps(trained.model, name, settings) for name in trained.names}
   base_key = jax.random.key(settings.seed)
   rows = []
   for index, video in enumerate(videos):
     images = pipeline.to_images(video.frames, c.data.channels)
+    video_outputs = None
+    if clip is not None:
+      video_outputs = inference.predict_images(trained, inference.model_inputs(images, clip))
+      video = clips.first_clip(video, clip)
+      images = pipeline.to_images(video.frames, c.data.channels)[None]  # (1, T, S, S, C)
     frame_outputs = inference.predict_images(trained, images)
+    if clip is not None:  # one output for the whole clip, shown on each of its frames
+      frame_outputs = {k: np.repeat(v, len(video.frames)) for k, v in frame_outputs.items()}
     regions = scores.region_masks(video.masks, mask_names) if video.masks is not None else {}
     dilation = (settings.occlusion_dilation if settings.occlusion_dilation is not None
                 else max(1, video.frames.shape[-1] // 24))
@@ -225,16 +239,20 @@ def explain(trained: Any, videos: Iterable[Video], settings: maps.Settings, out_
     key = jax.random.fold_in(base_key, index)
     for name in trained.names:
       video_maps = np.asarray(map_fns[name](state.params, state.batch_stats, state.label_mean[name],
-                                      state.label_std[name], images, key))
+                                      state.label_std[name], images if clip is None else images[0],
+                                      key))
       if not np.isfinite(video_maps).all():
         raise FloatingPointError(f"non-finite saliency map for video {video.video_id!r}, task {name}")
       out_dir = os.path.join(out_root, video.source, safe_name(video.video_id),
                              *((name,) if multitask else ()))
       files = write_video(out_dir, video.frames, video_maps, frame_outputs[name], video.masks, mask_names,
                           fps=settings.fps)
+      if clip is not None:
+        files["panel"] = clips.write_panel(os.path.join(out_dir, "clip_panel.png"), video.frames,
+                                           video_maps)
       row: dict[str, Any] = {
           "source": video.source, "video_id": video.video_id, "task": name,
-          "prediction": float(frame_outputs[name].mean()),
+          "prediction": float((frame_outputs if clip is None else video_outputs)[name].mean()),
           "label": video.labels.get(name, math.nan) if video.source != "inputs" else None,
           "representative_frame": scores.representative_frame(frame_outputs[name]),
           "files": {k: os.path.relpath(v, out_root) for k, v in files.items()}}

@@ -1,6 +1,6 @@
 """Saliency maps as pure functions over any ``f(x) -> scalar``.
 
-``x`` is one image of shape (H, W, C). Every function here is jit-able and can be mapped over a batch with
+``x`` is one image of shape (H, W, C), or for the gradient methods one clip (T, H, W, C). Every function here is jit-able and can be mapped over a batch with
 ``jax.vmap`` by the caller. Methods: vanilla gradient, SmoothGrad (Smilkov et al. 2017), Integrated
 Gradients (Sundararajan et al. 2017), occlusion, and a localisation score against a ground-truth mask.
 
@@ -59,9 +59,10 @@ def _checked(f: ScalarFn) -> ScalarFn:
   return g
 
 
-def _check_image(x: jax.Array, name: str = "x") -> None:
-  if jnp.ndim(x) != 3:
-    raise ValueError(f"{name} must be one image (H, W, C), got shape {jnp.shape(x)}; "
+def _check_image(x: jax.Array, name: str = "x", clips: bool = True) -> None:
+  if jnp.ndim(x) not in ((3, 4) if clips else (3,)):
+    kinds = "one image (H, W, C) or one clip (T, H, W, C)" if clips else "one image (H, W, C)"
+    raise ValueError(f"{name} must be {kinds}, got shape {jnp.shape(x)}; "
                      "map over a batch with jax.vmap")
 
 
@@ -190,7 +191,7 @@ def integrated_gradients(f: ScalarFn, x: jax.Array, baseline: jax.Array | float 
 def occlude(f: ScalarFn, x: jax.Array, mask: jax.Array, fill: jax.Array | float = 0.0
            ) -> tuple[jax.Array, jax.Array]:
   """(f(x), f(x with ``mask`` set to ``fill``)). ``mask`` is (H, W) or (H, W, C), true where occluded."""
-  _check_image(x)
+  _check_image(x, clips=False)
   mask = jnp.asarray(mask)
   if mask.shape not in (x.shape[:2], x.shape):
     raise ValueError(f"mask shape {mask.shape} must be {x.shape[:2]} or {x.shape} to match x")
@@ -218,7 +219,7 @@ def occlusion_map(f: ScalarFn, x: jax.Array, patch: int = 16, stride: int = 8, f
   positions cover the whole image (the last row/column of patches is flush with the edge). The occluded
   copies are evaluated with vmap, ``chunk_size`` at a time.
   """
-  _check_image(x)
+  _check_image(x, clips=False)
   _check_count(patch, "patch")
   _check_count(stride, "stride")
   height, width = x.shape[:2]

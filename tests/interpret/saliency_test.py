@@ -109,7 +109,13 @@ def test_non_scalar_function_and_batched_input_are_rejected():
   with pytest.raises(ValueError, match="f\\(x\\) -> scalar"):
     saliency.vanilla_gradient(lambda x: x.sum(-1), x)
   with pytest.raises(ValueError, match="one image"):
-    saliency.vanilla_gradient(lambda x: x.sum(), x[None])
+    saliency.vanilla_gradient(lambda x: x.sum(), x[None, None])  # a batch of clips
+  # One clip (T, H, W, C) is explained as a whole; occlusion patches stay single-image.
+  clip = jnp.stack([x, 2 * x])
+  np.testing.assert_allclose(saliency.vanilla_gradient(lambda c: (c[1] ** 2).sum(), clip),
+                             jnp.stack([jnp.zeros_like(x), 4 * x]), rtol=1e-6)
+  with pytest.raises(ValueError, match="one image \\(H, W, C\\), got"):
+    saliency.occlusion_map(lambda c: c.sum(), clip, patch=4, stride=4)
 
 
 @pytest.mark.parametrize("rule", ["trapezoid", "midpoint"])
