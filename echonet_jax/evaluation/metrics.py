@@ -10,17 +10,27 @@ Every metric takes an optional ``weights`` argument: shape ``(n,)`` gives one va
 gives ``B`` values at once. Integer weights are multiplicities, so a bootstrap resample is a weight row
 (how many times each video was drawn) and :func:`bootstrap_ci` evaluates all resamples in a few
 vectorised numpy calls instead of a Python loop.
+
+Honest intervals: :func:`bootstrap_interval` counts the resamples whose metric is defined and reports
+the interval as unavailable (NaN bounds and a note; "n/a" in text, null in JSON) with fewer than
+``MIN_CI_PATIENTS`` patients, fewer than ``MIN_VALID_FRACTION`` of the resamples defined, or a zero
+width. It never presents the point estimate as a CI.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import math
 from typing import Callable
 
 import numpy as np
 
 # Bootstrap weight matrices are processed in chunks of at most this many elements (rows × videos).
 _CHUNK_ELEMENTS = 1 << 21
+# When a bootstrap interval is reported at all (see interval_note).
+MIN_CI_PATIENTS = 10
+MIN_VALID_FRACTION = 0.5
 
 
 def _as_weights(weights, n: int) -> tuple[np.ndarray, bool]:
@@ -282,17 +292,85 @@ def bootstrap_values(metric_fn: Callable, groups, *arrays, n_boot: int = 1000,
   return values
 
 
-def bootstrap_ci(metric_fn: Callable, groups, *arrays, n_boot: int = 1000, seed: int = 0,
-                 alpha: float = 0.05) -> tuple[float, float]:
-  """Percentile bootstrap interval ``(lo, hi)`` at level 1 − alpha, resampling groups (patients).
+@dataclasses.dataclass(frozen=True)
+class Interval:
+  """A bootstrap interval and how much it can be trusted.
+
+  ``low``/``high`` are NaN when the interval is unavailable; ``note`` then says why (see
+  :func:`bootstrap_interval` for the rule). ``n_valid`` of the ``n_boot`` resamples had a defined
+  metric.
+  """
+
+  low: float
+  high: float
+  n_valid: int
+  n_boot: int
+  note: str | None = None
+
+  @property
+  def available(self) -> bool:
+    return self.note is None
+
+
+def interval_note(values: np.ndarray, n_boot: int, num_groups: int, lo: float, hi: float
+                  ) -> str | None:
+  """Why an interval from these resample ``values`` must not be reported, or None when it may.
+
+  The rule: an interval needs at least ``MIN_CI_PATIENTS`` patients, at least
+  ``MIN_VALID_FRACTION`` of the resamples with a defined metric (a CI built from the few resamples
+  that happen to be defined is biased toward them), and a non-zero width (a zero-width interval from
+  degenerate resamples is the point estimate posing as a CI).
+  """
+  n_valid = int(np.sum(np.isfinite(values)))
+  if n_boot <= 0:
+    return "no bootstrap resamples (n_boot=0)"
+  if num_groups < MIN_CI_PATIENTS:
+    return f"only {num_groups} patients; a CI needs at least {MIN_CI_PATIENTS}"
+  if n_valid < MIN_VALID_FRACTION * n_boot:
+    return (f"only {n_valid} of {n_boot} bootstrap resamples have a defined value; "
+            f"a CI needs {MIN_VALID_FRACTION:.0%}")
+  if not hi - lo > 1e-12 * max(1.0, abs(lo), abs(hi)):
+    return f"all {n_valid} defined resamples give the same value: a zero-width interval"
+  return None
+
+
+def bootstrap_interval(metric_fn: Callable, groups, *arrays, n_boot: int = 1000, seed: int = 0,
+                       alpha: float = 0.05) -> Interval:
+  """Percentile bootstrap interval at level 1 − alpha, resampling groups (patients), with its count
+  of valid resamples; unavailable (NaN bounds and a ``note``) under the rule of :func:`interval_note`.
 
   ``metric_fn(*arrays)`` computes the metric; see :func:`bootstrap_values` for how resamples are drawn.
-  Resamples where the metric is undefined (e.g. one class only) are left out; ``(nan, nan)`` when none
-  is defined or ``n_boot`` is 0.
+  Resamples where the metric is undefined (e.g. one class only) are not used and not counted valid.
   """
   values = bootstrap_values(metric_fn, groups, *arrays, n_boot=n_boot, seed=seed)
-  values = values[np.isfinite(values)]
-  if values.size == 0:
-    return float("nan"), float("nan")
-  lo, hi = np.percentile(values, [100 * alpha / 2, 100 * (1 - alpha / 2)])
-  return float(lo), float(hi)
+  finite = values[np.isfinite(values)]
+  n = len(arrays[0]) if arrays else 0
+  num_groups = int(np.unique(np.arange(n) if groups is None else np.asarray(groups)).size)
+  lo = hi = float("nan")
+  if finite.size:
+    lo, hi = (float(v) for v in np.percentile(finite, [100 * alpha / 2, 100 * (1 - alpha / 2)]))
+  note = interval_note(values, n_boot, num_groups, lo, hi)
+  if note is not None:
+    lo = hi = float("nan")
+  return Interval(low=lo, high=hi, n_valid=int(finite.size), n_boot=max(int(n_boot), 0), note=note)
+
+
+def bootstrap_ci(metric_fn: Callable, groups, *arrays, n_boot: int = 1000, seed: int = 0,
+                 alpha: float = 0.05) -> tuple[float, float]:
+  """``(low, high)`` of :func:`bootstrap_interval`: ``(nan, nan)`` when the interval is unavailable."""
+  found = bootstrap_interval(metric_fn, groups, *arrays, n_boot=n_boot, seed=seed, alpha=alpha)
+  return found.low, found.high
+
+
+def format_number(value: float | None, digits: int = 2) -> str:
+  """``value`` with ``digits`` decimals and a true minus sign (U+2212); "n/a" when missing."""
+  if value is None or not math.isfinite(value):
+    return "n/a"
+  return f"{value:.{digits}f}".replace("-", "\u2212")
+
+
+def format_interval(low: float | None, high: float | None, digits: int = 2) -> str:
+  """"a to b" with true minus signs ("−0.30 to −0.10"), or "n/a" when either bound is missing."""
+  if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+    return "n/a"
+  return f"{format_number(low, digits)} to {format_number(high, digits)}"
