@@ -114,6 +114,7 @@ def process_video(row: labels_lib.VideoRow, settings: ReadSettings
         "split": row.split, "view": row.view, "frames": clip.frames,
         "frame_indices": clip.frame_indices.astype(np.int32),
         "frame_time_ms": float(clip.frame_time_ms), "fps_assumed": bool(clip.fps_assumed),
+        "quality": str(getattr(clip, "quality", None) or getattr(clip.geometry, "quality", "ok")),
         "labels": dict(row.labels)}
     names: list[str] = []
     if row.mask_path:
