@@ -38,7 +38,8 @@ def get_config(arg: str | None = None, *, task: str = "weight") -> ml_collection
       interval_ms=100.0,
       image_size=299,
       channels=1,
-      views=("A4C",),
+      views=("A4C",),  # kept by the cache build and the pipeline; rows without a view are kept
+      label_ranges="",  # e.g. "weight=1:500": plausible label ranges other than tasks.py's
       default_fps=30.0,
       preprocess_workers=2,
       split_seed=0,

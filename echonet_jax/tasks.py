@@ -2,12 +2,15 @@
 
 Label columns in a labels CSV (and in the phantom's labels.csv) carry the task name. Units:
 binary tasks are 0/1 (``sex``: 1 = male), ``esv``/``edv`` in mL, ``ef`` in percent, ``age`` in years,
-``weight`` in kg and ``height`` in metres.
+``weight`` in kg and ``height`` in metres. Each task has a plausible ``valid_range`` (inclusive);
+a label outside it is a ``file:line`` error of the labels CSV (override per task with
+``labels.parse_ranges``, e.g. the preprocess flag ``--label_ranges weight=1:500``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 BINARY = "binary"
 REGRESSION = "regression"
@@ -21,6 +24,7 @@ class Task:
   kind: str  # BINARY or REGRESSION
   unit: str
   description: str
+  valid_range: tuple[float, float] = (-math.inf, math.inf)
 
   @property
   def is_binary(self) -> bool:
@@ -32,12 +36,12 @@ _ALL = (
     Task("severe_lae", BINARY, "", "severe left atrial enlargement"),
     Task("lvh", BINARY, "", "left ventricular hypertrophy"),
     Task("sex", BINARY, "", "sex (1 = male)"),
-    Task("esv", REGRESSION, "mL", "end-systolic volume"),
-    Task("edv", REGRESSION, "mL", "end-diastolic volume"),
-    Task("ef", REGRESSION, "%", "ejection fraction"),
-    Task("age", REGRESSION, "years", "age"),
-    Task("weight", REGRESSION, "kg", "weight"),
-    Task("height", REGRESSION, "m", "height"),
+    Task("esv", REGRESSION, "mL", "end-systolic volume", (0.0, math.inf)),
+    Task("edv", REGRESSION, "mL", "end-diastolic volume", (0.0, math.inf)),
+    Task("ef", REGRESSION, "%", "ejection fraction", (0.0, 100.0)),
+    Task("age", REGRESSION, "years", "age", (0.0, 120.0)),
+    Task("weight", REGRESSION, "kg", "weight", (1.0, 400.0)),
+    Task("height", REGRESSION, "m", "height", (0.3, 2.5)),
 )
 
 TASKS: dict[str, Task] = {t.name: t for t in _ALL}

@@ -311,8 +311,9 @@ def _read_echo(path, num_frames, interval_ms, size, default_fps, allow_non_ultra
   luma = decode_frames(ds, unique.tolist(), path, decoding_plugin)
   region = sector.region_box_mask(ultrasound_regions(ds), luma.shape[1:])
   margin = sector.LOSSY_NOISE_MARGIN if is_lossy(ds) else 0
-  mask = sector.detect_sector(luma, region, noise_margin=margin)
-  geometry = sector.geometry_from_mask(mask)
+  found = sector.find_sector(luma, region, noise_margin=margin)
+  mask = found.mask
+  geometry = sector.geometry_from_mask(mask, quality=found.quality, shape=found.shape)
   frames = sector.apply_geometry(sector.mask_outside(luma, mask), geometry, size, "area")
   return EchoClip(frames=frames[inverse.reshape(-1)], frame_indices=indices,
                   frame_time_ms=float(frame_time), fps_assumed=timing_source == "default_fps",

@@ -9,6 +9,7 @@ split; the view is A4C.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 
@@ -34,35 +35,37 @@ def read_filelist(root: str) -> list[labels_lib.VideoRow]:
   if not os.path.exists(path):
     raise FileNotFoundError(f"{root}: not an EchoNet-Dynamic folder (no {FILELIST})")
   rows, problems = [], []
-  with open(path, newline="", encoding="utf-8-sig") as f:
-    reader = csv.DictReader(f)
-    header = reader.fieldnames or []
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    if missing:
-      raise labels_lib.LabelsError(path, [f"{path}:1: missing column(s) {', '.join(missing)}"])
-    for line, cell in enumerate(reader, start=2):
-      cell = {k: (v or "").strip() for k, v in cell.items() if k is not None}
-      name = cell["FileName"]
-      if not name:
-        problems.append(f"{path}:{line}: column 'FileName': blank")
-        continue
-      split = _SPLITS.get(cell["Split"].upper())
-      if split is None:
-        problems.append(
-            f"{path}:{line}: column 'Split': {cell['Split']!r} is not TRAIN, VAL or TEST")
-        continue
-      values = {name: math.nan for name in tasks.TASK_NAMES}
-      for column, task in _LABELS.items():
-        try:
-          values[task] = labels_lib.parse_label(tasks.TASKS[task], cell[column])
-        except ValueError as e:
-          problems.append(f"{path}:{line}: column {column!r}: {e}")
-      stem, ext = os.path.splitext(name)
-      video = os.path.join(root, VIDEOS, name if ext.lower() == ".avi" else name + ".avi")
-      rows.append(labels_lib.VideoRow(
-          video_id=stem if ext.lower() == ".avi" else name, patient_id=stem, study_id=stem,
-          path=video, labels=values, split=split, view="A4C", line=line,
-          fps=dicom.positive_float(cell.get("FPS")) or 0.0))
+  reader = csv.DictReader(io.StringIO(labels_lib.read_text(path), newline=""))
+  header = reader.fieldnames or []
+  missing = [c for c in REQUIRED_COLUMNS if c not in header]
+  if missing:
+    raise labels_lib.LabelsError(path, [f"{path}:1: missing column(s) {', '.join(missing)}"])
+  for cell in reader:
+    line = reader.line_num
+    cell = {k: (v or "").strip() for k, v in cell.items() if k is not None}
+    name = cell["FileName"]
+    if not name:
+      problems.append(f"{path}:{line}: column 'FileName': blank")
+      continue
+    split = _SPLITS.get(cell["Split"].upper())
+    if split is None:
+      problems.append(
+          f"{path}:{line}: column 'Split': {cell['Split']!r} is not TRAIN, VAL or TEST")
+      continue
+    values = {name: math.nan for name in tasks.TASK_NAMES}
+    for column, task in _LABELS.items():
+      try:
+        values[task] = labels_lib.parse_label(tasks.TASKS[task], cell[column])
+      except ValueError as e:
+        problems.append(f"{path}:{line}: column {column!r}: {e}")
+    stem, ext = os.path.splitext(name)
+    video = os.path.join(root, VIDEOS, name if ext.lower() == ".avi" else name + ".avi")
+    rows.append(labels_lib.VideoRow(
+        video_id=stem if ext.lower() == ".avi" else name, patient_id=stem, study_id=stem,
+        path=video, labels=values, split=split, view="A4C", line=line,
+        fps=dicom.positive_float(cell.get("FPS")) or 0.0))
+  if not rows and not problems:
+    problems.append(f"{path}:1: the file list holds a header but no video rows")
   if problems:
     raise labels_lib.LabelsError(path, problems)
   return rows

@@ -18,11 +18,14 @@ import ml_collections
 import numpy as np
 
 from echonet_jax import errors
+from echonet_jax.data import extract
 from echonet_jax.data import pipeline
 from echonet_jax.training import parallel
 
 # ``predict_fn(images (N, S, S, C)) -> {task: (N,)}``: probabilities (binary) or task units.
 PredictFn = Callable[[np.ndarray], dict[str, np.ndarray]]
+# The sector quality flag of a read clip ("ok" or a reason), as the cache records it.
+clip_quality = extract.clip_quality
 
 
 def _pad_batches(batches: Iterable[dict[str, Any]], num_batches: int) -> Iterator[dict[str, Any]]:
@@ -132,14 +135,8 @@ def predict_split(predict_fn: PredictFn, config: ml_collections.ConfigDict, name
   batches = pipeline.eval_batches(
       cache_dir, split, tasks=tuple(names), videos_per_batch=c.train.eval_videos_per_batch,
       image_size=c.data.image_size, channels=c.data.channels,
-      views=tuple(c.data.views) or None, shard_index=0, shard_count=1)
+      views=tuple(c.data.views) or None, shard_index=0, num_shards=1)
   return predict_videos(predict_fn, batches)
-
-
-def clip_quality(clip: Any) -> str:
-  """The sector quality flag of a read clip ("ok" or a reason), wherever the reader puts it."""
-  flag = getattr(clip, "quality", None) or getattr(getattr(clip, "geometry", None), "quality", None)
-  return str(flag or "ok")
 
 
 def input_error(error: BaseException, stage: str) -> dict[str, str]:

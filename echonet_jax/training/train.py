@@ -20,6 +20,7 @@ from echonet_jax.data import prepare as data_lib
 from echonet_jax.errors import TrainingError
 from echonet_jax.evaluation import inference
 from echonet_jax.data import pipeline as input_pipeline
+from echonet_jax.data import spec as spec_lib
 from echonet_jax.evaluation import metrics as metrics_lib
 from echonet_jax.training import parallel
 from echonet_jax.training import restore
@@ -31,9 +32,11 @@ BEST_METRIC = restore.BEST_METRIC  # lower is better; see validation_metrics
 
 
 # Keys that must match between a workdir's saved config and the run resuming in it: the network,
-# and everything the saved data-iterator state depends on (Grain restores it into the new loader).
-_IDENTITY = ("task", "tasks", "model", "data.image_size", "data.channels", "data.views", "seed",
-             "aug", "train.batch_size", "train.workers")
+# everything the saved data-iterator state depends on (Grain restores it into the new loader), and
+# the cache's identity (CacheSpec: frames, views, the patient split -- a resume on another split
+# would train on the test patients).
+_IDENTITY = ("task", "tasks", "model", "data.channels", "seed", "aug", "train.batch_size",
+             "train.workers") + spec_lib.CONFIG_KEYS
 
 
 def _lookup(config: ml_collections.ConfigDict | dict, dotted: str) -> Any:
