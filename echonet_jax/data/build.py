@@ -36,6 +36,7 @@ from typing import Any, Sequence
 from echonet_jax.data import cache
 from echonet_jax.data import extract
 from echonet_jax.data import labels as labels_lib
+from echonet_jax.data import views as views_lib
 from echonet_jax.data.spec import CacheSpec
 from echonet_jax.errors import CacheError
 
@@ -193,7 +194,9 @@ class _Copier:
       return None  # read it from its file instead
     return cache.relabel_record(data, {
         "video_id": row.video_id, "patient_id": row.patient_id, "study_id": row.study_id,
-        "split": row.split, "view": row.view, "labels": dict(row.labels)})
+        "split": row.split, "view": row.view, "labels": dict(row.labels),
+        "view_source": row.view_source,
+        "view_confidence": "" if math.isnan(row.view_confidence) else row.view_confidence})
 
 
 def _changes(previous: dict[str, list[str]], plans: Sequence[ShardPlan]) -> dict[str, int] | None:
@@ -211,7 +214,8 @@ def _changes(previous: dict[str, list[str]], plans: Sequence[ShardPlan]) -> dict
 def build_from_rows(rows: Sequence[labels_lib.VideoRow], out_dir: str, spec: CacheSpec, *,
                     workers: int | None = None, shard_index: int = 0, num_shards: int = 1,
                     progress: bool = True, finalize_only: bool = False,
-                    rows_source: str = "labels") -> dict[str, Any]:
+                    rows_source: str = "labels", view_min_confidence: float = 0.5
+                    ) -> dict[str, Any]:
   """Writes (or updates) the shards of ``rows`` that belong to this machine; see the module doc.
 
   ``rows_source`` names the labels file in error messages (never written to the cache).
@@ -275,7 +279,7 @@ def build_from_rows(rows: Sequence[labels_lib.VideoRow], out_dir: str, spec: Cac
       summary["shards_written"] += 1
     bar.close()
   summary["failed"] = dict(failed)
-  summary["meta"] = finalize(out_dir, plans, spec, view_counts, rows_source)
+  summary["meta"] = finalize(out_dir, plans, spec, view_counts, rows_source, view_min_confidence)
   return summary
 
 
@@ -299,8 +303,8 @@ def _duplicate_files(plans: Sequence[ShardPlan], reports: Sequence[dict], source
 
 
 def finalize(out_dir: str, plans: Sequence[ShardPlan], spec: CacheSpec,
-             view_counts: dict[str, int] | None = None, rows_source: str = "labels"
-             ) -> dict[str, Any]:
+             view_counts: dict[str, int] | None = None, rows_source: str = "labels",
+             view_min_confidence: float = 0.5) -> dict[str, Any]:
   """Rebuilds errors.csv and meta.json from every finished shard; returns the meta.
 
   Raises LabelsError (and writes no meta.json) when one file's content is listed under two
@@ -345,6 +349,7 @@ def finalize(out_dir: str, plans: Sequence[ShardPlan], spec: CacheSpec,
   names = next((r["mask_names"] for r in reports if r.get("mask_names")), None)
   if names:
     meta["mask_names"] = names
+  views_lib.report_views(out_dir, meta, view_min_confidence)  # per view and source; unsure ones
   cache.write_meta(out_dir, meta)
   if meta["complete"]:
     shutil.rmtree(os.path.join(out_dir, STALE_DIR), ignore_errors=True)

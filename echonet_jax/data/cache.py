@@ -19,7 +19,8 @@ decoding needs no pickle; frames are zlib-compressed one by one so one frame dec
 * ``labels``: {task name: float}, NaN where the CSV left the label blank;
 * optional ``masks``: uint16 (T, S, S) bit field of ground-truth regions aligned with ``frames``
   (bit k is ``mask_names[k]``), written for phantom studies;
-* optional ``view``: the view label (e.g. ``A4C``) when known;
+* optional ``view``: the view label (e.g. ``A4C``) when known, with ``view_source`` (``csv`` or
+  ``predicted``) and ``view_confidence`` (1.0 for csv, blank when unknown); see ``data/views.py``;
 * ``quality``: the sector detection's verdict ("ok", or why the video is degenerate);
 * ``pixel_key``: a hash of the row's source file and mask paths (never the paths themselves), so
   that a rebuild can reuse the pixels of an unchanged file.
@@ -169,7 +170,7 @@ def shard_paths(cache_dir: str, split: str) -> list[str]:
 
 
 INDEX_COLUMNS = ("video_id", "patient_id", "study_id", "split", "view", "num_frames", "quality",
-                 "pixel_key")
+                 "pixel_key", "view_source", "view_confidence")
 
 
 def index_path(shard_path: str) -> str:

@@ -13,13 +13,9 @@ import io
 import math
 import os
 
-import cv2
-import numpy as np
-
-from echonet_jax import errors
+from echonet_jax.data import avi
 from echonet_jax.data import dicom
 from echonet_jax.data import labels as labels_lib
-from echonet_jax.data import sector
 from echonet_jax import tasks
 
 FILELIST = "FileList.csv"
@@ -73,39 +69,9 @@ def read_filelist(root: str) -> list[labels_lib.VideoRow]:
 
 def read_avi(path: str, num_frames: int = 20, interval_ms: float = 100, size: int = 299, *,
              fps: float | None = None, default_fps: float = dicom.DEFAULT_FPS) -> dicom.EchoClip:
-  """Reads an (already masked) AVI into an :class:`~echonet_jax.data.dicom.EchoClip`.
+  """Reads one of the dataset's (already masked) AVIs, whole frame, via :func:`avi.read_avi`.
 
   The frame rate is ``fps`` (FileList's FPS), else the file's own, else ``default_fps`` (assumed).
-  Sampling and looping follow :func:`echonet_jax.data.dicom.sample_indices`.
   """
-  path = str(path)
-  if not os.path.exists(path):
-    raise errors.FileMissingError(path, "file does not exist")
-  capture = cv2.VideoCapture(path)
-  try:
-    if not capture.isOpened():
-      raise errors.VideoReadError(path, "cannot be opened as a video")
-    file_fps = capture.get(cv2.CAP_PROP_FPS)
-    frames = []
-    while True:
-      ok, frame = capture.read()
-      if not ok:
-        break
-      frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame)
-  finally:
-    capture.release()
-  if not frames:
-    raise errors.NoFramesError(path, "the video holds zero frames")
-  video = np.stack(frames)
-  rate = fps or dicom.positive_float(file_fps)
-  assumed = rate is None
-  frame_time = 1000.0 / (default_fps if assumed else rate)
-  times = np.arange(len(video)) * frame_time
-  indices = dicom.sample_indices(times, frame_time, num_frames, interval_ms)
-  mask = np.ones(video.shape[1:], bool)
-  geometry = sector.full_geometry(video.shape[1:])
-  out = sector.apply_geometry(video[indices], geometry, size, "area")
-  return dicom.EchoClip(frames=out, frame_indices=indices, frame_time_ms=frame_time,
-                        fps_assumed=assumed, sector_mask=mask, geometry=geometry, source=path,
-                        num_source_frames=len(video),
-                        timing_source="default_fps" if assumed else ("FPS" if fps else "avi"))
+  return avi.read_avi(path, num_frames, interval_ms, size, fps=fps, default_fps=default_fps,
+                      sector="none")

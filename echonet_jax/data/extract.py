@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import hashlib
+import math
 import multiprocessing
 import os
 import signal
@@ -89,7 +90,9 @@ def process_video(row: labels_lib.VideoRow, spec: CacheSpec) -> Result:
                              allow_non_ultrasound=spec.allow_non_ultrasound)
     record = {
         "video_id": row.video_id, "patient_id": row.patient_id, "study_id": row.study_id,
-        "split": row.split, "view": row.view, "frames": clip.frames,
+        "split": row.split, "view": row.view, "view_source": row.view_source,
+        "view_confidence": "" if math.isnan(row.view_confidence) else row.view_confidence,
+        "frames": clip.frames,
         "frame_indices": clip.frame_indices.astype(np.int32),
         "frame_time_ms": float(clip.frame_time_ms), "fps_assumed": bool(clip.fps_assumed),
         "labels": dict(row.labels), "quality": clip_quality(clip), "pixel_key": pixel_key(row)}

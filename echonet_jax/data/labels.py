@@ -51,12 +51,14 @@ class VideoRow:
   patient_id: str
   study_id: str
   path: str                 # absolute
-  labels: dict[str, float]  # every task of tasks.TASK_NAMES, NaN where blank
+  labels: dict[str, float]  # every task of tasks.TASK_NAMES (and "view"), NaN where blank
   split: str = ""           # "" until assigned
   view: str = ""
   mask_path: str = ""       # absolute, or "" when the row has no masks
   line: int = 0             # line in the CSV (1 = header), for messages
   fps: float = 0.0          # frame rate given by the source list (EchoNet-Dynamic), 0 = unknown
+  view_source: str = ""     # "csv" when the CSV gave the view, "predicted" when a view model did
+  view_confidence: float = math.nan  # the view model's probability of ``view`` (1.0 for csv)
 
 
 def _resolve(base: str, path: str) -> str:
@@ -117,16 +119,22 @@ def default_video_id(patient_id: str, study_id: str, path: str) -> str:
   return f"{study_id}_{hashlib.sha256(key.encode()).hexdigest()[:8]}"
 
 
-def view_matches(view: str, wanted: Iterable[str] | None) -> bool:
+def view_matches(view: str, wanted: Iterable[str] | None, *, source: str = "",
+                 confidence: float = math.nan, min_confidence: float = 0.0) -> bool:
   """THE views rule, used by the cache build and by the input pipeline alike.
 
   ``wanted`` empty or None keeps every video. Otherwise a video is kept when its view equals one of
   ``wanted`` ignoring case and surrounding blanks. A blank view is *unknown*: it is kept (the user
   listed the file) and counted by :func:`count_views` so the build and the pipeline warn about it.
+  A view a view model predicted (``source="predicted"``) also needs ``confidence >=
+  min_confidence``; a CSV view needs nothing more (see ``data/views.py``).
   """
   wanted = {w.strip().upper() for w in wanted or () if w and w.strip()}
   view = (view or "").strip().upper()
-  return not wanted or not view or view in wanted
+  if not wanted or not view:
+    return True
+  sure = source != "predicted" or (not math.isnan(confidence) and confidence >= min_confidence)
+  return view in wanted and sure
 
 
 def count_views(views: Iterable[str], wanted: Iterable[str] | None) -> dict[str, int]:
@@ -200,6 +208,7 @@ def read_labels(csv_path: str, ranges: dict[str, tuple[float, float]] | str | No
       except ValueError as e:
         problems.append(f"{csv_path}:{line}: column {name!r}: {e}")
         bad = True
+    labels[tasks.VIEW_TASK] = tasks.view_label(cell.get("view", ""))  # the view task's label
     split = cell.get("split", "").lower()
     if split and split not in SPLITS:
       problems.append(f"{csv_path}:{line}: column 'split': {cell['split']!r} is not one of "
@@ -219,7 +228,8 @@ def read_labels(csv_path: str, ranges: dict[str, tuple[float, float]] | str | No
     rows.append(VideoRow(
         video_id=video_id, patient_id=cell["patient_id"], study_id=cell["study_id"],
         path=_resolve(base, cell["path"]), labels=labels, split=split,
-        view=cell.get("view", ""),
+        view=cell.get("view", ""), view_source="csv" if cell.get("view") else "",
+        view_confidence=1.0 if cell.get("view") else math.nan,
         mask_path=_resolve(base, cell["mask_path"]) if cell.get("mask_path") else "",
         line=line))
   if not rows and not problems:

@@ -39,6 +39,7 @@ from echonet_jax.data import augment
 from echonet_jax.data import cache
 from echonet_jax.data import labels as labels_lib
 from echonet_jax.data import spec as spec_lib
+from echonet_jax.data import views as views_lib
 from echonet_jax import tasks as tasks_lib
 from echonet_jax.errors import ConfigError
 
@@ -87,7 +88,7 @@ def _resolve_shard(shard_index: int | None, num_shards: int | None) -> tuple[int
 
 def select_videos(cache_dir: str, split: str, *, tasks: Sequence[str] | None = None,
                   views: Sequence[str] | None = None, shard_index: int = 0,
-                  num_shards: int = 1) -> list[dict[str, Any]]:
+                  num_shards: int = 1, min_view_confidence: float = 0.0) -> list[dict[str, Any]]:
   """Index rows (see ``cache.read_index``) of the videos a stream reads, without decoding frames.
 
   Keeps videos that pass :func:`echonet_jax.data.labels.view_matches` (the same views rule the cache
@@ -95,6 +96,8 @@ def select_videos(cache_dir: str, split: str, *, tasks: Sequence[str] | None = N
   warning) and that have at least one of ``tasks``' labels (all when None), then takes every
   ``num_shards``-th from ``shard_index``. A cache built for the config's views was filtered already
   by the build; this stage filters caches built with more views (e.g. by the CLI without --views).
+  A view a view model predicted also needs ``min_view_confidence``; the videos left out for an
+  unsure prediction are counted and listed in the log (see ``data/views.py``).
   """
   if tasks is not None:
     for name in tasks:
@@ -106,8 +109,13 @@ def select_videos(cache_dir: str, split: str, *, tasks: Sequence[str] | None = N
     logging.warning("%s: %d %s videos have no view; kept (views rule: unknown is kept)",
                     cache_dir, counts["unknown"], split)
   rows = [row for row in index
-          if labels_lib.view_matches(row["view"], wanted_views)
+          if views_lib.keep_video(row, wanted_views, min_view_confidence)
           and (tasks is None or any(not math.isnan(row["labels"].get(t, math.nan)) for t in tasks))]
+  unsure = views_lib.low_confidence(index, wanted_views, min_view_confidence) if wanted_views else []
+  if unsure and shard_index == 0:
+    logging.warning("%s: %d %s video(s) of views %s left out: predicted view below confidence %g: "
+                    "%s", cache_dir, len(unsure), split, list(wanted_views), min_view_confidence,
+                    ", ".join(r["video_id"] for r in unsure))
   if not rows:
     raise ConfigError(
         f"{cache_dir}: no {split!r} video has a label for any of {list(tasks or [])}"
@@ -244,13 +252,13 @@ def train_dataset(cache_dir: str, *, tasks: Sequence[str], batch_size: int, seed
                   rotation_deg: float = 20.0, brightness: float = 0.1,
                   image_size: int | None = None, channels: int = 1, split: str = "train",
                   views: Sequence[str] | None = None, shard_index: int = 0,
-                  num_shards: int = 1) -> grain.MapDataset:
+                  num_shards: int = 1, min_view_confidence: float = 0.0) -> grain.MapDataset:
   """This shard's infinite MapDataset of train batches; batch ``i`` is a pure function of ``i``."""
   _check_channels(channels)
   if not tasks:
     raise ValueError("train_dataset needs at least one task")
   rows = select_videos(cache_dir, split, tasks=tasks, views=views, shard_index=shard_index,
-                       num_shards=num_shards)
+                       num_shards=num_shards, min_view_confidence=min_view_confidence)
   if not rows:
     raise ValueError(
         f"{cache_dir}: shard {shard_index} of {num_shards} of split {split!r} is empty")
@@ -273,7 +281,7 @@ def train_loader(cache_dir: str, *, tasks: Sequence[str], global_batch_size: int
                  image_size: int | None = None, channels: int = 1, split: str = "train",
                  views: Sequence[str] | None = None, shard_index: int | None = None,
                  num_shards: int | None = None, prefetch: int = 2,
-                 num_threads: int = 1) -> grain.IterDataset:
+                 num_threads: int = 1, min_view_confidence: float = 0.0) -> grain.IterDataset:
   """The train stream of this JAX process: an infinite IterDataset of batches.
 
   Batches are ``{"image": float32 (b, S, S, channels), "labels": {task: float32 (b,)}}`` with
@@ -289,7 +297,7 @@ def train_loader(cache_dir: str, *, tasks: Sequence[str], global_batch_size: int
   ds = train_dataset(cache_dir, tasks=tasks, batch_size=global_batch_size // num_shards, seed=seed,
                      rotation_deg=rotation_deg, brightness=brightness, image_size=image_size,
                      channels=channels, split=split, views=views, shard_index=shard_index,
-                     num_shards=num_shards)
+                     num_shards=num_shards, min_view_confidence=min_view_confidence)
   threads = max(1, num_threads)
   it_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=threads,
                                                prefetch_buffer_size=max(prefetch, threads)))
@@ -304,10 +312,10 @@ def train_loader(cache_dir: str, *, tasks: Sequence[str], global_batch_size: int
 
 def records(cache_dir: str, split: str, *, tasks: Sequence[str] | None = None,
             views: Sequence[str] | None = None, shard_index: int = 0,
-            num_shards: int = 1) -> Iterator[dict[str, Any]]:
+            num_shards: int = 1, min_view_confidence: float = 0.0) -> Iterator[dict[str, Any]]:
   """Decoded records (``cache.decode_record``) of the selected videos, in cache order."""
   rows = select_videos(cache_dir, split, tasks=tasks, views=views, shard_index=shard_index,
-                       num_shards=num_shards)
+                       num_shards=num_shards, min_view_confidence=min_view_confidence)
   source = VideoSource(cache.shard_paths(cache_dir, split), [r["record"] for r in rows])
   for position in range(len(source)):
     yield cache.decode_record(source[position])
@@ -316,7 +324,8 @@ def records(cache_dir: str, split: str, *, tasks: Sequence[str] | None = None,
 def eval_batches(cache_dir: str, split: str, *, tasks: Sequence[str] | None = None,
                  videos_per_batch: int = 8, image_size: int | None = None, channels: int = 1,
                  views: Sequence[str] | None = None, shard_index: int | None = None,
-                 num_shards: int | None = None) -> Iterator[dict[str, Any]]:
+                 num_shards: int | None = None, min_view_confidence: float = 0.0
+                 ) -> Iterator[dict[str, Any]]:
   """Every selected video of this process's shard once, all its frames, normalised, no augmentation.
 
   Yields ``{"image": float32 (V, T, S, S, C), "labels": {task: float32 (V,)}, "video_id": str (V,),
@@ -341,7 +350,7 @@ def eval_batches(cache_dir: str, split: str, *, tasks: Sequence[str] | None = No
 
   batch, row = empty(), 0
   for record in records(cache_dir, split, tasks=tasks, views=views, shard_index=shard_index,
-                        num_shards=num_shards):
+                        num_shards=num_shards, min_view_confidence=min_view_confidence):
     frames = record["frames"]
     if len(frames) != num_frames:
       raise ValueError(f"{cache_dir}: video {record.get('video_id')!r} of split {split!r} has "

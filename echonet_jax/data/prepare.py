@@ -51,8 +51,10 @@ def default_cache_dir(config: ml_collections.ConfigDict) -> str:
   d = config.data
   spec = CacheSpec.from_config(config).identity()
   if d.labels_csv:
-    return os.path.join(cache_root(),
-                        f"cache-{_digest(dict(src=os.path.abspath(d.labels_csv), **spec))}")
+    key = dict(src=os.path.abspath(d.labels_csv), **spec)
+    if d.get("view_model"):  # views filled by a model: a cache of its own
+      key.update(view_model=os.path.abspath(d.view_model))
+    return os.path.join(cache_root(), f"cache-{_digest(key)}")
   if d.echonet_dynamic_dir:
     key = dict(src=os.path.abspath(d.echonet_dynamic_dir), **spec)
     return os.path.join(cache_root(), f"dynamic-{_digest(key)}")
@@ -62,6 +64,8 @@ def default_cache_dir(config: ml_collections.ConfigDict) -> str:
 def phantom_dir(config: ml_collections.ConfigDict) -> str:
   """Where the phantom of this config is generated (keyed by its settings)."""
   p = config.data.phantom.to_dict()
+  if p.get("views", "A4C") == "A4C":
+    p.pop("views", None)  # A4C-only phantoms keep the folders made before the views option
   return os.path.join(cache_root(), f"phantom-{p['num_studies']}-{_digest(p)}")
 
 
@@ -111,20 +115,26 @@ def _source_rows(config: ml_collections.ConfigDict, spec: CacheSpec
       logging.info("generating %d phantom studies into %s", p.num_studies, out)
       labels_csv = phantom.generate_dataset(
           out, p.num_studies, p.seed, rows=p.rows, cols=p.cols, frame_time_ms=p.frame_time_ms,
-          duration_s=p.duration_s, workers=d.preprocess_workers)
+          duration_s=p.duration_s, workers=d.preprocess_workers, views=p.get("views", "A4C"))
   return labels_lib.read_labels(labels_csv, ranges), labels_csv
 
 
 def _ensure_current(config: ml_collections.ConfigDict, cache_dir: str) -> None:
   spec = CacheSpec.from_config(config)
   rows, rows_source = _source_rows(config, spec)
+  d = config.data
+  if d.get("view_model"):  # a trained view model fills blank views (the one higher-stage import)
+    from echonet_jax.data import views  # pylint: disable=g-import-not-at-top
+    from echonet_jax.evaluation import view_model  # pylint: disable=g-import-not-at-top
+    rows = views.fill_views(rows, view_model.load_predictor(d.view_model, spec.views), progress=True)
   if build.is_current(cache_dir, rows, spec):
     return
   exists = os.path.exists(os.path.join(cache_dir, cache.META_FILE))
   logging.info("%s the cache %s", "updating" if exists else "building", cache_dir)
   try:
     summary = build.build_from_rows(rows, cache_dir, spec, workers=config.data.preprocess_workers,
-                                    progress=True, rows_source=rows_source)
+                                    progress=True, rows_source=rows_source,
+                                    view_min_confidence=d.get("view_min_confidence", 0.5))
   except OSError as e:  # a read-only or full cache folder: refuse in one line, never train stale
     raise CacheError(f"{e.filename or cache_dir}: cannot {'update' if exists else 'build'} the "
                      f"cache ({e.strerror or type(e).__name__}); its inputs "

@@ -19,6 +19,8 @@ from typing import Any, Sequence
 from echonet_jax.data import build
 from echonet_jax.data import echonet_dynamic
 from echonet_jax.data import labels as labels_lib
+from echonet_jax.data import settings as settings_lib
+from echonet_jax.data import views as views_lib
 from echonet_jax.data.spec import CacheSpec
 from echonet_jax.errors import EchonetError
 
@@ -28,7 +30,9 @@ ERRORS_FILE = build.ERRORS_FILE
 def build_cache(labels_csv: str, out_dir: str, spec: CacheSpec | None = None, *,
                 workers: int | None = None, shard_index: int = 0, num_shards: int = 1,
                 progress: bool = True, finalize_only: bool = False,
-                label_ranges: dict | str | None = None) -> dict[str, Any]:
+                label_ranges: dict | str | None = None,
+                view_predictor: views_lib.Predictor | None = None,
+                view_min_confidence: float = 0.5) -> dict[str, Any]:
   """Converts every video of a labels CSV into the cache at ``out_dir`` (``spec`` default: the
   defaults of :class:`CacheSpec`).
 
@@ -37,12 +41,16 @@ def build_cache(labels_csv: str, out_dir: str, spec: CacheSpec | None = None, *,
   ``failed`` ({error type: count} of this run), ``changes`` (since the previous build), shard
   counts and ``meta``. ``workers`` defaults to the CPU count; 0 or 1 works in this process. Raises
   LabelsError for a bad CSV, CacheError for a folder of other settings or a worker that died.
+  ``view_predictor`` (``evaluation.view_model.load_predictor``) fills every blank view first.
   """
   spec = spec or CacheSpec()
   rows = labels_lib.read_labels(labels_csv, label_ranges)
+  if view_predictor is not None:
+    rows = views_lib.fill_views(rows, view_predictor, progress=progress)
   return build.build_from_rows(rows, out_dir, spec, workers=workers, shard_index=shard_index,
                                num_shards=num_shards, progress=progress,
-                               finalize_only=finalize_only, rows_source=str(labels_csv))
+                               finalize_only=finalize_only, rows_source=str(labels_csv),
+                               view_min_confidence=view_min_confidence)
 
 
 def build_echonet_dynamic_cache(root: str, out_dir: str, spec: CacheSpec | None = None, *,
@@ -88,6 +96,7 @@ def format_summary(summary: dict[str, Any]) -> str:
                + ("" if meta["complete"] else " (other machines or runs still to finish)"))
   lines.append(f"errors (all runs): {meta['failed']} in {summary['errors_csv']} "
                "(by labels CSV line)")
+  lines += views_lib.summary_lines(meta, summary["out_dir"])
   return "\n".join(lines)
 
 
@@ -103,7 +112,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   parser.add_argument("--num_frames", type=int, default=defaults.num_frames)
   parser.add_argument("--interval_ms", type=float, default=defaults.interval_ms)
   parser.add_argument("--image_size", "--size", dest="image_size", type=int,
-                      default=defaults.image_size, help="output frames, pixels a side")
+                      default=0, help="output frames, pixels a side; "
+                      "0 (default): native, 299 for DICOMs and 112 for EchoNet-Dynamic")
   parser.add_argument("--workers", type=int, default=None, help="processes (default: CPUs)")
   parser.add_argument("--seed", type=int, default=defaults.split_seed, help="patient split seed")
   parser.add_argument("--test_frac", type=float, default=defaults.test_frac)
@@ -116,13 +126,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   parser.add_argument("--label_ranges", default="",
                       help="plausible label ranges to use instead of tasks.py's, "
                       "e.g. weight=1:500,height=0.3:2.6")
+  parser.add_argument("--view_model", default="",
+                      help="trained view workdir (configs/view.py): fills every blank view")
+  parser.add_argument("--view_min_confidence", type=float, default=0.5,
+                      help="predicted views below this are listed; training leaves them out")
   parser.add_argument("--allow_non_ultrasound", action="store_true")
   parser.add_argument("--default_fps", type=float, default=defaults.default_fps,
                       help="frame rate assumed when a file has no timing")
   parser.add_argument("--no_progress", action="store_true")
   parser.add_argument("--finalize", action="store_true",
                       help="only rebuild meta.json and errors.csv from the finished shards")
-  return parser.parse_args(argv)
+  args = parser.parse_args(argv)
+  try:  # one line per implausible setting, before any work
+    settings_lib.check_preprocess_args(args)
+  except EchonetError as e:
+    parser.error(str(e))
+  return args
 
 
 def spec_from_args(args: argparse.Namespace) -> CacheSpec:
@@ -143,8 +162,13 @@ def main(argv: Sequence[str] | None = None) -> int:
   try:
     spec = spec_from_args(args)
     if args.labels:
+      predictor = None
+      if args.view_model:  # the one higher-stage import: a trained model reads the videos
+        from echonet_jax.evaluation import view_model  # pylint: disable=g-import-not-at-top
+        predictor = view_model.load_predictor(args.view_model, spec.views)
       summary = build_cache(args.labels, args.out, spec, label_ranges=args.label_ranges,
-                            **common)
+                            view_predictor=predictor,
+                            view_min_confidence=args.view_min_confidence, **common)
     else:
       summary = build_echonet_dynamic_cache(args.echonet_dynamic, args.out, spec, **common)
   except (EchonetError, FileNotFoundError, ValueError) as e:

@@ -15,6 +15,7 @@ import json
 import math
 from typing import Any, Iterable
 
+from echonet_jax.data import video
 from echonet_jax.errors import ConfigError
 
 SOURCES = ("labels_csv", "phantom", "echonet_dynamic")
@@ -42,7 +43,7 @@ class CacheSpec:
   source: str = "labels_csv"  # "labels_csv", "phantom" or "echonet_dynamic"
   num_frames: int = 20
   interval_ms: float = 100.0
-  image_size: int = 299
+  image_size: int = 0  # 0: the source's native size (299 DICOM and phantom, 112 EchoNet-Dynamic)
   default_fps: float = DEFAULT_FPS
   allow_non_ultrasound: bool = False
   split_seed: int = 0
@@ -54,7 +55,9 @@ class CacheSpec:
   def __post_init__(self):
     object.__setattr__(self, "views", normalize_views(self.views))
     object.__setattr__(self, "num_frames", int(self.num_frames))
-    object.__setattr__(self, "image_size", int(self.image_size))
+    object.__setattr__(self, "image_size", int(self.image_size) or (
+        video.NATIVE_SIZE_ECHONET_DYNAMIC if self.source == "echonet_dynamic"
+        else video.NATIVE_SIZE_DICOM))
     object.__setattr__(self, "interval_ms", float(self.interval_ms))
     object.__setattr__(self, "default_fps", float(self.default_fps))
     object.__setattr__(self, "test_frac", float(self.test_frac))

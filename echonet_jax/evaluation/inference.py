@@ -90,7 +90,7 @@ def predict_videos(predict_fn: PredictFn, batches: Iterable[dict[str, Any]],
   """Per-frame outputs for every valid video; ``predict_fn`` as :func:`mesh_predict_fn` makes.
 
   Returns ``{"video_id": [...], "patient_id": [...], "quality": [...], "labels": {task: (N,)},
-  "frame_outputs": {task: (N, T)}}`` (``quality``: the cache's sector quality flag per video, "" when
+  "frame_outputs": {task: (N, T)}}`` ((N, T, classes) for categorical tasks; ``quality``: the cache's sector quality flag per video, "" when
   the cache does not record it). In a multi-host run every process gets the outputs of all
   processes' videos for the numeric fields (ids stay process-local) — pass ``num_batches`` (the same
   on every process) there.
@@ -116,7 +116,8 @@ def predict_videos(predict_fn: PredictFn, batches: Iterable[dict[str, Any]],
       flags = np.full(v, "", object) if flags is None else np.asarray(flags, object)
       quality.extend(str(q) for q in flags[valid])
     for name, value in out.items():
-      value = np.asarray(value, np.float32).reshape(-1, t)
+      value = np.asarray(value, np.float32)
+      value = value.reshape(-1, t, *value.shape[1:])  # (V, T), or (V, T, classes) categorical
       outputs.setdefault(name, []).append(value[valid])
     for name, value in batch_labels.items():
       labels.setdefault(name, []).append(value[valid])
@@ -135,7 +136,8 @@ def predict_split(predict_fn: PredictFn, config: ml_collections.ConfigDict, name
   batches = pipeline.eval_batches(
       cache_dir, split, tasks=tuple(names), videos_per_batch=c.train.eval_videos_per_batch,
       image_size=c.data.image_size, channels=c.data.channels,
-      views=tuple(c.data.views) or None, shard_index=0, num_shards=1)
+      views=tuple(c.data.views) or None, shard_index=0, num_shards=1,
+      min_view_confidence=c.data.get("view_min_confidence", 0.0))
   return predict_videos(predict_fn, batches)
 
 

@@ -19,18 +19,13 @@ width. It never presents the point estimate as a CI.
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
-import math
-from typing import Callable
-
 import numpy as np
 
-# Bootstrap weight matrices are processed in chunks of at most this many elements (rows × videos).
-_CHUNK_ELEMENTS = 1 << 21
-# When a bootstrap interval is reported at all (see interval_note).
-MIN_CI_PATIENTS = 10
-MIN_VALID_FRACTION = 0.5
+# The patient bootstrap lives in bootstrap.py; its names are part of this module's interface.
+from echonet_jax.evaluation.bootstrap import (  # pylint: disable=unused-import
+    MIN_CI_PATIENTS, MIN_VALID_FRACTION, Interval, bootstrap_ci, bootstrap_interval,
+    bootstrap_values, format_interval, format_number, interval_note)
+
 
 
 def _as_weights(weights, n: int) -> tuple[np.ndarray, bool]:
@@ -244,133 +239,64 @@ def mean_baseline_mae(y, train_mean: float, weights=None):
   return mae(y, np.full(y.shape, float(train_mean)), weights=weights)
 
 
-def _accepts_weights(fn: Callable) -> bool:
-  try:
-    return "weights" in inspect.signature(fn).parameters
-  except (TypeError, ValueError):
-    return False
+# --- Categorical tasks: labels are class indices 0..K-1, scores are class probabilities (n, K). ---
+
+def _class_labels(labels, probs) -> tuple[np.ndarray, np.ndarray]:
+  y = np.asarray(labels, dtype=np.float64)
+  p = np.asarray(probs, dtype=np.float64)
+  if y.ndim != 1 or p.ndim != 2 or p.shape[0] != y.size:
+    raise ValueError(f"categorical metrics need labels (n,) and probabilities (n, K); got "
+                     f"{y.shape} and {p.shape}")
+  if np.any(np.isnan(y)):
+    raise ValueError("class labels contain NaN; drop them first with drop_missing_labels")
+  if np.any((y != np.round(y)) | (y < 0) | (y >= p.shape[1])):
+    raise ValueError(f"class labels must be integers in 0..{p.shape[1] - 1}")
+  return y.astype(np.int64), p
 
 
-def bootstrap_values(metric_fn: Callable, groups, *arrays, n_boot: int = 1000,
-                     seed: int = 0) -> np.ndarray:
-  """The metric on ``n_boot`` resamples that draw GROUPS (patients) with replacement.
+def accuracy(labels, probs, weights=None):
+  """Fraction of items whose most probable class is the label."""
+  y, p = _class_labels(labels, probs)
+  w, batched = _as_weights(weights, y.size)
+  correct = np.argmax(p, axis=1) == y
+  with np.errstate(invalid="ignore", divide="ignore"):
+    value = np.sum(w * correct, axis=1) / np.sum(w, axis=1)
+  return _out(value, batched)
 
-  A patient drawn k times contributes all of its videos k times. When ``metric_fn`` takes a ``weights``
-  argument (every metric here does) all resamples are evaluated as rows of a weight matrix; otherwise it
-  is called once per resample on the repeated items. Both paths see the same draws for the same seed.
-  ``groups=None`` resamples items individually.
+
+def confusion_matrix(labels, probs, weights=None) -> np.ndarray:
+  """(K, K) counts: row = true class, column = predicted (most probable) class."""
+  y, p = _class_labels(labels, probs)
+  w = np.ones(y.size) if weights is None else _vector(weights, y.size, "weights")
+  k = p.shape[1]
+  out = np.zeros((k, k))
+  np.add.at(out, (y, np.argmax(p, axis=1)), w)
+  return out
+
+
+def macro_f1(labels, probs, weights=None):
+  """Unweighted mean over classes of the one-vs-rest F1 of the argmax prediction.
+
+  Classes absent from both labels and predictions are left out of the mean (scikit-learn's
+  ``f1_score(average="macro", labels=present)``); NaN when there is no item.
   """
-  if not arrays:
-    raise ValueError("bootstrap needs at least one data array")
-  n = len(arrays[0])
-  for a in arrays:
-    if len(a) != n:
-      raise ValueError(f"arrays have different lengths: {[len(a) for a in arrays]}")
-  if groups is None:
-    groups = np.arange(n)
-  groups = np.asarray(groups)
-  if groups.shape != (n,):
-    raise ValueError(f"groups must have shape ({n},); got {groups.shape}")
-  if n == 0 or n_boot <= 0:
-    return np.zeros(0)
-  _, member_of = np.unique(groups, return_inverse=True)
-  num_groups = int(member_of.max()) + 1
-  rng = np.random.default_rng(seed)
-  # Drawing num_groups groups with replacement = multinomial counts per group.
-  counts = rng.multinomial(num_groups, np.full(num_groups, 1.0 / num_groups), size=n_boot)
-  arrays = tuple(np.asarray(a) for a in arrays)
-  if _accepts_weights(metric_fn):
-    chunk = max(1, _CHUNK_ELEMENTS // n)
-    parts = [np.asarray(metric_fn(*arrays, weights=counts[i:i + chunk][:, member_of]),
-                        dtype=np.float64).reshape(-1)
-             for i in range(0, n_boot, chunk)]
-    return np.concatenate(parts)
-  values = np.empty(n_boot)
-  for b in range(n_boot):
-    index = np.repeat(np.arange(n), counts[b][member_of])
-    values[b] = metric_fn(*(a[index] for a in arrays))
-  return values
+  y, p = _class_labels(labels, probs)
+  w, batched = _as_weights(weights, y.size)
+  predicted = np.argmax(p, axis=1)
+  scores, present = [], []
+  for k in range(p.shape[1]):
+    is_k, pred_k = y == k, predicted == k
+    tp = np.sum(w * (is_k & pred_k), axis=1)
+    denominator = 2 * tp + np.sum(w * (~is_k & pred_k), axis=1) + np.sum(w * (is_k & ~pred_k), axis=1)
+    scores.append(np.where(denominator > 0, 2 * tp / np.where(denominator > 0, denominator, 1), 0))
+    present.append(denominator > 0)
+  scores, present = np.stack(scores, 1), np.stack(present, 1)
+  with np.errstate(invalid="ignore", divide="ignore"):
+    value = np.sum(scores * present, axis=1) / np.sum(present, axis=1)
+  return _out(value, batched)
 
 
-@dataclasses.dataclass(frozen=True)
-class Interval:
-  """A bootstrap interval and how much it can be trusted.
-
-  ``low``/``high`` are NaN when the interval is unavailable; ``note`` then says why (see
-  :func:`bootstrap_interval` for the rule). ``n_valid`` of the ``n_boot`` resamples had a defined
-  metric.
-  """
-
-  low: float
-  high: float
-  n_valid: int
-  n_boot: int
-  note: str | None = None
-
-  @property
-  def available(self) -> bool:
-    return self.note is None
-
-
-def interval_note(values: np.ndarray, n_boot: int, num_groups: int, lo: float, hi: float
-                  ) -> str | None:
-  """Why an interval from these resample ``values`` must not be reported, or None when it may.
-
-  The rule: an interval needs at least ``MIN_CI_PATIENTS`` patients, at least
-  ``MIN_VALID_FRACTION`` of the resamples with a defined metric (a CI built from the few resamples
-  that happen to be defined is biased toward them), and a non-zero width (a zero-width interval from
-  degenerate resamples is the point estimate posing as a CI).
-  """
-  n_valid = int(np.sum(np.isfinite(values)))
-  if n_boot <= 0:
-    return "no bootstrap resamples (n_boot=0)"
-  if num_groups < MIN_CI_PATIENTS:
-    return f"only {num_groups} patients; a CI needs at least {MIN_CI_PATIENTS}"
-  if n_valid < MIN_VALID_FRACTION * n_boot:
-    return (f"only {n_valid} of {n_boot} bootstrap resamples have a defined value; "
-            f"a CI needs {MIN_VALID_FRACTION:.0%}")
-  if not hi - lo > 1e-12 * max(1.0, abs(lo), abs(hi)):
-    return f"all {n_valid} defined resamples give the same value: a zero-width interval"
-  return None
-
-
-def bootstrap_interval(metric_fn: Callable, groups, *arrays, n_boot: int = 1000, seed: int = 0,
-                       alpha: float = 0.05) -> Interval:
-  """Percentile bootstrap interval at level 1 − alpha, resampling groups (patients), with its count
-  of valid resamples; unavailable (NaN bounds and a ``note``) under the rule of :func:`interval_note`.
-
-  ``metric_fn(*arrays)`` computes the metric; see :func:`bootstrap_values` for how resamples are drawn.
-  Resamples where the metric is undefined (e.g. one class only) are not used and not counted valid.
-  """
-  values = bootstrap_values(metric_fn, groups, *arrays, n_boot=n_boot, seed=seed)
-  finite = values[np.isfinite(values)]
-  n = len(arrays[0]) if arrays else 0
-  num_groups = int(np.unique(np.arange(n) if groups is None else np.asarray(groups)).size)
-  lo = hi = float("nan")
-  if finite.size:
-    lo, hi = (float(v) for v in np.percentile(finite, [100 * alpha / 2, 100 * (1 - alpha / 2)]))
-  note = interval_note(values, n_boot, num_groups, lo, hi)
-  if note is not None:
-    lo = hi = float("nan")
-  return Interval(low=lo, high=hi, n_valid=int(finite.size), n_boot=max(int(n_boot), 0), note=note)
-
-
-def bootstrap_ci(metric_fn: Callable, groups, *arrays, n_boot: int = 1000, seed: int = 0,
-                 alpha: float = 0.05) -> tuple[float, float]:
-  """``(low, high)`` of :func:`bootstrap_interval`: ``(nan, nan)`` when the interval is unavailable."""
-  found = bootstrap_interval(metric_fn, groups, *arrays, n_boot=n_boot, seed=seed, alpha=alpha)
-  return found.low, found.high
-
-
-def format_number(value: float | None, digits: int = 2) -> str:
-  """``value`` with ``digits`` decimals and a true minus sign (U+2212); "n/a" when missing."""
-  if value is None or not math.isfinite(value):
-    return "n/a"
-  return f"{value:.{digits}f}".replace("-", "\u2212")
-
-
-def format_interval(low: float | None, high: float | None, digits: int = 2) -> str:
-  """"a to b" with true minus signs ("−0.30 to −0.10"), or "n/a" when either bound is missing."""
-  if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
-    return "n/a"
-  return f"{format_number(low, digits)} to {format_number(high, digits)}"
+def one_vs_rest_auc(labels, probs, class_index: int, weights=None):
+  """ROC AUC of class ``class_index`` against all others, scored by its probability."""
+  y, p = _class_labels(labels, probs)
+  return roc_auc(y == class_index, p[:, class_index], weights)

@@ -29,7 +29,7 @@ def test_reads_valid_csv_with_blanks_and_defaults(tmp_path):
   assert rows[0].path == os.path.join(str(tmp_path), "videos", "a.dcm")
   assert rows[0].mask_path == os.path.join(str(tmp_path), "masks", "a.npz")
   assert rows[1].path == "/abs/b.dcm" and rows[1].mask_path == ""
-  assert set(rows[0].labels) == set(tasks.TASK_NAMES)
+  assert set(rows[0].labels) == set(tasks.TASK_NAMES) | {"view"}  # the view task's label too
   assert rows[0].labels["ef"] == 55.5 and rows[0].labels["lvh"] == 1.0
   assert math.isnan(rows[1].labels["ef"]) and math.isnan(rows[0].labels["age"])
   assert rows[0].view == "A4C" and rows[0].split == ""

@@ -102,7 +102,8 @@ def test_build_cache_end_to_end(tmp_path):
   assert first["patient_id"] == "P0" and first["study_id"] == "S0" and first["split"] == "train"
   assert first["view"] == "A4C"
   assert first["labels"]["ef"] == 40.0 and first["labels"]["lvh"] == 0.0
-  assert math.isnan(first["labels"]["age"]) and len(first["labels"]) == 10
+  assert math.isnan(first["labels"]["age"]) and len(first["labels"]) == 11
+  assert first["labels"]["view"] == 0.0 and first["view_source"] == "csv"  # A4C: class 0
   masks = first["masks"]
   assert masks.shape == (NUM_FRAMES, SIZE, SIZE) and masks.dtype == np.uint16
   assert set(np.unique(masks)) <= {0, 1, 2, 3}
