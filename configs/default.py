@@ -86,6 +86,7 @@ def get_config(arg: str | None = None, *, task: str = "weight") -> ml_collection
   c.saliency = ml_collections.ConfigDict(dict(
       split="test", num_videos=4, video_ids=(), method="smoothgrad", num_samples=50,
       noise_frac=0.15, ig_steps=25,
+      jitter=2,  # SmoothGrad: average over 2x2 pixel shifts, cancels the stride-2 checkerboard
       chunk_size=0,  # >0 bounds memory on a GPU; on XLA:CPU chunked gradients run ~3x slower
       frames_per_batch=0,  # >0: lax.map over frames in groups of this many instead of one vmap
       patch=0, stride=0,  # sliding occlusion patch (0: image_size // 12, patch // 2)

@@ -361,7 +361,8 @@ def eval_batches(cache_dir: str, split: str, *, tasks: Sequence[str] | None = No
   """Every selected video of this process's shard once, all its frames, normalised, no augmentation.
 
   Yields ``{"image": float32 (V, T, S, S, C), "labels": {task: float32 (V,)}, "video_id": str (V,),
-  "patient_id": str (V,), "valid": bool (V,)}``; the last batch is padded to V rows with
+  "patient_id": str (V,), "quality": str (V,), "valid": bool (V,)}`` (``quality``: the record's sector
+  quality flag, "" when the cache does not record it); the last batch is padded to V rows with
   ``valid=False`` (zero images, NaN labels, empty ids). ``tasks`` None keeps every video and labels
   every task in ``tasks.TASK_NAMES``.
   """
@@ -377,7 +378,7 @@ def eval_batches(cache_dir: str, split: str, *, tasks: Sequence[str] | None = No
     return {"image": np.zeros((v, num_frames, size, size, channels), np.float32),
             "labels": {t: np.full((v,), np.nan, np.float32) for t in names},
             "video_id": np.full((v,), "", object), "patient_id": np.full((v,), "", object),
-            "valid": np.zeros((v,), bool)}
+            "quality": np.full((v,), "", object), "valid": np.zeros((v,), bool)}
 
   batch, row = empty(), 0
   for record in records(cache_dir, split, tasks=tasks, views=views, shard_index=shard_index,
@@ -392,6 +393,7 @@ def eval_batches(cache_dir: str, split: str, *, tasks: Sequence[str] | None = No
       batch["labels"][name][row] = value
     batch["video_id"][row] = record.get("video_id", "")
     batch["patient_id"][row] = record.get("patient_id", "")
+    batch["quality"][row] = record.get("quality", "")
     batch["valid"][row] = True
     row += 1
     if row == v:

@@ -46,9 +46,9 @@ def video_outputs(trained: Any, frames: np.ndarray) -> dict[str, np.ndarray]:
   of a clip model ((classes,) or a scalar)."""
   from echonet_jax.data import pipeline  # pylint: disable=g-import-not-at-top
   from echonet_jax.evaluation import inference  # pylint: disable=g-import-not-at-top
+  predict_fn = inference.batched_predict_fn(trained.eval_fn, trained.state, trained.mesh)
   images = pipeline.to_images(frames, trained.config.data.channels)
-  out = inference.predict_images(
-      trained, inference.model_inputs(images, inference.clip_spec(trained.config)))
+  out = predict_fn(inference.model_inputs(images, inference.clip_spec(trained.config)))
   return {name: value.mean(axis=0) for name, value in out.items()}
 
 

@@ -191,8 +191,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       if step % config.train.eval_every == 0 or step == steps:
         batches, num = _eval_stream(config, cache_dir, "val", names)
         if batches is not None:
-          pred = inference.predict_videos(eval_fn, state, batches, mesh, num_batches=num,
-                                          clip=clip)
+          pred = inference.predict_videos(inference.mesh_predict_fn(eval_fn, state, mesh),
+                                          batches, num_batches=num, clip=clip)
           val = validation_metrics(pred, names, label_stats)
           writer.write(step, val)
           last.update(val)
