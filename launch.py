@@ -2,7 +2,9 @@
 
 Modes: ``train`` (default; resumes from DIR's latest checkpoint), ``evaluate`` (best checkpoint on
 ``--split``), ``predict`` (new DICOM files → CSV), ``saliency`` (maps and scores), ``preprocess``
-(build the cache only), ``sweep`` (the lr × weight-decay grid; docs/sweep.md) and ``sweep_summary``. Multi-host runs start with ``--coordinator_address`` (or SLURM / TPU
+(build the cache only), ``sweep`` (the lr × weight-decay grid; docs/sweep.md) and ``sweep_summary``.
+``predict`` and ``saliency`` exit with code 3 when some inputs failed (each
+has its error row; the others are written). Multi-host runs start with ``--coordinator_address`` (or SLURM / TPU
 auto-detection) and every process runs the same command.
 """
 
@@ -53,18 +55,34 @@ def _run(argv):
     modes.evaluate(config, FLAGS.workdir, FLAGS.split or config.eval.split)
   elif mode == "predict":
     models = FLAGS.models or ([FLAGS.workdir] if FLAGS.workdir else [])
-    modes.predict(config, models, FLAGS.input, FLAGS.output)
+    result = modes.predict(config, models, FLAGS.input, FLAGS.output)
+    _exit_if_inputs_failed(result.num_failed, result.num_ok + result.num_failed, result.path)
   elif mode == "saliency":
     # With --input and no --split, explain only the given files.
     split = FLAGS.split if FLAGS.split is not None else ("" if FLAGS.input else
                                                         config.saliency.split)
-    modes.saliency(config, FLAGS.workdir, split, FLAGS.input)
+    scores = modes.saliency(config, FLAGS.workdir, split, FLAGS.input)
+    failed = len(scores["errors"])
+    _exit_if_inputs_failed(failed, failed + len({(v["source"], v["video_id"])
+                                                 for v in scores["videos"]}),
+                           os.path.join(FLAGS.workdir, "saliency", "scores.json"))
   elif mode == "preprocess":
     modes.preprocess(config)
   elif mode == "sweep":
     modes.sweep(config, FLAGS.workdir)
   elif mode == "sweep_summary":
     modes.sweep_summary(FLAGS.workdir)
+
+
+INPUTS_FAILED_EXIT_CODE = 3
+
+
+def _exit_if_inputs_failed(failed: int, total: int, where: str) -> None:
+  """Exit code 3 and one line when some inputs of a batch failed (the others were written)."""
+  if failed:
+    print(f"error: {failed} of {total} inputs failed; their rows (type and reason) are in {where}",
+          file=sys.stderr)
+    sys.exit(INPUTS_FAILED_EXIT_CODE)
 
 
 def _parse_flags(argv):

@@ -34,8 +34,12 @@ def get_config(arg: str | None = None, *, task: str = "weight") -> ml_collection
       labels_csv="",  # A labels CSV (see echonet_jax/labels.py). Empty: the phantom.
       echonet_dynamic_dir="",  # An EchoNet-Dynamic folder (FileList.csv + Videos/) instead.
       cache_dir="",  # Where the de-identified cache goes; empty: ~/.cache/echonet_jax/...
-      num_frames=20,
-      interval_ms=100.0,
+      num_frames=20,  # frames the cache keeps per video ...
+      interval_ms=100.0,  # ... this far apart (the cache's frame rate)
+      # Clip models (model.name="r2plus1d_18") read clip_frames cache frames clip_interval_ms apart
+      # (EchoNet-Dynamic: 32 frames, every 2nd at 50 fps); see echonet_jax/data/windows.py.
+      clip_frames=32,
+      clip_interval_ms=40.0,
       image_size=0,  # 0: the source's native size, 299 (DICOM, phantom) or 112 (EchoNet-Dynamic)
       channels=1,
       views=("A4C",),  # kept by the cache build and the pipeline; rows without a view are kept; ()=all
@@ -56,6 +60,7 @@ def get_config(arg: str | None = None, *, task: str = "weight") -> ml_collection
   c.aug = ml_collections.ConfigDict(dict(rotation_deg=20.0, brightness=0.1))
 
   c.model = ml_collections.ConfigDict(dict(
+      name="inception_resnet_v1",  # or "r2plus1d_18" (clips; see configs/ef_video.py)
       width=1.0, blocks=(5, 10, 5), dropout_rate=0.2, dtype="bfloat16",
   ))
 
@@ -81,6 +86,7 @@ def get_config(arg: str | None = None, *, task: str = "weight") -> ml_collection
   c.saliency = ml_collections.ConfigDict(dict(
       split="test", num_videos=4, video_ids=(), method="smoothgrad", num_samples=50,
       noise_frac=0.15, ig_steps=25,
+      jitter=2,  # SmoothGrad: average over 2x2 pixel shifts, cancels the stride-2 checkerboard
       chunk_size=0,  # >0 bounds memory on a GPU; on XLA:CPU chunked gradients run ~3x slower
       frames_per_batch=0,  # >0: lax.map over frames in groups of this many instead of one vmap
       patch=0, stride=0,  # sliding occlusion patch (0: image_size // 12, patch // 2)

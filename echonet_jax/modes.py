@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 from typing import Any, Sequence
 
 import ml_collections
 
-from echonet_jax import errors
 from echonet_jax import tasks as tasks_lib
 from echonet_jax.errors import ConfigError
 
@@ -62,9 +62,13 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   from echonet_jax.data import video  # pylint: disable=g-import-not-at-top
   settings.check_settings({k: config.data[k] for k in _DATA_KEYS if k in config.data},
                           label=lambda k: f"data.{k}")
+  from echonet_jax import models  # pylint: disable=g-import-not-at-top
   from echonet_jax.models import MIN_INPUT_SIZE  # pylint: disable=g-import-not-at-top
   size = video.resolve_image_size(config.data)
-  if size < MIN_INPUT_SIZE:
+  if models.is_clip_model(config.model.get("name", models.DEFAULT_MODEL)):
+    from echonet_jax.evaluation import inference  # pylint: disable=g-import-not-at-top
+    inference.clip_spec(config)  # the cache must be able to serve the clips
+  elif size < MIN_INPUT_SIZE:
     shown = f"{config.data.image_size}" + (" (native)" if not config.data.image_size else "")
     raise ConfigError(f"data.image_size={shown}; the network needs >= {MIN_INPUT_SIZE} px")
   if config.data.channels not in (1, 3):
@@ -155,15 +159,18 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str) -> dic
   _single_process("evaluate")
   trained = restore.load(workdir)
   saved = trained.config
+  print(f"evaluate: checkpoint step {trained.step} of {workdir}")
   cache_dir = data.prepare_cache(saved)
-  stats = cache.read_meta(cache_dir).get("label_stats", {})
+  meta = cache.read_meta(cache_dir)
+  stats = meta.get("label_stats", {})
+  predict_fn = inference.batched_predict_fn(trained.eval_fn, trained.state, trained.mesh)
   multitask = len(trained.names) > 1
   n_boot = config.eval.n_boot if config is not None else saved.eval.n_boot
   splits = [split] if split == "val" else ["val", split]
   results: dict[str, Any] = {}
   for current in splits:
     try:
-      pred = inference.predict_split(trained, cache_dir, current)
+      pred = inference.predict_split(predict_fn, saved, trained.names, cache_dir, current)
     except ConfigError as e:
       if current == split:
         raise
@@ -183,7 +190,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str) -> dic
           pred["patient_id"], pred["labels"][name], pred["frame_outputs"][name],
           train_mean=stats.get(name, {}).get("mean"), threshold=threshold,
           threshold_source=source, n_boot=n_boot, seed=saved.seed, split=current,
-          max_frames=pred["frame_outputs"][name].shape[1])
+          max_frames=pred["frame_outputs"][name].shape[1], checkpoint_step=trained.step,
+          quality=pred["quality"], data_source=meta.get("source"))
       if current == split:
         results[name] = out
   table = report.results_table([workdir], split=split, n_boot=n_boot)
@@ -197,17 +205,31 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str) -> dic
   return results
 
 
+@dataclasses.dataclass(frozen=True)
+class BatchResult:
+  """What a batch mode wrote: its output file (also usable as a path) and how many inputs failed."""
+
+  path: str
+  num_ok: int
+  num_failed: int
+
+  def __fspath__(self) -> str:
+    return self.path
+
+
 def predict(config: ml_collections.ConfigDict | None, workdirs: Sequence[str],
-            inputs: Sequence[str], output: str | None) -> str:
+            inputs: Sequence[str], output: str | None) -> BatchResult:
   """Runs trained task models on new DICOM or AVI files; writes one CSV row per file.
 
   A view model (configs/view.py) among them adds ``view``, ``view_confidence`` and
-  ``view_prob_<class>`` columns.
-
-  Each model reads the file through the ingestion path at its own image size. A file that cannot be
-  read gets a row with ``error_type`` and ``error`` and no predictions. Returns the CSV path.
+  ``view_prob_<class>`` columns. Each model reads the file through the ingestion path at its own image size. An input that fails
+  in any way (unreadable, a decoder error, out of memory...) gets a row with ``error_type`` and
+  ``error`` and no predictions; the others are predicted. Rows carry the sector ``quality`` flag and
+  the ``checkpoint_step`` of each model (``<task>_checkpoint_step`` columns with several models).
+  Returns the CSV path and counts.
   """
   from echonet_jax.data import video  # pylint: disable=g-import-not-at-top
+  from echonet_jax.evaluation import inference  # pylint: disable=g-import-not-at-top
   from echonet_jax.evaluation import view_model  # pylint: disable=g-import-not-at-top
   from echonet_jax.training import restore  # pylint: disable=g-import-not-at-top
 
@@ -218,36 +240,51 @@ def predict(config: ml_collections.ConfigDict | None, workdirs: Sequence[str],
   if not inputs:
     raise ConfigError("predict needs --input: DICOM or AVI files, or folders")
   models = [restore.load(w) for w in workdirs]
-  files = video.list_files(inputs)
-  rows = []
-  for path in files:
-    row: dict[str, Any] = {"path": path, "error_type": "", "error": ""}
+  steps: dict[str, int] = {}
+  for trained in models:
+    print(f"predict: {', '.join(trained.names)} from checkpoint step {trained.step} of "
+          f"{trained.workdir}")
+    if len(models) == 1:
+      steps["checkpoint_step"] = trained.step
+    else:
+      steps.update({f"{name}_checkpoint_step": trained.step for name in trained.names})
+
+  def predict_one(path: str) -> dict[str, Any]:
+    """The input's predictions by every model, or its error row (any exception, never raised)."""
+    values: dict[str, Any] = {}
+    stage, clips = "reading", {}
     try:
-      clips = {}
       for trained in models:
         d = trained.config.data
         key = (d.image_size, d.num_frames, d.interval_ms, bool(d.get("echonet_dynamic_dir")))
+        stage = "reading"
         if key not in clips:
           clips[key] = video.read_for_model(path, d)
         clip = clips[key]
-        # The video's prediction: the mean of its frames (a class and its probabilities for view).
-        row.update(view_model.row_values(view_model.video_outputs(trained, clip.frames)))
-        row["frame_time_ms"] = clip.frame_time_ms
-        row["fps_assumed"] = clip.fps_assumed
-    except errors.EchoReadError as e:
-      row.update(error_type=type(e).__name__, error=e.reason)
-    rows.append(row)
+        stage = "predicting"
+        # The video's prediction: the mean of its frames or clips (a class and its probabilities
+        # for a categorical task).
+        values.update(view_model.row_values(view_model.video_outputs(trained, clip.frames)))
+        values.update(frame_time_ms=clip.frame_time_ms, fps_assumed=clip.fps_assumed,
+                      quality=inference.clip_quality(clip))
+    except Exception as e:  # pylint: disable=broad-except
+      # One bad input never stops the batch: it becomes its own error row.
+      return {"path": path, **inference.input_error(e, stage)}
+    return {"path": path, **values, **steps, "error_type": "", "error": ""}
+
+  rows = [predict_one(path) for path in video.list_files(inputs)]
   output = output or os.path.join(workdirs[0], "predictions.csv")
   os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
   names = view_model.columns(n for m in models for n in m.names)
-  columns = ["path", *names, "frame_time_ms", "fps_assumed", "error_type", "error"]
+  columns = ["path", *names, "quality", *steps, "frame_time_ms", "fps_assumed", "error_type",
+             "error"]
   with open(output, "w", newline="") as f:
     writer = csv.DictWriter(f, columns, restval="")
     writer.writeheader()
     writer.writerows(rows)
   failed = sum(1 for r in rows if r["error_type"])
   print(f"wrote {output}: {len(rows) - failed} files predicted, {failed} failed")
-  return output
+  return BatchResult(path=output, num_ok=len(rows) - failed, num_failed=failed)
 
 
 def saliency(config: ml_collections.ConfigDict | None, workdir: str, split: str | None,

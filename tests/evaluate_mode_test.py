@@ -8,6 +8,8 @@ import pytest
 
 from configs import default
 from echonet_jax import modes
+from echonet_jax.training import restore
+from tests import testing
 
 
 def _metrics(workdir, split="test"):
@@ -35,20 +37,39 @@ def test_phantom_model_beats_the_mean_baseline(trained_workdir, task):
     assert os.path.getsize(os.path.join(workdir, "eval", "test", name)) > 0, name
   with open(os.path.join(workdir, "eval", "test", "predictions.csv")) as f:
     rows = list(csv.DictReader(f))
-  assert rows and {"video_id", "patient_id"} <= set(rows[0])
+  assert rows and {"video_id", "patient_id", "quality", "checkpoint_step"} <= set(rows[0])
+  step = restore.load(workdir).step
+  assert report["checkpoint_step"] == step and {r["checkpoint_step"] for r in rows} == {str(step)}
+  assert report["data_source"] == "phantom"
+  assert all(r["quality"] for r in rows)  # the cache's sector flag ("ok" or a reason), or blank
+  assert f"| {step} |" in open(os.path.join(workdir, "eval", "test", "results.md")).read()
   assert os.path.exists(os.path.join(workdir, "eval", "test", "results.md"))
 
 
 @pytest.mark.slow
-def test_predict_mode_on_a_real_dicom_and_a_bad_file(trained_workdir, real_and_bad_dicom, tmp_path):
+def test_predict_batch_survives_any_failure_of_one_input(trained_workdir, real_and_bad_dicom,
+                                                        tmp_path, monkeypatch):
   workdir = trained_workdir("weight")
   real, bad = real_and_bad_dicom
-  out = modes.predict(None, [workdir], [real, bad, str(tmp_path / "missing.dcm")],
-                      str(tmp_path / "pred.csv"))
-  with open(out) as f:
-    rows = {os.path.basename(r["path"]): r for r in csv.DictReader(f)}
+  oom, odd = tmp_path / "oom.dcm", tmp_path / "odd.dcm"
+  for path in (oom, odd):
+    path.write_bytes(open(real, "rb").read())
+  testing.patch_reader(monkeypatch, {str(oom): MemoryError("Unable to allocate 14.9 GiB"),
+                                     str(odd): ValueError("RegionSpatialFormat of DOE^JOHN")})
+  result = modes.predict(None, [workdir], [real, bad, str(tmp_path / "missing.dcm"), str(oom),
+                                           str(odd)], str(tmp_path / "pred.csv"))
+  assert (result.num_ok, result.num_failed) == (1, 4)
+  with open(result) as f:  # the result is also the CSV's path
+    text = f.read()
+  assert "DOE" not in text  # an exception's text is never quoted
+  rows = {os.path.basename(r["path"]): r for r in csv.DictReader(text.splitlines())}
   good = rows["color3d_jpeg_baseline.dcm"]
   assert good["error_type"] == "" and 20 < float(good["weight"]) < 250
   assert abs(float(good["frame_time_ms"]) - 33.33) < 0.1
+  assert good["quality"] == "ok" and good["checkpoint_step"] == str(restore.load(workdir).step)
   assert rows["not_dicom.dcm"]["error_type"] == "NotDicomError" and rows["not_dicom.dcm"]["weight"] == ""
   assert rows["missing.dcm"]["error_type"] == "FileMissingError"
+  assert rows["oom.dcm"]["error_type"] == "MemoryError"
+  assert rows["oom.dcm"]["error"] == "out of memory while reading"
+  assert rows["odd.dcm"]["error_type"] == "ValueError"
+  assert rows["odd.dcm"]["error"] == "unexpected ValueError while reading"

@@ -124,3 +124,20 @@ def test_workdir_of_another_task_and_nan_loss_keep_checkpoints(tmp_path):
   _assert_one_line_error(proc, "step")
   assert "non-finite" in proc.stderr or "loss became" in proc.stderr
   assert _steps(workdir) == before
+
+
+@pytest.mark.slow
+def test_predict_with_a_bad_input_exits_3_after_writing_the_good_ones(tmp_path, real_and_bad_dicom):
+  workdir = str(tmp_path / "w")
+  _launch("--config=configs/weight.py:test", f"--workdir={workdir}", *TINY, check=True)
+  real, bad = real_and_bad_dicom
+  out = tmp_path / "pred.csv"
+  proc = _launch("--config=configs/weight.py:test", f"--workdir={workdir}", "--mode=predict",
+                 f"--input={real},{bad}", f"--output={out}")
+  assert proc.returncode == 3, proc.stderr[-3000:]
+  _assert_one_line_error(proc, "1 of 2 inputs failed", str(out))
+  lines = out.read_text().splitlines()
+  assert len(lines) == 3 and "NotDicomError" in lines[2] and lines[1].split(",")[1]
+  proc = _launch("--config=configs/weight.py:test", f"--workdir={workdir}", "--mode=predict",
+                 f"--input={real}", f"--output={out}")
+  assert proc.returncode == 0, proc.stderr[-3000:]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 
 import cv2
@@ -14,6 +15,7 @@ from pydicom.uid import generate_uid, ExplicitVRLittleEndian
 import pytest
 
 from configs import default
+from echonet_jax.data import dicom
 from echonet_jax.training import step as step_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -122,3 +124,22 @@ def training_batch(names, n=8, seed=0):
     else:
       labels[name] = rng.normal(70, 15, n).astype(np.float32)
   return {"image": rng.normal(size=(n, 75, 75, 1)).astype(np.float32), "labels": labels}
+
+
+def patch_reader(monkeypatch, raising: dict[str, BaseException]) -> None:
+  """Makes the video readers raise ``raising[path]`` for those paths and read every other file."""
+  targets = [(dicom, "read_echo")]
+  try:  # the DICOM-or-AVI reader, where the checkout has it
+    video = importlib.import_module("echonet_jax.data.video")
+    targets.append((video, "read_video"))
+  except ImportError:
+    pass
+  for module, name in targets:
+    original = getattr(module, name)
+
+    def fake(path, *args, _original=original, **kwargs):
+      if str(path) in raising:
+        raise raising[str(path)]
+      return _original(path, *args, **kwargs)
+
+    monkeypatch.setattr(module, name, fake)

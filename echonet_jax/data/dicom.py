@@ -27,7 +27,7 @@ from echonet_jax.data import sector
 # Re-exported for callers that know only this module: DEFAULT_FPS, EchoClip, sample_indices...
 from echonet_jax.data.clip import (  # pylint: disable=unused-import
     DEFAULT_FPS, EchoClip, Timing, default_timing, plausible_frame_time, positive_float,
-    sample_indices, sample_timing)
+    sample_timing)
 from echonet_jax.errors import (DecodeError, EchoReadError, FileMissingError, MissingDecoderError,
                                 NoFramesError, NoPixelDataError, NotDicomError, NotUltrasoundError,
                                 TruncatedFileError, UnsupportedImageError)

@@ -40,6 +40,7 @@ from echonet_jax.data import cache
 from echonet_jax.data import labels as labels_lib
 from echonet_jax.data import spec as spec_lib
 from echonet_jax.data import views as views_lib
+from echonet_jax.data import windows
 from echonet_jax import tasks as tasks_lib
 from echonet_jax.errors import ConfigError
 
@@ -186,8 +187,29 @@ class SampleFrame(grain.transforms.RandomMap):
     return {"frame": np.array(frame), "labels": _labels(record, self.tasks)}
 
 
+class SampleClip(grain.transforms.RandomMap):
+  """Encoded video → ``{"frame": uint8 (T, S, S), "labels": ...}``: a clip at a random start."""
+
+  def __init__(self, tasks: Sequence[str], spec: windows.ClipSpec, image_size: int | None = None):
+    self.tasks = tuple(tasks)
+    self.spec = spec
+    self.image_size = image_size
+
+  def random_map(self, element: bytes, rng: np.random.Generator) -> dict[str, Any]:
+    n = cache.num_frames(element)
+    index = windows.clip_indices(windows.random_start(n, self.spec, rng), self.spec) % n
+    record = cache.decode_record(element, frames=index.tolist())
+    frames = record["frames"]
+    if self.image_size is not None:
+      frames = np.stack([augment.resize(f, self.image_size) for f in frames])
+    return {"frame": np.array(frames), "labels": _labels(record, self.tasks)}
+
+
 class AugmentFrame(grain.transforms.RandomMap):
-  """Rotates the uint8 frame, normalises it and shifts its brightness: the paper's augmentation."""
+  """Rotates the uint8 frame, normalises it and shifts its brightness: the paper's augmentation.
+
+  A clip (T, S, S) gets one draw, applied to all its frames.
+  """
 
   def __init__(self, rotation_deg: float, brightness: float, channels: int = 1):
     self.rotation_deg = float(rotation_deg)
@@ -195,9 +217,12 @@ class AugmentFrame(grain.transforms.RandomMap):
     self.channels = channels
 
   def apply(self, frame: np.ndarray, angle_deg: float, shift: float) -> np.ndarray:
-    """The deterministic part: uint8 (S, S) → float32 (S, S, channels)."""
+    """The deterministic part: uint8 (S, S) or (T, S, S) → float32 (..., S, S, channels)."""
     if angle_deg != 0.0:
-      frame = augment.rotate(frame, angle_deg)
+      if frame.ndim == 3:
+        frame = np.stack([augment.rotate(f, angle_deg) for f in frame])
+      else:
+        frame = augment.rotate(frame, angle_deg)
     image = normalize(frame)
     image += np.float32(shift)
     return _to_image(image, self.channels)
@@ -252,8 +277,12 @@ def train_dataset(cache_dir: str, *, tasks: Sequence[str], batch_size: int, seed
                   rotation_deg: float = 20.0, brightness: float = 0.1,
                   image_size: int | None = None, channels: int = 1, split: str = "train",
                   views: Sequence[str] | None = None, shard_index: int = 0,
-                  num_shards: int = 1, min_view_confidence: float = 0.0) -> grain.MapDataset:
-  """This shard's infinite MapDataset of train batches; batch ``i`` is a pure function of ``i``."""
+                  num_shards: int = 1, min_view_confidence: float = 0.0,
+                  clip: windows.ClipSpec | None = None) -> grain.MapDataset:
+  """This shard's infinite MapDataset of train batches; batch ``i`` is a pure function of ``i``.
+
+  With ``clip``, an example is a clip (T, S, S, C) at a random start instead of one frame.
+  """
   _check_channels(channels)
   if not tasks:
     raise ValueError("train_dataset needs at least one task")
@@ -268,7 +297,8 @@ def train_dataset(cache_dir: str, *, tasks: Sequence[str], batch_size: int, seed
   # Each process gets its own seed, so shards do not draw the same augmentations.
   shard_seed = int(np.random.SeedSequence([seed, shard_index]).generate_state(1)[0])
   ds = grain.MapDataset.source(source).seed(shard_seed).shuffle().repeat()
-  ds = ds.random_map(SampleFrame(tasks, image_size))
+  ds = ds.random_map(SampleFrame(tasks, image_size) if clip is None else
+                     SampleClip(tasks, clip, image_size))
   if rotation_deg or brightness:
     ds = ds.random_map(AugmentFrame(rotation_deg, brightness, channels))
   else:
@@ -281,10 +311,12 @@ def train_loader(cache_dir: str, *, tasks: Sequence[str], global_batch_size: int
                  image_size: int | None = None, channels: int = 1, split: str = "train",
                  views: Sequence[str] | None = None, shard_index: int | None = None,
                  num_shards: int | None = None, prefetch: int = 2,
-                 num_threads: int = 1, min_view_confidence: float = 0.0) -> grain.IterDataset:
+                 num_threads: int = 1, min_view_confidence: float = 0.0,
+                 clip: windows.ClipSpec | None = None) -> grain.IterDataset:
   """The train stream of this JAX process: an infinite IterDataset of batches.
 
-  Batches are ``{"image": float32 (b, S, S, channels), "labels": {task: float32 (b,)}}`` with
+  Batches are ``{"image": float32 (b, S, S, channels), "labels": {task: float32 (b,)}}`` (images
+  (b, T, S, S, channels) with ``clip``) with
   ``b = global_batch_size // num_shards`` (shard = this JAX process by default), labels in their
   original units and NaN where missing. ``iter()`` gives a checkpointable ``grain.DatasetIterator``.
   ``num_workers`` spawned processes each build whole batches; ``num_threads`` threads per process
@@ -297,7 +329,7 @@ def train_loader(cache_dir: str, *, tasks: Sequence[str], global_batch_size: int
   ds = train_dataset(cache_dir, tasks=tasks, batch_size=global_batch_size // num_shards, seed=seed,
                      rotation_deg=rotation_deg, brightness=brightness, image_size=image_size,
                      channels=channels, split=split, views=views, shard_index=shard_index,
-                     num_shards=num_shards, min_view_confidence=min_view_confidence)
+                     num_shards=num_shards, min_view_confidence=min_view_confidence, clip=clip)
   threads = max(1, num_threads)
   it_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=threads,
                                                prefetch_buffer_size=max(prefetch, threads)))
@@ -329,7 +361,8 @@ def eval_batches(cache_dir: str, split: str, *, tasks: Sequence[str] | None = No
   """Every selected video of this process's shard once, all its frames, normalised, no augmentation.
 
   Yields ``{"image": float32 (V, T, S, S, C), "labels": {task: float32 (V,)}, "video_id": str (V,),
-  "patient_id": str (V,), "valid": bool (V,)}``; the last batch is padded to V rows with
+  "patient_id": str (V,), "quality": str (V,), "valid": bool (V,)}`` (``quality``: the record's sector
+  quality flag, "" when the cache does not record it); the last batch is padded to V rows with
   ``valid=False`` (zero images, NaN labels, empty ids). ``tasks`` None keeps every video and labels
   every task in ``tasks.TASK_NAMES``.
   """
@@ -345,7 +378,7 @@ def eval_batches(cache_dir: str, split: str, *, tasks: Sequence[str] | None = No
     return {"image": np.zeros((v, num_frames, size, size, channels), np.float32),
             "labels": {t: np.full((v,), np.nan, np.float32) for t in names},
             "video_id": np.full((v,), "", object), "patient_id": np.full((v,), "", object),
-            "valid": np.zeros((v,), bool)}
+            "quality": np.full((v,), "", object), "valid": np.zeros((v,), bool)}
 
   batch, row = empty(), 0
   for record in records(cache_dir, split, tasks=tasks, views=views, shard_index=shard_index,
@@ -360,6 +393,7 @@ def eval_batches(cache_dir: str, split: str, *, tasks: Sequence[str] | None = No
       batch["labels"][name][row] = value
     batch["video_id"][row] = record.get("video_id", "")
     batch["patient_id"][row] = record.get("patient_id", "")
+    batch["quality"][row] = record.get("quality", "")
     batch["valid"][row] = True
     row += 1
     if row == v:

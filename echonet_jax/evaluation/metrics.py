@@ -10,17 +10,22 @@ Every metric takes an optional ``weights`` argument: shape ``(n,)`` gives one va
 gives ``B`` values at once. Integer weights are multiplicities, so a bootstrap resample is a weight row
 (how many times each video was drawn) and :func:`bootstrap_ci` evaluates all resamples in a few
 vectorised numpy calls instead of a Python loop.
+
+Honest intervals: :func:`bootstrap_interval` counts the resamples whose metric is defined and reports
+the interval as unavailable (NaN bounds and a note; "n/a" in text, null in JSON) with fewer than
+``MIN_CI_PATIENTS`` patients, fewer than ``MIN_VALID_FRACTION`` of the resamples defined, or a zero
+width. It never presents the point estimate as a CI.
 """
 
 from __future__ import annotations
 
-import inspect
-from typing import Callable
-
 import numpy as np
 
-# Bootstrap weight matrices are processed in chunks of at most this many elements (rows × videos).
-_CHUNK_ELEMENTS = 1 << 21
+# The patient bootstrap lives in bootstrap.py; its names are part of this module's interface.
+from echonet_jax.evaluation.bootstrap import (  # pylint: disable=unused-import
+    MIN_CI_PATIENTS, MIN_VALID_FRACTION, Interval, bootstrap_ci, bootstrap_interval,
+    bootstrap_values, format_interval, format_number, interval_note)
+
 
 
 def _as_weights(weights, n: int) -> tuple[np.ndarray, bool]:
@@ -232,70 +237,6 @@ def mean_baseline_mae(y, train_mean: float, weights=None):
   """MAE of always predicting ``train_mean``, the mean label of the TRAINING split."""
   y = np.asarray(y, dtype=np.float64)
   return mae(y, np.full(y.shape, float(train_mean)), weights=weights)
-
-
-def _accepts_weights(fn: Callable) -> bool:
-  try:
-    return "weights" in inspect.signature(fn).parameters
-  except (TypeError, ValueError):
-    return False
-
-
-def bootstrap_values(metric_fn: Callable, groups, *arrays, n_boot: int = 1000,
-                     seed: int = 0) -> np.ndarray:
-  """The metric on ``n_boot`` resamples that draw GROUPS (patients) with replacement.
-
-  A patient drawn k times contributes all of its videos k times. When ``metric_fn`` takes a ``weights``
-  argument (every metric here does) all resamples are evaluated as rows of a weight matrix; otherwise it
-  is called once per resample on the repeated items. Both paths see the same draws for the same seed.
-  ``groups=None`` resamples items individually.
-  """
-  if not arrays:
-    raise ValueError("bootstrap needs at least one data array")
-  n = len(arrays[0])
-  for a in arrays:
-    if len(a) != n:
-      raise ValueError(f"arrays have different lengths: {[len(a) for a in arrays]}")
-  if groups is None:
-    groups = np.arange(n)
-  groups = np.asarray(groups)
-  if groups.shape != (n,):
-    raise ValueError(f"groups must have shape ({n},); got {groups.shape}")
-  if n == 0 or n_boot <= 0:
-    return np.zeros(0)
-  _, member_of = np.unique(groups, return_inverse=True)
-  num_groups = int(member_of.max()) + 1
-  rng = np.random.default_rng(seed)
-  # Drawing num_groups groups with replacement = multinomial counts per group.
-  counts = rng.multinomial(num_groups, np.full(num_groups, 1.0 / num_groups), size=n_boot)
-  arrays = tuple(np.asarray(a) for a in arrays)
-  if _accepts_weights(metric_fn):
-    chunk = max(1, _CHUNK_ELEMENTS // n)
-    parts = [np.asarray(metric_fn(*arrays, weights=counts[i:i + chunk][:, member_of]),
-                        dtype=np.float64).reshape(-1)
-             for i in range(0, n_boot, chunk)]
-    return np.concatenate(parts)
-  values = np.empty(n_boot)
-  for b in range(n_boot):
-    index = np.repeat(np.arange(n), counts[b][member_of])
-    values[b] = metric_fn(*(a[index] for a in arrays))
-  return values
-
-
-def bootstrap_ci(metric_fn: Callable, groups, *arrays, n_boot: int = 1000, seed: int = 0,
-                 alpha: float = 0.05) -> tuple[float, float]:
-  """Percentile bootstrap interval ``(lo, hi)`` at level 1 − alpha, resampling groups (patients).
-
-  ``metric_fn(*arrays)`` computes the metric; see :func:`bootstrap_values` for how resamples are drawn.
-  Resamples where the metric is undefined (e.g. one class only) are left out; ``(nan, nan)`` when none
-  is defined or ``n_boot`` is 0.
-  """
-  values = bootstrap_values(metric_fn, groups, *arrays, n_boot=n_boot, seed=seed)
-  values = values[np.isfinite(values)]
-  if values.size == 0:
-    return float("nan"), float("nan")
-  lo, hi = np.percentile(values, [100 * alpha / 2, 100 * (1 - alpha / 2)])
-  return float(lo), float(hi)
 
 
 # --- Categorical tasks: labels are class indices 0..K-1, scores are class probabilities (n, K). ---

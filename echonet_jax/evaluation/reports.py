@@ -7,8 +7,10 @@ video prediction is the mean over its frames.
 
 :func:`write_eval` writes ``OUT_DIR`` (normally ``WORKDIR/eval/<split>/``)::
 
-  predictions.csv   video_id, patient_id, label, prediction[, predicted_label], frame_00, frame_01, ...
-  metrics.json      task, split, n, CI settings, one row per metric {metric, value, ci_low, ci_high, n,
+  predictions.csv   video_id, patient_id, label, prediction[, predicted_label], quality,
+                    checkpoint_step, frame_00, frame_01, ...
+  metrics.json      task, split, checkpoint_step, n, CI settings, one row per metric {metric, value,
+                    ci_low, ci_high (null when unavailable, then ci_note says why), n_boot_valid, n,
                     n_patients, n_missing_labels, ...}, the F1 threshold (binary) or the training mean
                     and baseline MAE (regression), and the metric against frames averaged
   roc.png                        binary tasks
@@ -29,13 +31,13 @@ import numpy as np
 
 from echonet_jax.evaluation import categorical
 from echonet_jax.evaluation import metrics
+from echonet_jax.evaluation import plots
 from echonet_jax.training import writers
 from echonet_jax.tasks import Task
 
 PREDICTIONS_FILE = "predictions.csv"
 METRICS_FILE = "metrics.json"
 FRAME_ORDERS = ("first", "random")
-_PAPER_PLATEAU_FRAMES = 11  # Ghorbani et al. 2020: averaging more frames than this did not help
 
 
 def _frame_matrix(frame_outputs) -> np.ndarray:
@@ -81,7 +83,8 @@ def frames_curve(labels, frame_outputs, metric_fn: Callable, groups=None, max_fr
   out; NaN frames are ignored (random order puts them last).
 
   Returns arrays of length ``max_frames``: ``num_frames``, ``value``, ``ci_low``, ``ci_high`` (patient
-  bootstrap with ``n_boot`` resamples; NaN when ``n_boot`` is 0).
+  bootstrap with ``n_boot`` resamples; NaN when unavailable, see ``metrics.bootstrap_interval``) and
+  ``n_boot_valid``.
   """
   if order not in FRAME_ORDERS:
     raise ValueError(f"order must be one of {FRAME_ORDERS}; got {order!r}")
@@ -98,13 +101,17 @@ def frames_curve(labels, frame_outputs, metric_fn: Callable, groups=None, max_fr
   ks = np.arange(1, max_frames + 1)
   value = np.empty(max_frames)
   ci = np.full((max_frames, 2), np.nan)
+  n_valid = np.zeros(max_frames, np.int64)
   for i, k in enumerate(ks):
     preds = video_predictions(x, k)
     value[i] = metric_fn(labels, preds)
     if n_boot > 0:
-      ci[i] = metrics.bootstrap_ci(metric_fn, groups, labels, preds, n_boot=n_boot, seed=seed,
-                                   alpha=alpha)
-  return {"num_frames": ks, "value": value, "ci_low": ci[:, 0], "ci_high": ci[:, 1]}
+      interval = metrics.bootstrap_interval(metric_fn, groups, labels, preds, n_boot=n_boot,
+                                            seed=seed, alpha=alpha)
+      ci[i] = interval.low, interval.high
+      n_valid[i] = interval.n_valid
+  return {"num_frames": ks, "value": value, "ci_low": ci[:, 0], "ci_high": ci[:, 1],
+          "n_boot_valid": n_valid}
 
 
 def _row(name: str, fn: Callable, arrays: Sequence[np.ndarray], groups: np.ndarray, *, n_missing: int,
@@ -113,10 +120,16 @@ def _row(name: str, fn: Callable, arrays: Sequence[np.ndarray], groups: np.ndarr
   """One metrics.json row; ``undefined`` (a reason) makes the value NaN with that note."""
   nan = float("nan")
   value = nan if undefined else float(fn(*arrays))
-  lo, hi = (metrics.bootstrap_ci(fn, groups, *arrays, n_boot=n_boot, seed=seed, alpha=alpha)
-            if math.isfinite(value) else (nan, nan))
-  row = {"metric": name, "value": value, "ci_low": lo, "ci_high": hi, "n": int(arrays[0].size),
-         "n_patients": int(np.unique(groups).size), "n_missing_labels": n_missing, "unit": unit}
+  row = {"metric": name, "value": value, "ci_low": nan, "ci_high": nan, "n_boot_valid": 0,
+         "n": int(arrays[0].size), "n_patients": int(np.unique(groups).size),
+         "n_missing_labels": n_missing, "unit": unit}
+  if math.isfinite(value):
+    interval = metrics.bootstrap_interval(fn, groups, *arrays, n_boot=n_boot, seed=seed, alpha=alpha)
+    row.update(ci_low=interval.low, ci_high=interval.high, n_boot_valid=interval.n_valid)
+    if interval.note:
+      row["ci_note"] = f"95% CI n/a: {interval.note}"
+  else:
+    row["ci_note"] = "95% CI n/a: the metric is undefined"
   if undefined:
     row["note"] = undefined
   row.update(extra)
@@ -201,11 +214,13 @@ def _fmt(v: float) -> str:
 
 
 def _write_predictions(path: str, video_ids, patient_ids, labels, preds, frames,
-                       predicted_label=None) -> None:
+                       predicted_label=None, quality=None, checkpoint_step=None) -> None:
   header = ["video_id", "patient_id", "label", "prediction"]
   if predicted_label is not None:
     header.append("predicted_label")
+  header += ["quality", "checkpoint_step"]
   header += [f"frame_{i:02d}" for i in range(frames.shape[1])]
+  step = "" if checkpoint_step is None else int(checkpoint_step)
   with open(path, "w", newline="") as f:
     w = csv.writer(f)
     w.writerow(header)
@@ -213,127 +228,26 @@ def _write_predictions(path: str, video_ids, patient_ids, labels, preds, frames,
       row = [video_ids[i], patient_ids[i], _fmt(labels[i]), _fmt(preds[i])]
       if predicted_label is not None:
         row.append(int(predicted_label[i]))
+      row += ["" if quality is None else quality[i], step]
       row += [_fmt(v) for v in frames[i]]
       w.writerow(row)
-
-
-# --- Plots (matplotlib's object API with the Agg canvas: no pyplot, no global backend change). ---
-
-def _figure(size=(5.0, 4.6)):
-  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
-  fig = Figure(figsize=size, dpi=120, layout="constrained")
-  return fig, fig.add_subplot()
-
-
-def _ci_text(row: dict[str, Any], digits: int = 2) -> str:
-  if row["ci_low"] is None or not math.isfinite(row["ci_low"]):
-    return f"{row['value']:.{digits}f}"
-  return f"{row['value']:.{digits}f} (95% CI {row['ci_low']:.{digits}f}–{row['ci_high']:.{digits}f})"
-
-
-def _title(task: Task, split: str, n: int) -> str:
-  return f"{task.description} ({task.name}), {split}, n={n}"
-
-
-def _plot_roc(path: str, task: Task, split: str, labels, preds, report: dict[str, Any]) -> None:
-  auc_row, f1_row = report["metrics"][0], report["metrics"][1]
-  fpr, tpr, _ = metrics.roc_curve(labels, preds)
-  fig, ax = _figure()
-  ax.plot(fpr, tpr, lw=2, label=f"ROC, AUC = {_ci_text(auc_row)}")
-  ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="chance (AUC = 0.50)")
-  t = report["threshold"]
-  if t is not None and math.isfinite(t):
-    y = labels == 1
-    pred = preds >= t
-    ax.plot([np.mean(pred[~y])], [np.mean(pred[y])], "o", color="C3",
-            label=f"threshold {t:.3g}: F1 = {f1_row['value']:.2f}\n({report['threshold_source']})")
-  ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), aspect="equal",
-         xlabel="False positive rate (1 − specificity)", ylabel="True positive rate (sensitivity)")
-  ax.set_title(_title(task, split, report["n"]), fontsize=9)
-  ax.legend(loc="lower right", fontsize=7)
-  ax.grid(alpha=0.3)
-  fig.savefig(path)
-
-
-def _unit(task: Task) -> str:
-  return f" ({task.unit})" if task.unit else ""
-
-
-def _plot_scatter(path: str, task: Task, split: str, labels, preds, report: dict[str, Any]) -> None:
-  r2_row, mae_row = report["metrics"][0], report["metrics"][1]
-  fig, ax = _figure()
-  ax.scatter(labels, preds, s=10, alpha=0.6, label="videos")
-  lo = float(min(labels.min(), preds.min()))
-  hi = float(max(labels.max(), preds.max()))
-  pad = 0.03 * (hi - lo or 1.0)
-  ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="k", lw=1, label="identity (y = x)")
-  ax.set(xlim=(lo - pad, hi + pad), ylim=(lo - pad, hi + pad), aspect="equal",
-         xlabel=f"True {task.name}{_unit(task)}", ylabel=f"Predicted {task.name}{_unit(task)}")
-  ax.set_title(_title(task, split, report["n"]), fontsize=9)
-  text = f"R² = {_ci_text(r2_row)}\nMAE = {_ci_text(mae_row, 3 if abs(mae_row['value']) < 1 else 1)}"
-  if "baseline_mae" in report:
-    text += f" {task.unit}\nmean-prediction MAE = {report['baseline_mae']:.3g} {task.unit}"
-  ax.text(0.03, 0.97, text, transform=ax.transAxes, va="top", fontsize=7,
-          bbox=dict(boxstyle="round", fc="white", alpha=0.8))
-  ax.legend(loc="lower right", fontsize=7)
-  ax.grid(alpha=0.3)
-  fig.savefig(path)
-
-
-def _plot_bland_altman(path: str, task: Task, split: str, labels, preds,
-                       report: dict[str, Any]) -> None:
-  mean = 0.5 * (labels + preds)
-  diff = preds - labels
-  bias = float(np.mean(diff))
-  sd = float(np.std(diff, ddof=1)) if diff.size > 1 else 0.0
-  fig, ax = _figure((6.0, 4.2))
-  ax.scatter(mean, diff, s=10, alpha=0.6)
-  ax.axhline(bias, color="C3", lw=1.5, label=f"mean difference {bias:.3g} {task.unit}")
-  for sign in (-1, 1):
-    ax.axhline(bias + sign * 1.96 * sd, color="C3", ls="--", lw=1)
-  ax.axhline(0, color="k", lw=0.5)
-  ax.plot([], [], color="C3", ls="--",
-          label=f"limits of agreement, ±1.96 SD = ±{1.96 * sd:.3g} {task.unit}")
-  ax.set(xlabel=f"Mean of predicted and true {task.name}{_unit(task)}",
-         ylabel=f"Predicted − true {task.name}{_unit(task)}")
-  ax.set_title(f"Bland–Altman: {_title(task, split, report['n'])}", fontsize=9)
-  ax.legend(loc="best", fontsize=7)
-  ax.grid(alpha=0.3)
-  fig.savefig(path)
-
-
-def _plot_frames(path: str, task: Task, split: str, curve: dict[str, Any], metric: str,
-                 order: str) -> None:
-  fig, ax = _figure((5.5, 4.0))
-  k = np.asarray(curve["num_frames"])
-  value = np.asarray(curve["value"], dtype=np.float64)
-  lo = np.asarray(curve["ci_low"], dtype=np.float64)
-  hi = np.asarray(curve["ci_high"], dtype=np.float64)
-  name = {"auc": "ROC AUC", "r2": "R²"}[metric]
-  ax.plot(k, value, "o-", label=name)
-  if np.any(np.isfinite(lo)):
-    ax.fill_between(k, lo, hi, alpha=0.2, label="95% CI (patient bootstrap)")
-  if k.max() >= _PAPER_PLATEAU_FRAMES:
-    ax.axvline(_PAPER_PLATEAU_FRAMES, color="grey", ls=":", lw=1,
-               label=f"paper: no gain past ~{_PAPER_PLATEAU_FRAMES} frames")
-  how = "first k frames in time order" if order == "first" else "random k frames per video"
-  ax.set(xlabel=f"Frames averaged per video, k ({how})", ylabel=name, xticks=k)
-  ax.set_title(f"{name} vs frames averaged: {task.name}, {split}", fontsize=9)
-  ax.legend(loc="lower right", fontsize=7)
-  ax.grid(alpha=0.3)
-  fig.savefig(path)
 
 
 def write_eval(out_dir: str, task: Task, video_ids, patient_ids, labels, frame_outputs, *,
                train_mean: float | None = None, threshold: float | None = None,
                threshold_source: str | None = None, n_boot: int = 1000, seed: int = 0,
                split: str | None = None, max_frames: int = 20, frames_order: str = "first",
-               frames_n_boot: int = 200) -> dict[str, Any]:
+               frames_n_boot: int = 200, checkpoint_step: int | None = None,
+               quality: Sequence[str] | None = None, data_source: str | None = None
+               ) -> dict[str, Any]:
   """Writes predictions.csv, metrics.json and the plots for one task on one split into ``out_dir``.
 
   ``frame_outputs`` is (videos, frames): probabilities for binary tasks, values in ``task.unit`` for
   regression. ``split`` defaults to the folder name. ``train_mean`` (regression) gives the baseline MAE;
-  ``threshold`` (binary) is the F1 threshold, chosen on this split when None. Returns the metrics dict
+  ``threshold`` (binary) is the F1 threshold, chosen on this split when None. ``checkpoint_step`` (the
+  checkpoint evaluated) goes into metrics.json and every predictions.csv row; ``quality`` (one sector
+  quality flag per video, "ok" or a reason; blank when unknown) into predictions.csv; ``data_source``
+  (the cache's ``source``) picks the paper the results table compares with. Returns the metrics dict
   written to metrics.json (NaN as null there).
   """
   if task.is_categorical:  # accuracy, macro F1, AUC per class, confusion.png
@@ -352,18 +266,25 @@ def write_eval(out_dir: str, task: Task, video_ids, patient_ids, labels, frame_o
   preds = video_predictions(frames)
   report = task_metrics(task, labels, preds, patient_ids, train_mean, threshold, n_boot, seed,
                         threshold_source=threshold_source)
-  report = {"split": split, **report}
+  report = {"split": split, "checkpoint_step": checkpoint_step, "data_source": data_source,
+            **report}
+  if quality is not None:
+    quality = [str(q) for q in quality]
+    if len(quality) != n:
+      raise ValueError(f"{task.name}: {len(quality)} quality flags for {n} videos")
+    flagged = sum(1 for q in quality if q and q != "ok")
+    report["n_quality_flagged"] = flagged
 
   predicted_label = None
   if task.is_binary and math.isfinite(report["threshold"]):
     predicted_label = preds >= report["threshold"]
   _write_predictions(os.path.join(out_dir, PREDICTIONS_FILE), video_ids, patient_ids, labels, preds,
-                     frames, predicted_label)
+                     frames, predicted_label, quality, checkpoint_step)
 
   kept_labels, (kept_preds, kept_frames, kept_groups), _ = metrics.drop_missing_labels(
       labels, preds, frames, np.asarray(patient_ids))
   metric_name, metric_fn = headline_metric(task)
-  plots = []
+  written = []
   main_row = report["metrics"][0]
   if kept_labels.size and math.isfinite(main_row["value"]):
     curve = frames_curve(kept_labels, kept_frames, metric_fn, kept_groups,
@@ -371,21 +292,17 @@ def write_eval(out_dir: str, task: Task, video_ids, patient_ids, labels, frame_o
                          n_boot=frames_n_boot)
     report["frames_curve"] = {"metric": metric_name, "order": frames_order,
                               **{k: v.tolist() for k, v in curve.items()}}
-    if task.is_binary:
-      _plot_roc(os.path.join(out_dir, "roc.png"), task, split, kept_labels, kept_preds, report)
-      plots.append("roc.png")
-    else:
-      _plot_scatter(os.path.join(out_dir, "scatter.png"), task, split, kept_labels, kept_preds,
-                    report)
-      _plot_bland_altman(os.path.join(out_dir, "bland_altman.png"), task, split, kept_labels,
-                         kept_preds, report)
-      plots += ["scatter.png", "bland_altman.png"]
-    _plot_frames(os.path.join(out_dir, "frames.png"), task, split, report["frames_curve"],
+    kinds = (("roc", plots.roc),) if task.is_binary else (
+        ("scatter", plots.scatter), ("bland_altman", plots.bland_altman))
+    for name, plot in kinds:
+      plot(os.path.join(out_dir, f"{name}.png"), task, split, kept_labels, kept_preds, report)
+      written.append(f"{name}.png")
+    plots.frames(os.path.join(out_dir, "frames.png"), task, split, report["frames_curve"],
                  metric_name, frames_order)
-    plots.append("frames.png")
+    written.append("frames.png")
   else:
     report["plots_skipped"] = main_row.get("note", "no labelled videos")
-  report["plots"] = plots
+  report["plots"] = written
   report = writers.json_safe(report)
   with open(os.path.join(out_dir, METRICS_FILE), "w") as f:
     json.dump(report, f, indent=2, allow_nan=False)

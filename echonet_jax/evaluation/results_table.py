@@ -38,9 +38,27 @@ PAPER: dict[str, dict[str, float]] = {
     "weight": {"r2": 0.56, "mae": 10.7, "baseline_mae": 15.4},
     "height": {"r2": 0.33, "mae": 0.07, "baseline_mae": 0.09},
 }
+# Ouyang et al., Nature 2020 (EchoNet-Dynamic), its own test set: EF from A4C videos.
+ECHONET_DYNAMIC_PAPER: dict[str, dict[str, float]] = {"ef": {"r2": 0.81, "mae": 4.1}}
+GHORBANI = "Ghorbani 2020"
+OUYANG = "Ouyang 2020 (EchoNet-Dynamic)"
 ROW_ORDER = tuple(PAPER)
 METRIC_NAMES = {"auc": "ROC AUC", "f1": "F1", "r2": "R²", "mae": "MAE"}
 DERIVED_EF = "ef_derived"
+MINUS = "\u2212"
+
+
+def paper_figures(task: str, source: str | None) -> tuple[str, dict[str, float]]:
+  """(reference, figures) a task's results compare with: the paper that matches the data source.
+
+  EchoNet-Dynamic caches (cache meta ``source`` "echonet_dynamic") compare EF with EchoNet-Dynamic's own
+  figures; a task that paper did not report has no figures. Other sources compare with Ghorbani 2020.
+  """
+  if source == "echonet_dynamic":
+    figures = ECHONET_DYNAMIC_PAPER.get(task, {})
+    return (OUYANG if figures else ""), figures
+  figures = PAPER.get(task, {})
+  return (GHORBANI if figures else ""), figures
 
 
 def _num(v: float | None, unit: str = "") -> str:
@@ -48,12 +66,14 @@ def _num(v: float | None, unit: str = "") -> str:
     return "—"
   a = abs(v)
   text = f"{v:.1f}" if a >= 10 else f"{v:.2f}" if a >= 1 else f"{v:.3f}" if a >= 0.01 else f"{v:.3g}"
-  return f"{text} {unit}".strip()
+  return f"{text.replace('-', MINUS)} {unit}".strip()
 
 
-def _ci(lo: float | None, hi: float | None) -> str:
+def _ci(lo: float | None, hi: float | None, note: str | None = None) -> str:
+  """"a to b" with true minus signs; "n/a" (and why, when known) for an unavailable interval."""
   if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
-    return "—"
+    reason = (note or "").replace("95% CI n/a: ", "")
+    return f"n/a ({reason})" if reason else "n/a"
   return f"{_num(lo)} to {_num(hi)}"
 
 
@@ -121,13 +141,15 @@ def _paired_r2_difference(y, a, b, weights=None):
 
 
 def ef_two_ways(ef_pred_csv: str | None, esv_pred_csv: str, edv_pred_csv: str, *,
-                n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict[str, Any]:
+                n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
+                source: str | None = None) -> dict[str, Any]:
   """EF predicted directly vs derived as (EDV − ESV) / EDV · 100 from the ESV and EDV models.
 
   Joins the three predictions.csv files on video_id and scores both on the same videos against the EF
   label (from the EF file; when ``ef_pred_csv`` is None, against EF computed from the true ESV/EDV
   labels, and only the derived row is given). Returns per-method R² and MAE with patient-bootstrap CIs,
-  the paired R² difference, counts of videos left out, and ``markdown``.
+  the paired R² difference, counts of videos left out, and ``markdown``. The direct row's paper R²
+  follows the data ``source`` (see :func:`paper_figures`); the derived one is Ghorbani 2020's.
   """
   esv, edv = read_predictions(esv_pred_csv), read_predictions(edv_pred_csv)
   ef = read_predictions(ef_pred_csv) if ef_pred_csv else None
@@ -160,12 +182,16 @@ def ef_two_ways(ef_pred_csv: str | None, esv_pred_csv: str, edv_pred_csv: str, *
   ci = dict(n_boot=n_boot, seed=seed, alpha=alpha)
   rows = []
   for key, description, pred in methods:
+    r2_ci = metrics.bootstrap_interval(metrics.r2, groups, y, pred, **ci)
+    mae_ci = metrics.bootstrap_interval(metrics.mae, groups, y, pred, **ci)
+    reference, figures = (paper_figures("ef", source) if key == "direct" else
+                          (GHORBANI, PAPER[DERIVED_EF]))
     rows.append({
         "method": key, "description": description,
-        "r2": metrics.r2(y, pred), "r2_ci": metrics.bootstrap_ci(metrics.r2, groups, y, pred, **ci),
-        "mae": metrics.mae(y, pred),
-        "mae_ci": metrics.bootstrap_ci(metrics.mae, groups, y, pred, **ci),
-        "paper_r2": PAPER["ef" if key == "direct" else DERIVED_EF]["r2"],
+        "r2": metrics.r2(y, pred), "r2_ci": (r2_ci.low, r2_ci.high), "r2_ci_note": r2_ci.note,
+        "mae": metrics.mae(y, pred), "mae_ci": (mae_ci.low, mae_ci.high),
+        "mae_ci_note": mae_ci.note, "n_boot_valid": r2_ci.n_valid,
+        "paper_r2": figures.get("r2"), "reference": reference,
     })
   out: dict[str, Any] = {
       "n": int(y.size), "n_patients": int(np.unique(groups).size), "truth": truth_source,
@@ -175,26 +201,33 @@ def ef_two_ways(ef_pred_csv: str | None, esv_pred_csv: str, edv_pred_csv: str, *
   if direct is not None:
     d = _paired_r2_difference(y, direct[keep], derived[keep])
     out["r2_difference"] = float(d)
-    out["r2_difference_ci"] = metrics.bootstrap_ci(_paired_r2_difference, groups, y, direct[keep],
-                                                   derived[keep], **ci)
+    difference = metrics.bootstrap_interval(_paired_r2_difference, groups, y, direct[keep],
+                                            derived[keep], **ci)
+    out["r2_difference_ci"] = (difference.low, difference.high)
+    out["r2_difference_ci_note"] = difference.note
   lines = [
       f"EF two ways ({out['n']} videos, {out['n_patients']} patients; truth: {truth_source})",
       "",
-      "| EF method | R² | 95% CI | MAE | 95% CI | paper R² |",
-      "|---|---|---|---|---|---|",
+      "| EF method | R² | 95% CI | MAE | 95% CI | paper R² | reference |",
+      "|---|---|---|---|---|---|---|",
   ]
   for r in rows:
-    lines.append(f"| {r['method']}: {r['description']} | {_num(r['r2'])} | {_ci(*r['r2_ci'])} | "
-                 f"{_num(r['mae'], '%')} | {_ci(*r['mae_ci'])} | {_paper(r['paper_r2'])} |")
+    lines.append(f"| {r['method']}: {r['description']} | {_num(r['r2'])} | "
+                 f"{_ci(*r['r2_ci'], r['r2_ci_note'])} | {_num(r['mae'], '%')} | "
+                 f"{_ci(*r['mae_ci'], r['mae_ci_note'])} | {_paper(r['paper_r2'])} | "
+                 f"{r['reference']} |")
   if "r2_difference" in out:
     lines += ["", f"R² direct − derived: {_num(out['r2_difference'])} "
-              f"(95% CI {_ci(*out['r2_difference_ci'])}, paired patient bootstrap)"]
+              f"(95% CI {_ci(*out['r2_difference_ci'], out['r2_difference_ci_note'])}, paired "
+              "patient bootstrap)"]
   out["markdown"] = "\n".join(lines) + "\n"
   return out
 
 
 def _task_rows(data: dict[str, Any], label: str) -> list[list[str]]:
-  paper = PAPER.get(data["task"], {})
+  reference, paper = paper_figures(data["task"], data.get("data_source"))
+  step = data.get("checkpoint_step")
+  step = "" if step is None else str(step)
   rows = []
   for m in data["metrics"]:
     name = m["metric"]
@@ -207,13 +240,15 @@ def _task_rows(data: dict[str, Any], label: str) -> list[list[str]]:
       source = "this split" if source.startswith("chosen on this split") else source
       metric += f" @ {m['threshold']:.3g} ({source})"
     value = _num(m["value"], unit) if m["value"] is not None else "undefined"
-    ci = _ci(m["ci_low"], m["ci_high"]) if m["value"] is not None else m.get("note", "")
+    ci = (_ci(m["ci_low"], m["ci_high"], m.get("ci_note")) if m["value"] is not None
+          else m.get("note", ""))
     baseline = paper_baseline = ""
     if name == "mae":
       baseline = _num(data.get("baseline_mae"), unit)
       paper_baseline = _paper(paper.get("baseline_mae"), unit)
     rows.append([label, metric, value, ci, f"{m['n']} ({m['n_patients']})", baseline,
-                 _paper(paper.get(name), unit if name == "mae" else ""), paper_baseline])
+                 _paper(paper.get(name), unit if name == "mae" else ""), paper_baseline,
+                 reference if name in paper else "", step])
   return rows
 
 
@@ -257,21 +292,27 @@ def results_table(paths: str | Sequence[str], split: str = "test", *, n_boot: in
     if data["task"] == "ef" or (data["task"] == "edv" and "ef" not in by_task):
       if predictions("esv") and predictions("edv"):
         two_ways = ef_two_ways(predictions("ef"), predictions("esv"), predictions("edv"),
-                               n_boot=n_boot, seed=seed)
+                               n_boot=n_boot, seed=seed, source=data.get("data_source"))
         derived = next(r for r in two_ways["rows"] if r["method"] == "derived")
-        rows.append(["ef from predicted ESV/EDV", "R²", _num(derived["r2"]), _ci(*derived["r2_ci"]),
-                     f"{two_ways['n']} ({two_ways['n_patients']})", "", _paper(PAPER[DERIVED_EF]["r2"]),
-                     ""])
+        count = f"{two_ways['n']} ({two_ways['n_patients']})"
+        rows.append(["ef from predicted ESV/EDV", "R²", _num(derived["r2"]),
+                     _ci(*derived["r2_ci"], derived["r2_ci_note"]), count, "",
+                     _paper(PAPER[DERIVED_EF]["r2"]), "", GHORBANI, ""])
         rows.append(["ef from predicted ESV/EDV", "MAE", _num(derived["mae"], "%"),
-                     _ci(*derived["mae_ci"]), f"{two_ways['n']} ({two_ways['n_patients']})", "", "",
-                     ""])
+                     _ci(*derived["mae_ci"], derived["mae_ci_note"]), count, "", "", "", "", ""])
   n_boots = sorted({d.get("n_boot") for _, d in found if d.get("n_boot") is not None})
+  references = sorted({r[8] for r in rows if r[8]})
+  cited = {GHORBANI: "Ghorbani et al. 2020 (337-patient test set, A4C)",
+           OUYANG: "Ouyang et al., Nature 2020 (EchoNet-Dynamic test set)"}
   header = ["task", "metric", "value", "95% CI", "n videos (patients)",
-            "mean-prediction baseline", "paper", "paper baseline"]
+            "mean-prediction baseline", "paper", "paper baseline", "reference", "checkpoint step"]
   lines = [
       f"Results on the {split} split. 95% CI: percentile bootstrap over patients "
-      f"({', '.join(str(b) for b in n_boots) or '?'} resamples). Paper: Ghorbani et al. 2020, "
-      "337-patient test set, A4C. Baseline: MAE of always predicting the training mean.",
+      f"({', '.join(str(b) for b in n_boots) or '?'} resamples; n/a with fewer than "
+      f"{metrics.MIN_CI_PATIENTS} patients, under {metrics.MIN_VALID_FRACTION:.0%} of resamples "
+      "defined, or a zero width). Paper: "
+      f"{'; '.join(cited[r] for r in references) or 'none for these tasks'}. Baseline: MAE of "
+      "always predicting the training mean.",
       "",
       "| " + " | ".join(header) + " |",
       "|" + "---|" * len(header),

@@ -42,10 +42,13 @@ def read_clip(trained: Any, path: str) -> Any:
 
 
 def video_outputs(trained: Any, frames: np.ndarray) -> dict[str, np.ndarray]:
-  """Per-task video outputs of uint8 ``frames``: the mean over frames ((classes,) or a scalar)."""
+  """Per-task video outputs of uint8 ``frames``: the mean over frames, or over the covering clips
+  of a clip model ((classes,) or a scalar)."""
   from echonet_jax.data import pipeline  # pylint: disable=g-import-not-at-top
   from echonet_jax.evaluation import inference  # pylint: disable=g-import-not-at-top
-  out = inference.predict_images(trained, pipeline.to_images(frames, trained.config.data.channels))
+  predict_fn = inference.batched_predict_fn(trained.eval_fn, trained.state, trained.mesh)
+  images = pipeline.to_images(frames, trained.config.data.channels)
+  out = predict_fn(inference.model_inputs(images, inference.clip_spec(trained.config)))
   return {name: value.mean(axis=0) for name, value in out.items()}
 
 

@@ -24,6 +24,7 @@ class Settings:
   method: str = "smoothgrad"
   num_samples: int = 50
   noise_frac: float = 0.15
+  jitter: int = 2  # SmoothGrad: average over jitter × jitter whole-pixel shifts (checkerboard; docs)
   ig_steps: int = 25
   chunk_size: int | None = None
   seed: int = 0
@@ -38,6 +39,8 @@ class Settings:
   def __post_init__(self):
     if self.method not in METHODS:
       raise ConfigError(f"saliency.method={self.method!r}; use one of {METHODS}")
+    if isinstance(self.jitter, bool) or not isinstance(self.jitter, int) or self.jitter < 0:
+      raise ConfigError(f"saliency.jitter must be an int >= 0, got {self.jitter!r}")
     for name in ("num_samples", "ig_steps", "num_videos"):
       value = getattr(self, name)
       if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -80,7 +83,8 @@ def frame_map(f: saliency.ScalarFn, x: jax.Array, key: jax.Array, settings: Sett
     out = saliency.vanilla_gradient(f, x)
   elif settings.method == "smoothgrad":
     out = saliency.smoothgrad(f, x, key, num_samples=settings.num_samples,
-                              noise_frac=settings.noise_frac, chunk_size=settings.chunk_size)
+                              noise_frac=settings.noise_frac, chunk_size=settings.chunk_size,
+                              jitter=settings.jitter)
   elif settings.method == "integrated_gradients":
     out = saliency.integrated_gradients(f, x, baseline=black, steps=settings.ig_steps,
                                         chunk_size=settings.chunk_size)

@@ -1,6 +1,6 @@
 """Saliency maps as pure functions over any ``f(x) -> scalar``.
 
-``x`` is one image of shape (H, W, C). Every function here is jit-able and can be mapped over a batch with
+``x`` is one image of shape (H, W, C), or for the gradient methods one clip (T, H, W, C). Every function here is jit-able and can be mapped over a batch with
 ``jax.vmap`` by the caller. Methods: vanilla gradient, SmoothGrad (Smilkov et al. 2017), Integrated
 Gradients (Sundararajan et al. 2017), occlusion, and a localisation score against a ground-truth mask.
 
@@ -59,9 +59,10 @@ def _checked(f: ScalarFn) -> ScalarFn:
   return g
 
 
-def _check_image(x: jax.Array, name: str = "x") -> None:
-  if jnp.ndim(x) != 3:
-    raise ValueError(f"{name} must be one image (H, W, C), got shape {jnp.shape(x)}; "
+def _check_image(x: jax.Array, name: str = "x", clips: bool = True) -> None:
+  if jnp.ndim(x) not in ((3, 4) if clips else (3,)):
+    kinds = "one image (H, W, C) or one clip (T, H, W, C)" if clips else "one image (H, W, C)"
+    raise ValueError(f"{name} must be {kinds}, got shape {jnp.shape(x)}; "
                      "map over a batch with jax.vmap")
 
 
@@ -133,25 +134,46 @@ def smoothgrad_noise(key: jax.Array, x: jax.Array, num_samples: int, noise_frac:
   return jax.vmap(lambda k: sigma * jax.random.normal(k, x.shape, x.dtype))(keys)
 
 
+def jitter_shifts(num_samples: int, jitter: int) -> jax.Array:
+  """Whole-pixel (dy, dx) shifts for ``num_samples`` samples, stratified over the jitter × jitter grid.
+
+  Sample i gets ``((i // jitter) % jitter, i % jitter)``, so every shift is used equally often when
+  ``num_samples`` is a multiple of jitter² (and nearly so otherwise); int32 (num_samples, 2).
+  """
+  i = jnp.arange(num_samples)
+  if jitter <= 1:
+    return jnp.zeros((num_samples, 2), jnp.int32)
+  return jnp.stack([(i // jitter) % jitter, i % jitter], axis=1).astype(jnp.int32)
+
+
 def smoothgrad(f: ScalarFn, x: jax.Array, key: jax.Array, num_samples: int = 50, noise_frac: float = 0.15,
-               magnitude: bool = False, chunk_size: int | None = None) -> jax.Array:
+               magnitude: bool = False, chunk_size: int | None = None, jitter: int = 0) -> jax.Array:
   """SmoothGrad (Smilkov et al. 2017): mean gradient of ``f`` at ``x + N(0, σ²)``, shape of ``x``.
 
   σ = noise_frac·(max(x) − min(x)). With ``magnitude`` the squared gradients are averaged. Noise draw i
   uses key ``split(key, num_samples)[i]`` (see ``smoothgrad_noise``). ``chunk_size`` bounds how many
   gradients are in memory at once; any positive value works.
+
+  ``jitter`` > 1 also translates noisy copy i by the whole-pixel shift ``jitter_shifts(...)[i]``
+  (``jnp.roll``, which wraps around: harmless on the black border of a masked echo frame) and takes the
+  gradient with respect to the unshifted image, i.e. the gradient of the translation-averaged model.
+  Strided convolutions make input gradients periodic in the stride (a checkerboard); averaging over
+  every shift within one period (``jitter`` a multiple of the period) cancels that pattern.
   """
   _check_image(x)
   _check_count(num_samples, "num_samples")
-  grad = jax.grad(_checked(f))
+  f = _checked(f)
   sigma = smoothgrad_sigma(x, noise_frac)
 
-  def one(k):
-    g = grad(x + sigma * jax.random.normal(k, x.shape, x.dtype))
+  def one(key_shift):
+    k, shift = key_shift
+    g = jax.grad(lambda z: f(jnp.roll(z, (shift[0], shift[1]), axis=(0, 1))))(
+        x + sigma * jax.random.normal(k, x.shape, x.dtype))
     return g * g if magnitude else g
 
   keys = jax.random.split(key, num_samples)
-  return _vmapped_sum(one, keys, num_samples, chunk_size) / num_samples
+  shifts = jitter_shifts(num_samples, jitter)
+  return _vmapped_sum(one, (keys, shifts), num_samples, chunk_size) / num_samples
 
 
 _IG_RULES = ("trapezoid", "midpoint")
@@ -190,7 +212,7 @@ def integrated_gradients(f: ScalarFn, x: jax.Array, baseline: jax.Array | float 
 def occlude(f: ScalarFn, x: jax.Array, mask: jax.Array, fill: jax.Array | float = 0.0
            ) -> tuple[jax.Array, jax.Array]:
   """(f(x), f(x with ``mask`` set to ``fill``)). ``mask`` is (H, W) or (H, W, C), true where occluded."""
-  _check_image(x)
+  _check_image(x, clips=False)
   mask = jnp.asarray(mask)
   if mask.shape not in (x.shape[:2], x.shape):
     raise ValueError(f"mask shape {mask.shape} must be {x.shape[:2]} or {x.shape} to match x")
@@ -218,7 +240,7 @@ def occlusion_map(f: ScalarFn, x: jax.Array, patch: int = 16, stride: int = 8, f
   positions cover the whole image (the last row/column of patches is flush with the edge). The occluded
   copies are evaluated with vmap, ``chunk_size`` at a time.
   """
-  _check_image(x)
+  _check_image(x, clips=False)
   _check_count(patch, "patch")
   _check_count(stride, "stride")
   height, width = x.shape[:2]

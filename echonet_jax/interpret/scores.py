@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Sequence
 
 import cv2
 import jax
 import numpy as np
 
+from echonet_jax import tasks as tasks_lib
 from echonet_jax.data import pipeline
 from echonet_jax.evaluation import inference
+from echonet_jax.evaluation import metrics
+from echonet_jax.evaluation import reports
 from echonet_jax.interpret import saliency
+from echonet_jax.training import restore
 
 # Unions of ground-truth regions also scored; a map on the LV cavity's border falls partly on the wall.
 COMBINED_REGIONS = {"lv+myocardium": ("lv", "myocardium")}
@@ -66,6 +71,26 @@ def localisation(maps: np.ndarray, region: np.ndarray, fan: np.ndarray | None = 
   return out
 
 
+def stride_power(saliency_map: np.ndarray, period: int = 2) -> float:
+  """Share of a map's power (mean removed) on the FFT lines of ``period`` pixels along either axis.
+
+  A stride-``period`` checkerboard puts its power there: for ``period`` 2, the Nyquist row and column.
+  Smooth maps give a small share (about the lines' share of the spectrum, 4/N for an N×N white map).
+  """
+  m = np.abs(np.asarray(saliency_map, np.float64))
+  power = np.abs(np.fft.fft2(m - m.mean())) ** 2
+  total = power.sum()
+  if total <= 0:
+    return 0.0
+  lines = np.zeros(power.shape, bool)
+  for axis, n in enumerate(power.shape):
+    k = int(round(n / period)) % n
+    index = [slice(None)] * 2
+    index[axis] = sorted({k, (n - k) % n})
+    lines[tuple(index)] = True
+  return float(power[lines].sum() / total)
+
+
 def representative_frame(frame_outputs: np.ndarray) -> int:
   """The frame whose output is closest to the video's prediction (the mean over frames)."""
   frame_outputs = np.asarray(frame_outputs, np.float64)
@@ -73,7 +98,48 @@ def representative_frame(frame_outputs: np.ndarray) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
-# Model outputs, thresholds and occlusion (host-side glue around the restored model's eval_fn).
+# Model outputs, thresholds and occlusion (host-side glue around a ``predict_fn``).
+
+
+def binary_thresholds(trained: restore.TrainedModel, cache_dir: str | None,
+                      predict_fn: inference.PredictFn | None = None) -> dict[str, dict[str, Any]]:
+  """{binary task: {"threshold", "source"}}: the validation F1 threshold.
+
+  Read from WORKDIR/eval/val[/<task>]/metrics.json when evaluate mode has run, else chosen on the
+  validation split's video predictions (max F1, by ``predict_fn``, default the restored model's);
+  0.5 when neither is possible.
+  """
+
+  names = [n for n in trained.names if tasks_lib.get_task(n).is_binary]
+  out: dict[str, dict[str, Any]] = {}
+  pending = []
+  for name in names:
+    sub = ("val", name) if len(trained.names) > 1 else ("val",)
+    path = os.path.join(trained.workdir, "eval", *sub, "metrics.json")
+    try:
+      out[name] = {"threshold": reports.read_threshold(path), "source": path}
+    except (OSError, ValueError):
+      pending.append(name)
+  if pending and cache_dir is not None:
+    try:
+      predict_fn = predict_fn or inference.batched_predict_fn(trained.eval_fn, trained.state,
+                                                              trained.mesh)
+      pred = inference.predict_split(predict_fn, trained.config, trained.names, cache_dir, "val")
+    except ValueError:
+      pred = None
+    for name in list(pending):
+      if pred is None:
+        break
+      labels = pred["labels"][name]
+      probs = reports.video_predictions(pred["frame_outputs"][name])
+      keep = ~np.isnan(labels)
+      threshold, _ = metrics.best_f1_threshold(labels[keep], probs[keep])
+      if math.isfinite(threshold):
+        out[name] = {"threshold": threshold, "source": "val split, max F1"}
+        pending.remove(name)
+  for name in pending:
+    out[name] = {"threshold": 0.5, "source": "0.5 (no validation threshold)"}
+  return out
 
 
 def dilate(region: np.ndarray, pixels: int) -> np.ndarray:
@@ -84,7 +150,8 @@ def dilate(region: np.ndarray, pixels: int) -> np.ndarray:
   return np.stack([cv2.dilate(m.astype(np.uint8), kernel) > 0 for m in region])
 
 
-def occlusion_scores(trained: Any, images: np.ndarray, regions: dict[str, np.ndarray],
+def occlusion_scores(predict_fn: inference.PredictFn, images: np.ndarray,
+                     regions: dict[str, np.ndarray],
                      thresholds: dict[str, float], dilation: int = 0
                      ) -> dict[str, dict[str, dict[str, Any]]]:
   """{task: {region: before/after}} for one video ``images`` (T, S, S, C).
@@ -101,9 +168,8 @@ def occlusion_scores(trained: Any, images: np.ndarray, regions: dict[str, np.nda
   if dilation > 0:
     variants += [(k, "_dilated", dilate(m, dilation)) for k, m in present.items()]
   # One video per call: every call has the same shape, so the model compiles once.
-  videos_out = [inference.predict_images(trained, images)] + [
-      inference.predict_images(trained, np.where(m[..., None], np.float32(pipeline.BLACK), images))
-      for _, _, m in variants]
+  videos_out = [predict_fn(images)] + [
+      predict_fn(np.where(m[..., None], np.float32(pipeline.BLACK), images)) for _, _, m in variants]
   result: dict[str, dict[str, dict[str, Any]]] = {}
   for name in videos_out[0]:
     videos = [float(out[name].mean()) for out in videos_out]

@@ -1,4 +1,4 @@
-"""Pictures of saliency maps: display maps, colour overlays on echo frames, PNG/GIF files, doc panels.
+"""Pictures of saliency maps: display maps, colour overlays, PNG/GIF files, titled panels, summary sheets.
 
 Array in, file out. Arrays may be numpy or jax; everything here runs in numpy on the host.
 """
@@ -8,7 +8,10 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
+import cv2
 import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 import numpy as np
 from PIL import Image
 
@@ -121,38 +124,93 @@ def save_gif(path: str | os.PathLike, rgb_frames: Sequence[np.ndarray] | np.ndar
                  duration=int(round(1000.0 / fps)), optimize=False)
 
 
-def panel(path: str | os.PathLike, frame: np.ndarray, heat01: np.ndarray, mask: np.ndarray | None = None,
-          title: str | None = None, cmap: str = "inferno", alpha: float = 0.6, dpi: int = 100) -> None:
-  """Save a figure: frame | saliency overlay | frame with the ground-truth ``mask`` outlined (if given).
+PANEL_PX = 512  # the least side, in pixels, of each image in a saved panel (upsampled)
 
-  The overlay also carries the mask outline, so one can see whether the map falls on the region.
+
+def upsample(image: np.ndarray, size: int, smooth: bool = True) -> np.ndarray:
+  """``image`` (H, W[, C]) resized to (size, size): bicubic (``smooth``) or nearest; float32."""
+  image = np.asarray(image, np.float32)
+  interpolation = cv2.INTER_CUBIC if smooth else cv2.INTER_NEAREST
+  return cv2.resize(image, (size, size), interpolation=interpolation)
+
+
+def _new_figure(width_in: float, height_in: float, dpi: int):
+  figure = Figure(figsize=(width_in, height_in), dpi=dpi, layout="constrained")
+  FigureCanvasAgg(figure)
+  return figure
+
+
+def panel(path: str | os.PathLike, frame: np.ndarray, saliency_map: np.ndarray,
+          mask: np.ndarray | None = None, title: str | None = None, unit: str = "",
+          cmap: str = "inferno", alpha: float = 0.6, percentile: float = 99.0,
+          panel_px: int = PANEL_PX, dpi: int = 100) -> Figure:
+  """Save a titled figure: the frame | the map with a colour bar | the map over the frame.
+
+  ``saliency_map`` (H, W) is shown as |map| in its own unit (``unit`` labels the colour bar), clipped at
+  its ``percentile``. Every image is upsampled to ``panel_px`` (≥ 512 px by default) and drawn at
+  least that large. With a ground-truth ``mask`` (H, W) its outline is drawn on the overlay.
+  Returns the figure.
   """
-  from matplotlib.backends.backend_agg import FigureCanvasAgg
-  from matplotlib.figure import Figure
-
   gray = _gray01(frame)
-  shown = overlay(frame, heat01, cmap, alpha)
+  heat = np.abs(np.asarray(saliency_map, np.float32))
+  if heat.ndim == 3:
+    heat = heat.sum(-1)
+  if heat.shape != gray.shape:
+    raise ValueError(f"saliency map shape {heat.shape} does not match frame shape {gray.shape}")
+  top = float(np.percentile(heat, percentile))
+  heat01 = _clip_and_scale(heat, percentile)
+  size = max(panel_px, gray.shape[0])
+  big_gray = np.clip(upsample(gray, size), 0.0, 1.0)
+  big_heat = np.clip(upsample(heat01, size), 0.0, 1.0)
+  shown = overlay(big_gray, big_heat, cmap, alpha)
+  side_in = size / dpi * 1.08  # axes a little larger than the image: it is never drawn smaller
+  figure = _new_figure(3 * side_in + 1.3, side_in + (0.9 if title else 0.4), dpi)
+  axes = figure.subplots(1, 3)
+  axes[0].imshow(big_gray, cmap="gray", vmin=0.0, vmax=1.0)
+  axes[0].set_title("frame")
+  image = axes[1].imshow(big_heat * top, cmap=cmap, vmin=0.0, vmax=top if top > 0 else 1.0)
+  axes[1].set_title(f"saliency, clipped at its {percentile:g}th percentile")
+  bar = figure.colorbar(image, ax=axes[1], fraction=0.046, pad=0.02)
+  bar.set_label(f"|saliency|{f' ({unit})' if unit else ''}")
+  axes[2].imshow(shown)
+  axes[2].set_title("saliency over the frame")
   if mask is not None:
     mask = np.asarray(mask).astype(np.float32)
     if mask.shape != gray.shape:
       raise ValueError(f"mask shape {mask.shape} does not match frame shape {gray.shape}")
-  columns = 3 if mask is not None else 2
-  figure = Figure(figsize=(3.2 * columns, 3.4), dpi=dpi)
-  FigureCanvasAgg(figure)
-  axes = figure.subplots(1, columns)
-  axes[0].imshow(gray, cmap="gray", vmin=0.0, vmax=1.0)
-  axes[0].set_title("frame")
-  axes[1].imshow(shown)
-  axes[1].set_title("saliency")
-  if mask is not None:
-    axes[1].contour(mask, levels=[0.5], colors="cyan", linewidths=0.8)
-    axes[2].imshow(gray, cmap="gray", vmin=0.0, vmax=1.0)
-    axes[2].contour(mask, levels=[0.5], colors="cyan", linewidths=1.2)
-    axes[2].set_title("ground-truth region")
+    axes[2].contour(upsample(mask, size, smooth=False), levels=[0.5], colors="cyan", linewidths=1.2)
   for axis in axes:
     axis.set_axis_off()
   if title:
-    figure.suptitle(title)
-  figure.tight_layout()
+    figure.suptitle(title, fontsize=13)
   _parent(path)
   figure.savefig(path, format="png")
+  return figure
+
+
+def summary_sheet(path: str | os.PathLike, tiles: Sequence[tuple[np.ndarray, np.ndarray, str]],
+                  title: str | None = None, columns: int = 4, tile_px: int = 320,
+                  dpi: int = 100) -> Figure:
+  """One PNG of many videos: each tile (frame, map, caption) the map over the frame, captioned.
+
+  Each map is clipped at its own 99th percentile (tiles show where, not how much).
+  """
+  if not tiles:
+    raise ValueError(f"no videos for the summary sheet {path}")
+  columns = max(1, min(columns, len(tiles)))
+  rows = -(-len(tiles) // columns)
+  side_in = tile_px / dpi
+  figure = _new_figure(columns * side_in * 1.05, rows * (side_in * 1.05 + 0.45) + 0.5, dpi)
+  axes = np.atleast_1d(figure.subplots(rows, columns)).reshape(-1)
+  for axis, (frame, saliency_map, caption) in zip(axes, tiles):
+    gray = _gray01(frame)
+    heat = upsample(to_display_map(saliency_map), tile_px)
+    axis.imshow(overlay(np.clip(upsample(gray, tile_px), 0, 1), np.clip(heat, 0, 1)))
+    axis.set_title(caption, fontsize=9)
+  for axis in axes:
+    axis.set_axis_off()
+  if title:
+    figure.suptitle(title, fontsize=12)
+  _parent(path)
+  figure.savefig(path, format="png")
+  return figure

@@ -20,6 +20,16 @@ MODELS: dict[str, type[nn.Module]] = {
     "inception_resnet_v1": InceptionResNetV1,
     "r2plus1d_18": R2Plus1D18,
 }
+DEFAULT_MODEL = "inception_resnet_v1"
+# The networks whose examples are clips (B, T, H, W, C) rather than images.
+CLIP_MODELS = frozenset({"r2plus1d_18"})
+
+
+def is_clip_model(name: str) -> bool:
+  """Whether the network registered as ``name`` takes clips; ConfigError for an unknown name."""
+  if name not in MODELS:
+    raise ConfigError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
+  return name in CLIP_MODELS
 
 
 def get_model(name: str, **kwargs: Any) -> nn.Module:
@@ -29,5 +39,5 @@ def get_model(name: str, **kwargs: Any) -> nn.Module:
   return MODELS[name](**kwargs)
 
 
-__all__ = ["InceptionResNetV1", "MIN_INPUT_SIZE", "MODELS", "Model", "R2Plus1D18",
-           "get_model", "scaled_channels"]
+__all__ = ["CLIP_MODELS", "DEFAULT_MODEL", "InceptionResNetV1", "MIN_INPUT_SIZE", "MODELS", "Model",
+           "R2Plus1D18", "get_model", "is_clip_model", "scaled_channels"]

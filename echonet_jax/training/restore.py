@@ -53,7 +53,7 @@ def load(workdir: str, *, which: str = "best", config: ml_collections.ConfigDict
   mesh = parallel.make_mesh()
   model = train_lib.create_model(config, names)
   tx = train_lib.make_optimizer(config.optim, config.train.steps)
-  shape = (config.data.image_size, config.data.image_size, config.data.channels)
+  shape = train_lib.input_shape(config)
   abstract = jax.eval_shape(
       lambda r: train_lib.init(model, tx, r, shape, {}, names), jax.random.PRNGKey(0))
   rep = parallel.replicated(mesh)

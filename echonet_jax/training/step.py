@@ -23,7 +23,7 @@ import optax
 
 from echonet_jax.training import parallel
 from echonet_jax import tasks as tasks_lib
-from echonet_jax.models import InceptionResNetV1
+from echonet_jax import models
 
 PyTree = Any
 # (logits, labels, state) -> {task: mean loss}; built by make_loss.
@@ -60,11 +60,21 @@ def task_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
 
 
 def create_model(config: ml_collections.ConfigDict, names: Sequence[str]) -> nn.Module:
-  """The network for ``names``: one output per task, as named heads."""
+  """The network ``config.model.name`` (see ``models.MODELS``) for ``names``: one head per task."""
   m = config.model
-  return InceptionResNetV1(
-      num_outputs={name: tasks_lib.get_task(name).num_outputs for name in names}, dropout_rate=m.dropout_rate, width=m.width,
-      blocks=tuple(m.blocks), dtype=jnp.dtype(m.dtype))
+  return models.get_model(
+      m.get("name", models.DEFAULT_MODEL), num_outputs={name: tasks_lib.get_task(name).num_outputs for name in names},
+      dropout_rate=m.dropout_rate, width=m.width, blocks=tuple(m.blocks),
+      dtype=jnp.dtype(m.dtype))
+
+
+def input_shape(config: ml_collections.ConfigDict) -> tuple[int, ...]:
+  """One example's shape: an image (H, W, C), or a clip (T, H, W, C) for a clip model."""
+  d = config.data
+  image = (d.image_size, d.image_size, d.channels)
+  if models.is_clip_model(config.model.get("name", models.DEFAULT_MODEL)):
+    return (int(d.clip_frames), *image)
+  return image
 
 
 def _decay_mask(params: PyTree) -> PyTree:
@@ -125,7 +135,7 @@ def with_hyperparams(state: "TrainState", learning_rate: Any, weight_decay: Any)
 def init(model: nn.Module, tx: optax.GradientTransformation, rng: jax.Array,
          input_shape: Sequence[int], label_stats: Mapping[str, Mapping[str, float]],
          names: Sequence[str]) -> TrainState:
-  """A fresh train state. ``input_shape`` is one image, (H, W, C)."""
+  """A fresh train state. ``input_shape`` is one example: (H, W, C), or (T, H, W, C) for clips."""
   init_rng, state_rng = jax.random.split(rng)
   variables = model.init(init_rng, jnp.zeros((1, *input_shape), jnp.float32), train=False)
   params = variables["params"]

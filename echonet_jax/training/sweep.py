@@ -156,7 +156,8 @@ class Programs:
     self.model = step_lib.create_model(config, self.names)
     self.tx = step_lib.make_optimizer(config.optim, config.train.steps)
     self.loss_fn = step_lib.make_loss(config.loss, step_lib.task_kinds(self.names))
-    shape = (config.data.image_size, config.data.image_size, config.data.channels)
+    shape = step_lib.input_shape(config)
+    self.clip = inference.clip_spec(config)
     self.fresh = jax.jit(lambda r: step_lib.init(self.model, self.tx, r, shape, label_stats,
                                                  self.names))(jax.random.PRNGKey(config.seed))
     self.label_stats = label_stats
@@ -238,7 +239,8 @@ def train_group(programs: Programs, sweep_dir: str, members: Sequence[Member], *
       if step % config.train.eval_every == 0 or step == steps:
         batches, num = train_loop.eval_stream(config, cache_dir, "val", names)
         if batches is not None:
-          pred = inference.predict_videos(eval_fn, state, batches, mesh, num_batches=num)
+          pred = inference.predict_videos(inference.mesh_predict_fn(eval_fn, state, mesh),
+                                          batches, num_batches=num, clip=programs.clip)
           for k in range(n):
             mine = _member_pred(pred, k, stacked)
             if not all(np.isfinite(v).all() for v in mine["frame_outputs"].values()):

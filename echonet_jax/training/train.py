@@ -58,6 +58,7 @@ def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
   if has_ckpt and os.path.exists(path):
     with open(path) as f:
       saved = json.load(f)
+    saved.get("model", {}).setdefault("name", "inception_resnet_v1")  # saved before model.name
     for key in _IDENTITY:
       old, new = _normalise(_lookup(saved, key)), _normalise(_lookup(config, key))
       if old != new:
@@ -110,7 +111,7 @@ def train_loader(config: ml_collections.ConfigDict, cache_dir: str, names: tuple
       num_workers=config.train.workers, rotation_deg=config.aug.rotation_deg,
       brightness=config.aug.brightness, image_size=config.data.image_size,
       channels=config.data.channels, views=tuple(config.data.views) or None,
-      prefetch=config.train.prefetch,
+      prefetch=config.train.prefetch, clip=inference.clip_spec(config),
       min_view_confidence=config.data.get("view_min_confidence", 0.0))
 
 
@@ -148,7 +149,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   parallel.check_batch_size(config.train.batch_size, mesh)
   model = train_lib.create_model(config, names)
   tx = train_lib.make_optimizer(config.optim, config.train.steps)
-  image_shape = (config.data.image_size, config.data.image_size, config.data.channels)
+  image_shape = train_lib.input_shape(config)
+  clip = inference.clip_spec(config)
   rng = jax.random.PRNGKey(config.seed)
   state = jax.jit(lambda r: train_lib.init(model, tx, r, image_shape, label_stats, names),
                   out_shardings=parallel.replicated(mesh))(rng)
@@ -193,7 +195,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       if step % config.train.eval_every == 0 or step == steps:
         batches, num = eval_stream(config, cache_dir, "val", names)
         if batches is not None:
-          pred = inference.predict_videos(eval_fn, state, batches, mesh, num_batches=num)
+          pred = inference.predict_videos(inference.mesh_predict_fn(eval_fn, state, mesh),
+                                          batches, num_batches=num, clip=clip)
           val = validation_metrics(pred, names, label_stats)
           writer.write(step, val)
           last.update(val)

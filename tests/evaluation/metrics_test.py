@@ -219,16 +219,42 @@ def test_vectorised_bootstrap_equals_the_plain_loop():
       metrics.bootstrap_values(lambda a, b: f1_at(a, b), groups, y, s, n_boot=50, seed=7))
 
 
-def test_bootstrap_skips_undefined_resamples():
-  # One positive patient: many resamples miss it and have no AUC; the rest still give an interval.
+def test_bootstrap_skips_undefined_resamples_and_never_reports_a_zero_width_interval():
+  # One positive patient: many resamples miss it and have no AUC; every defined one gives AUC 1.0.
   y = np.array([1] + [0] * 19)
   s = np.linspace(1, 0, 20)
   values = metrics.bootstrap_values(metrics.roc_auc, np.arange(20), y, s, n_boot=200)
   assert np.isnan(values).any() and np.isfinite(values).any()
-  lo, hi = metrics.bootstrap_ci(metrics.roc_auc, np.arange(20), y, s, n_boot=200)
-  assert lo == hi == 1.0
-  assert metrics.bootstrap_ci(metrics.roc_auc, None, y, s, n_boot=0) == pytest.approx(
-      (np.nan, np.nan), nan_ok=True)
+  interval = metrics.bootstrap_interval(metrics.roc_auc, np.arange(20), y, s, n_boot=200)
+  assert interval.n_valid == int(np.isfinite(values).sum()) and interval.n_boot == 200
+  assert not interval.available and "zero-width" in interval.note
+  assert np.isnan(interval.low) and np.isnan(interval.high)
+  assert np.isnan(metrics.bootstrap_ci(metrics.roc_auc, np.arange(20), y, s, n_boot=200)).all()
+  assert "n_boot=0" in metrics.bootstrap_interval(metrics.roc_auc, None, y, s, n_boot=0).note
+
+
+def test_bootstrap_interval_is_unavailable_with_few_patients_or_few_defined_resamples():
+  # The case: 3 patients give "R² -5.81, 95% CI -5.81 to -5.81" if undefined resamples are
+  # dropped silently. Now: n/a, and why.
+  y, yhat = np.array([50.0, 60.0, 55.0]), np.array([70.0, 40.0, 62.0])
+  few = metrics.bootstrap_interval(metrics.r2, np.arange(3), y, yhat, n_boot=300)
+  assert not few.available and "only 3 patients" in few.note and np.isnan(few.low)
+  assert 0 < few.n_valid < 300  # resamples of one repeated patient have no R²
+  # A metric defined only when two given patients of 12 are both drawn (about 42% of resamples).
+  y = np.r_[1.0, 2.0, np.zeros(10)]
+  needs_both = lambda a, b: metrics.r2(a, b) if {1.0, 2.0} <= set(a) else np.nan
+  sparse = metrics.bootstrap_interval(needs_both, np.arange(12), y, y + 0.1, n_boot=400)
+  assert 100 < sparse.n_valid < 200 and "of 400 bootstrap resamples" in sparse.note
+  # Enough patients and defined resamples: a real interval around the estimate.
+  groups, y, yhat = _grouped_regression(30, 2, seed=4)
+  ok = metrics.bootstrap_interval(metrics.r2, groups, y, yhat, n_boot=300)
+  assert ok.available and ok.n_valid == 300 and ok.low < metrics.r2(y, yhat) < ok.high
+
+
+def test_interval_text_uses_true_minus_signs_and_n_a():
+  assert metrics.format_interval(-0.3, -0.1) == "\u22120.30 to \u22120.10"
+  assert metrics.format_interval(float("nan"), 1.0) == "n/a"
+  assert metrics.format_number(None) == "n/a" and metrics.format_number(-5.812) == "\u22125.81"
 
 
 def test_bootstrap_1000_resamples_is_fast():

@@ -157,8 +157,8 @@ def test_write_eval_binary(tmp_path):
 
   rows = _read_csv(out / "predictions.csv")
   assert len(rows) == labels.size
-  assert list(rows[0]) == ["video_id", "patient_id", "label", "prediction", "predicted_label"] + [
-      f"frame_{i:02d}" for i in range(6)]
+  assert list(rows[0]) == ["video_id", "patient_id", "label", "prediction", "predicted_label",
+                           "quality", "checkpoint_step"] + [f"frame_{i:02d}" for i in range(6)]
   assert rows[3]["label"] == "" and rows[0]["video_id"] == "vid000"
   assert float(rows[1]["prediction"]) == pytest.approx(frames[1].mean())
   assert float(rows[1]["frame_05"]) == frames[1, 5]
@@ -209,3 +209,35 @@ def test_read_threshold_errors_name_the_file(tmp_path):
     evaluate.read_threshold(str(path))
   with pytest.raises(ValueError, match="missing.json"):
     evaluate.read_threshold(str(tmp_path / "missing.json"))
+
+
+def test_write_eval_with_few_patients_reports_no_interval_and_records_the_step(tmp_path):
+  # Three patients: the old code printed "R² -5.81, 95% CI -5.81 to -5.81". Now null and why.
+  labels, frames = np.array([50.0, 60.0, 55.0]), np.array([[70.0, 71], [40, 41], [62, 63]])
+  out = tmp_path / "eval" / "test"
+  report = evaluate.write_eval(str(out), get_task("ef"), ["a", "b", "c"], ["p", "q", "r"], labels,
+                               frames, train_mean=55.0, n_boot=200, frames_n_boot=50,
+                               checkpoint_step=400, quality=["ok", "blank", "ok"])
+  with open(out / "metrics.json") as f:
+    on_disk = json.load(f)
+  assert on_disk == report and on_disk["checkpoint_step"] == 400
+  assert on_disk["n_quality_flagged"] == 1
+  for row in on_disk["metrics"]:
+    assert row["ci_low"] is None and row["ci_high"] is None, row
+    assert "only 3 patients" in row["ci_note"] and 0 <= row["n_boot_valid"] <= 200
+  assert all(v is None for v in on_disk["frames_curve"]["ci_low"])
+  rows = _read_csv(out / "predictions.csv")
+  assert [r["quality"] for r in rows] == ["ok", "blank", "ok"]
+  assert {r["checkpoint_step"] for r in rows} == {"400"}
+
+
+def test_write_eval_records_valid_resamples_when_the_interval_is_real(tmp_path):
+  labels, frames = _regression_frames(n=40)
+  videos, patients = _ids(40)
+  report = evaluate.write_eval(str(tmp_path / "test"), get_task("ef"), videos, patients, labels,
+                               frames, n_boot=100, frames_n_boot=0)
+  r2 = report["metrics"][0]
+  assert r2["n_boot_valid"] == 100 and "ci_note" not in r2
+  assert r2["ci_low"] < r2["value"] < r2["ci_high"]
+  assert report["checkpoint_step"] is None
+  assert {r["quality"] for r in _read_csv(tmp_path / "test" / "predictions.csv")} == {""}

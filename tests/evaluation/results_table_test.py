@@ -176,3 +176,40 @@ def test_find_metrics_files_sees_the_multitask_layout(tmp_path):
     (path / "metrics.json").write_text("{}")
   found = report.find_metrics_files(str(tmp_path / "run"), "test")
   assert [os.path.basename(os.path.dirname(f)) for f in found] == ["ef", "weight"]
+
+
+def _one_task_run(root, name, n_patients, source=None, step=None):
+  rng = np.random.default_rng(5)
+  n = 2 * n_patients
+  labels = rng.normal(55, 10, n)
+  frames = labels[:, None] + rng.normal(0, 4, (n, 3))
+  evaluate.write_eval(str(root / "eval" / "test"), get_task(name), [f"v{i}" for i in range(n)],
+                      [f"p{i // 2}" for i in range(n)], labels, frames, train_mean=55.0,
+                      n_boot=100, frames_n_boot=0, data_source=source, checkpoint_step=step)
+  return str(root)
+
+
+def _body(table):
+  rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| ")]
+  return rows[0], {(r[0].lstrip("| "), r[1]): r for r in rows[1:]}
+
+
+def test_echonet_dynamic_ef_compares_with_echonet_dynamic_and_shows_the_step(tmp_path):
+  table = report.results_table(_one_task_run(tmp_path / "dyn", "ef", 20, "echonet_dynamic", 1200))
+  header, rows = _body(table)
+  assert header[-2:] == ["reference", "checkpoint step |"]
+  assert rows[("ef", "R²")][6] == "0.81" and rows[("ef", "MAE")][6] == "4.1 %"
+  assert rows[("ef", "R²")][8] == "Ouyang 2020 (EchoNet-Dynamic)"
+  assert rows[("ef", "R²")][9] == "1200 |"
+  assert "Ouyang et al., Nature 2020" in table and "Ghorbani" not in table
+  phantom = report.results_table(_one_task_run(tmp_path / "ph", "ef", 20, "phantom", 5))
+  _, rows = _body(phantom)
+  assert rows[("ef", "R²")][6] == "0.50" and rows[("ef", "R²")][8] == "Ghorbani 2020"
+
+
+def test_few_patients_give_n_a_never_a_zero_width_interval(tmp_path):
+  table = report.results_table(_one_task_run(tmp_path / "few", "ef", 3))
+  _, rows = _body(table)
+  for metric in ("R²", "MAE"):
+    assert rows[("ef", metric)][3].startswith("n/a (only 3 patients"), rows[("ef", metric)]
+  assert " to " not in rows[("ef", "R²")][3]

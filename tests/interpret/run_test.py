@@ -1,136 +1,38 @@
-"""Saliency mode (echonet_jax/interpret.py): files, occlusion and localisation on phantom-trained models."""
+"""Saliency mode (echonet_jax/interpret/run.py): files, occlusion and localisation on phantom models."""
 
 from __future__ import annotations
 
 import json
 import os
 
-import flax.linen as nn
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image
 
 from configs import default
+from echonet_jax import modes
 from echonet_jax.data import cache
+from echonet_jax.data import pipeline as input_pipeline
 from echonet_jax.data import prepare as data
 from echonet_jax.evaluation import inference
-from echonet_jax.data import pipeline as input_pipeline
-from echonet_jax.interpret import run as interpret
-from echonet_jax import modes
-from echonet_jax.training import restore
 from echonet_jax.interpret import maps
-from echonet_jax.interpret import saliency
+from echonet_jax.interpret import run as interpret
 from echonet_jax.interpret import scores
+from echonet_jax.training import restore
+from tests import testing
 
 
-class TwoHeads(nn.Module):
-  """A tiny network with the project's interface: ``{task: (B, 1)}`` outputs."""
-
-  @nn.compact
-  def __call__(self, x, *, train: bool):
-    x = nn.tanh(nn.Conv(3, (3, 3))(x))
-    x = nn.BatchNorm(use_running_average=not train)(x)
-    x = jnp.mean(x * x, axis=(1, 2))
-    return {"weight": nn.Dense(1)(x), "pacemaker_leads": nn.Dense(1)(x)}
-
-
-def _tiny(channels=1, size=10, frames=3):
-  model = TwoHeads()
-  variables = model.init(jax.random.key(0), jnp.zeros((1, size, size, channels)), train=False)
-  images = jax.random.normal(jax.random.key(1), (frames, size, size, channels))
-  return model, variables, images
-
-
-# --------------------------------------------------------------------------------------------------
-# Fast: the pure parts.
-
-
-def test_settings_from_the_default_config_and_bad_values():
-  settings = maps.Settings.from_config(default.get_config().saliency)
-  assert (settings.method, settings.num_samples, settings.ig_steps) == ("smoothgrad", 50, 25)
-  assert maps.Settings.from_config({"chunk_size": 0}).chunk_size is None
-  with pytest.raises(ValueError, match="saliency.method"):
-    maps.Settings.from_config({"method": "gradcam"})
-  with pytest.raises(ValueError, match="unknown saliency settings"):
-    maps.Settings.from_config({"num_sample": 8})
-  with pytest.raises(ValueError, match="num_samples"):
-    maps.Settings(num_samples=0)
-
-
-@pytest.mark.parametrize("frames_per_batch", [None, 2])
-def test_video_maps_are_per_frame_gradients_of_the_task_output(frames_per_batch):
-  model, variables, images = _tiny(channels=3)
-  settings = maps.Settings(method="vanilla", frames_per_batch=frames_per_batch)
-  maps_fn = maps.make_video_maps(model, "weight", settings)
-  mean, std = jnp.float32(70.0), jnp.float32(15.0)
-  got = maps_fn(variables["params"], variables["batch_stats"], mean, std, images, jax.random.key(0))
-  f = saliency.scalar_model_fn(model, variables, head="weight")
-  # Regression maps are in the task's unit (× label std); channels are summed.
-  expected = jnp.stack([std * jax.grad(f)(x).sum(-1) for x in images])
-  assert got.shape == images.shape[:3] and got.dtype == jnp.float32
-  np.testing.assert_allclose(got, expected, rtol=2e-5, atol=1e-7)
-
-
-def test_binary_task_explains_the_logit_and_methods_run():
-  model, variables, images = _tiny()
-  f = saliency.scalar_model_fn(model, variables, head="pacemaker_leads")
-  g = maps.task_fn(model, variables, "pacemaker_leads", jnp.float32(5.0), jnp.float32(3.0))
-  np.testing.assert_allclose(g(images[0]), f(images[0]))  # no unit scaling for a logit
-  for method in ("smoothgrad", "integrated_gradients", "occlusion"):
-    settings = maps.Settings(method=method, num_samples=3, ig_steps=4, patch=4, stride=3)
-    video_maps = maps.make_video_maps(model, "pacemaker_leads", settings)(
-        variables["params"], variables["batch_stats"], 0.0, 1.0, images, jax.random.key(2))
-    assert (video_maps.shape == images.shape[:3] and np.isfinite(video_maps).all()
-            and np.abs(video_maps).sum() > 0), method
-
-
-def test_region_masks_decode_the_bit_field_and_combine_lv_with_the_wall():
-  names = ["lv", "la", "myocardium"]
-  masks = np.zeros((2, 4, 4), np.uint16)
-  masks[0, 0, 0] = 1 | 4  # lv and myocardium overlap here
-  masks[1, 1, 1] = 2
-  masks[1, 2, 2] = 4
-  regions = scores.region_masks(masks, names)
-  assert set(regions) == {"lv", "la", "myocardium", "lv+myocardium"}
-  assert regions["lv"].sum() == 1 and regions["la"][1, 1, 1] and regions["myocardium"].sum() == 2
-  assert regions["lv+myocardium"].sum() == 2
-
-
-def test_localisation_against_the_image_and_the_fan():
-  size = 10
-  region = np.zeros((2, size, size), bool)
-  region[0, 2:4, 2:4] = True  # present in frame 0 only
-  fan = np.zeros((size, size), bool)
-  fan[:, :5] = True  # half the image
-  video_maps = np.zeros((2, size, size), np.float32)
-  video_maps[:, :, :5] = 1.0  # uniform inside the fan, zero outside
-  score = scores.localisation(video_maps, region, fan)
-  assert score["frames_present"] == 1
-  assert score["area_fraction"] == pytest.approx(0.04)
-  assert score["ratio"] == pytest.approx(2.0)  # the fan is half the image
-  assert score["ratio_in_fan"] == pytest.approx(1.0)  # blind to the region within the fan
-  video_maps[0] = region[0]
-  assert scores.localisation(video_maps, region, fan)["ratio_in_fan"] == pytest.approx(1 / 0.08)
-  absent = scores.localisation(video_maps, np.zeros_like(region), fan)
-  assert absent["frames_present"] == 0 and np.isnan(absent["ratio"])
-
-
-def test_dilate_fan_and_representative_frame():
-  region = np.zeros((1, 9, 9), bool)
-  region[0, 4, 4] = True
-  assert scores.dilate(region, 2).sum() == 17  # cv2's 5×5 ellipse: the radius-2 disc and 4 more
-  assert scores.dilate(region, 0) is region
-  frames = np.zeros((2, 3, 3), np.uint8)
-  frames[1, 0, 0] = 7
-  assert scores.fan_mask(frames).sum() == 1
-  assert scores.representative_frame(np.array([0.0, 0.9, 0.5, 1.0])) == 2
+def test_safe_name_and_method_text():
   assert interpret.safe_name("../a b/c.dcm") == "a_b_c.dcm"
+  assert interpret.method_text(maps.Settings(num_samples=8)) == (
+      "SmoothGrad (8 samples, noise 0.15, 2×2 px jitter)")
+  assert interpret.method_text(maps.Settings(method="vanilla")) == "gradient"
 
 
-# --------------------------------------------------------------------------------------------------
-# Slow: phantom-trained models.
+def test_jitter_setting_is_checked():
+  assert maps.Settings.from_config(default.get_config().saliency).jitter == 2
+  with pytest.raises(ValueError, match="saliency.jitter"):
+    maps.Settings(jitter=-1)
 
 
 def _small_saliency_config(task, **overrides):
@@ -140,13 +42,16 @@ def _small_saliency_config(task, **overrides):
 
 
 @pytest.mark.slow
-def test_saliency_mode_writes_maps_overlays_gifs_and_scores(trained_workdir):
+def test_saliency_mode_writes_maps_panels_gifs_summary_and_scores(trained_workdir):
   workdir = trained_workdir("weight")
   result = modes.saliency(_small_saliency_config("weight", num_videos=2), workdir, "test")
   root = os.path.join(workdir, "saliency")
   with open(os.path.join(root, "scores.json")) as f:
     assert json.load(f) == result
   assert result["explained"] == {"weight": "output in kg"}
+  assert result["checkpoint_step"] == restore.load(workdir).step and result["errors"] == []
+  assert result["summary_png"] == "summary.png"
+  assert os.path.getsize(os.path.join(root, "summary.png")) > 10_000
   videos = result["videos"]
   assert len(videos) == 2 and {v["source"] for v in videos} == {"test"}
   size = restore.load_config(workdir).data.image_size
@@ -158,7 +63,9 @@ def test_saliency_mode_writes_maps_overlays_gifs_and_scores(trained_workdir):
       np.testing.assert_allclose(npz["mean_map"], np.abs(npz["maps"]).mean(0), rtol=1e-6)
       assert npz["masks"].shape == (20, size, size) and "near_field" in list(npz["mask_names"])
       assert row["prediction"] == pytest.approx(float(npz["frame_outputs"].mean()), rel=1e-5)
-    assert Image.open(os.path.join(folder, "overlay.png")).size == (size, size)
+    assert min(Image.open(os.path.join(folder, "overlay.png")).size) >= 512
+    with Image.open(os.path.join(folder, "panel.png")) as panel:
+      assert panel.size[0] >= 3 * 512 and panel.size[1] >= 512
     gif = Image.open(os.path.join(folder, "saliency.gif"))
     assert gif.n_frames == 20
     assert 20 < row["prediction"] < 250
@@ -171,19 +78,32 @@ def test_saliency_mode_writes_maps_overlays_gifs_and_scores(trained_workdir):
 
 
 @pytest.mark.slow
-def test_saliency_on_a_dicom_file_without_ground_truth(trained_workdir, real_and_bad_dicom):
+def test_saliency_batch_survives_any_failure_of_one_input(trained_workdir, real_and_bad_dicom,
+                                                         tmp_path, monkeypatch):
   workdir = trained_workdir("weight")
   real, bad = real_and_bad_dicom
+  oom, odd = tmp_path / "oom.dcm", tmp_path / "odd.dcm"
+  for path in (oom, odd):
+    path.write_bytes(open(real, "rb").read())
+  raising = {str(oom): MemoryError("Unable to allocate 14.9 GiB"),
+             str(odd): ValueError("RegionSpatialFormat of DOE^JOHN")}
+  testing.patch_reader(monkeypatch, raising)
   result = modes.saliency(_small_saliency_config("weight", method="vanilla"), workdir, "",
-                          [real, bad])
+                          [real, bad, str(oom), str(odd)])
   (row,) = result["videos"]
   assert row["source"] == "inputs" and row["video_id"] == "color3d_jpeg_baseline"
   assert "localisation" not in row and "occlusion" not in row and row["label"] is None
-  assert [e["error_type"] for e in result["errors"]] == ["NotDicomError"]
+  assert row["quality"] == "ok"
+  errors = {os.path.basename(e["path"]): e for e in result["errors"]}
+  assert errors["not_dicom.dcm"]["error_type"] == "NotDicomError"
+  assert errors["oom.dcm"] == {"path": str(oom), "error_type": "MemoryError",
+                               "error": "out of memory while reading"}
+  assert errors["odd.dcm"]["error_type"] == "ValueError"
+  assert "DOE" not in json.dumps(result)  # the exception's text is never quoted
   folder = os.path.join(workdir, "saliency", "inputs", "color3d_jpeg_baseline")
   with np.load(os.path.join(folder, "maps.npz")) as npz:
     assert npz["maps"].shape[0] == 20 and np.abs(npz["maps"]).sum() > 0 and "masks" not in npz
-  assert os.path.getsize(os.path.join(folder, "overlay.png")) > 0
+  assert os.path.getsize(os.path.join(folder, "panel.png")) > 0
   assert Image.open(os.path.join(folder, "saliency.gif")).n_frames == 20
 
 
@@ -199,7 +119,7 @@ def test_occluding_the_lead_flips_a_lead_classifier_and_its_maps_fall_on_the_lea
   trained = restore.load(trained_workdir("pacemaker_leads"))
   cache_dir = data.prepare_cache(trained.config)
   mask_names = cache.read_meta(cache_dir)["mask_names"]
-  thresholds = interpret.binary_thresholds(trained, cache_dir)
+  thresholds = scores.binary_thresholds(trained, cache_dir)
   settings = maps.Settings(num_samples=8)
   size = trained.config.data.image_size
   videos = []
@@ -209,6 +129,7 @@ def test_occluding_the_lead_flips_a_lead_classifier_and_its_maps_fall_on_the_lea
       videos += interpret.split_videos(cache_dir, split, trained.names, None, size, len(ids), ids)
   assert len(videos) >= 4, f"only {len(videos)} val/test videos show a lead"
   rows = interpret.explain(trained, videos, settings, str(tmp_path), mask_names, thresholds)
+  predict_fn = inference.batched_predict_fn(trained.eval_fn, trained.state, trained.mesh)
   lead = [row["occlusion"]["lead"] for row in rows]
   positive = [s for s in lead if s["before"] >= s["threshold"]]
   assert len(positive) >= 3, lead
@@ -225,8 +146,8 @@ def test_occluding_the_lead_flips_a_lead_classifier_and_its_maps_fall_on_the_lea
     stripe = scores.dilate(scores.region_masks(video.masks, mask_names)["lead"],
                               score["dilation_px"])[:, :, ::-1]
     images = input_pipeline.normalize(video.frames)[..., None]
-    moved = inference.predict_images(
-        trained, np.where(stripe[..., None], np.float32(input_pipeline.BLACK), images))
+    moved = predict_fn(
+        np.where(stripe[..., None], np.float32(input_pipeline.BLACK), images))
     assert moved["pacemaker_leads"].mean() >= score["threshold"], (video.video_id, score)
   ratios = [row["localisation"]["lead"]["ratio"] for row in rows]
   in_fan = [row["localisation"]["lead"]["ratio_in_fan"] for row in rows]

@@ -109,7 +109,13 @@ def test_non_scalar_function_and_batched_input_are_rejected():
   with pytest.raises(ValueError, match="f\\(x\\) -> scalar"):
     saliency.vanilla_gradient(lambda x: x.sum(-1), x)
   with pytest.raises(ValueError, match="one image"):
-    saliency.vanilla_gradient(lambda x: x.sum(), x[None])
+    saliency.vanilla_gradient(lambda x: x.sum(), x[None, None])  # a batch of clips
+  # One clip (T, H, W, C) is explained as a whole; occlusion patches stay single-image.
+  clip = jnp.stack([x, 2 * x])
+  np.testing.assert_allclose(saliency.vanilla_gradient(lambda c: (c[1] ** 2).sum(), clip),
+                             jnp.stack([jnp.zeros_like(x), 4 * x]), rtol=1e-6)
+  with pytest.raises(ValueError, match="one image \\(H, W, C\\), got"):
+    saliency.occlusion_map(lambda c: c.sum(), clip, patch=4, stride=4)
 
 
 @pytest.mark.parametrize("rule", ["trapezoid", "midpoint"])
@@ -248,3 +254,24 @@ def test_scalar_model_fn_selects_a_head():
   assert float(second) == float(cnn.apply(cnn_variables, image[None], train=False)[0, 1])
   with pytest.raises(ValueError, match="single output"):
     saliency.scalar_model_fn(cnn, cnn_variables, head="ef")(image)
+
+
+def test_jitter_shifts_are_stratified_over_the_grid():
+  shifts = np.asarray(saliency.jitter_shifts(8, 2))
+  assert shifts.tolist() == [[0, 0], [0, 1], [1, 0], [1, 1]] * 2
+  assert not np.asarray(saliency.jitter_shifts(3, 0)).any()
+
+
+def test_jitter_cancels_a_stride_2_checkerboard():
+  # f weighs pixels by a ±1 checkerboard: its gradient is the checkerboard itself, the pattern a
+  # stride-2 convolution imprints on input gradients. Averaging over the 2×2 shifts cancels it,
+  # while a smooth component of the gradient stays.
+  rows, cols = np.mgrid[:8, :8]
+  checker = jnp.asarray(np.where((rows + cols) % 2, 1.0, -1.0)[..., None], jnp.float32)
+  smooth = jnp.ones((8, 8, 1), jnp.float32)
+  f = lambda x: jnp.sum((checker + 0.5 * smooth) * x)
+  x = _image(4, (8, 8, 1))
+  plain = saliency.smoothgrad(f, x, jax.random.key(0), num_samples=4, noise_frac=0.0)
+  jittered = saliency.smoothgrad(f, x, jax.random.key(0), num_samples=4, noise_frac=0.0, jitter=2)
+  np.testing.assert_allclose(plain, checker + 0.5, atol=1e-6)
+  np.testing.assert_allclose(jittered, 0.5 * smooth, atol=1e-6)

@@ -104,16 +104,39 @@ def test_save_gif_writes_all_frames(tmp_path):
     viz.video_overlays(frames[:3], saliency)
 
 
-def test_panel_writes_a_readable_png(tmp_path):
+def _image_extents(figure):
+  renderer = figure.canvas.get_renderer()
+  return [ax.get_window_extent(renderer) for ax in figure.axes if ax.get_images()]
+
+
+def test_panel_is_titled_with_a_colour_bar_and_images_of_at_least_512_px(tmp_path):
   mask = np.zeros((24, 32), bool)
   mask[4:14, 6:22] = True
+  frame, heat = _frame(24, 24), _heat(24, 24)
   path = tmp_path / "panel.png"
-  viz.panel(path, _frame(), _heat(), mask, title="toy", dpi=50)
+  figure = viz.panel(path, frame, heat * 3.0, mask[:, :24], title="toy: prediction 70 kg",
+                     unit="kg per input unit")
   with Image.open(path) as image:
     assert image.format == "PNG"
     width, height = image.size
-  # Three panels side by side: much wider than tall.
-  assert width == pytest.approx(3 * 3.2 * 50, abs=2) and height == pytest.approx(3.4 * 50, abs=2)
-  viz.panel(tmp_path / "two.png", _frame(), _heat(), dpi=50)
-  with Image.open(tmp_path / "two.png") as image:
-    assert image.size[0] == pytest.approx(2 * 3.2 * 50, abs=2)
+  assert width >= 3 * 512 and height >= 512
+  images = _image_extents(figure)
+  assert len(images) == 3  # frame, map, overlay (the colour bar is the fourth axes)
+  for box in images:
+    assert min(box.width, box.height) >= 512, box
+  assert figure.get_suptitle() == "toy: prediction 70 kg"
+  bar = [ax for ax in figure.axes if ax.get_ylabel().startswith("|saliency|")]
+  assert bar and "kg per input unit" in bar[0].get_ylabel()
+  with pytest.raises(ValueError, match="does not match"):
+    viz.panel(tmp_path / "bad.png", frame, _heat(10, 10))
+
+
+def test_summary_sheet_captions_every_video(tmp_path):
+  tiles = [(_frame(24, 24), _heat(24, 24), f"video {i}") for i in range(5)]
+  figure = viz.summary_sheet(tmp_path / "summary.png", tiles, title="sheet", columns=4)
+  titles = [ax.get_title() for ax in figure.axes if ax.get_images()]
+  assert titles == [f"video {i}" for i in range(5)]
+  with Image.open(tmp_path / "summary.png") as image:
+    assert image.size[0] >= 4 * 320
+  with pytest.raises(ValueError, match="no videos"):
+    viz.summary_sheet(tmp_path / "none.png", [])
