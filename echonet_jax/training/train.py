@@ -165,6 +165,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   if start:
     logging.info("resuming from step %d in %s", start, workdir)
     state = ckpts.restore(start, state, data_iterator=data_iter)
+    # The lr and weight decay live in the optimiser state; the config's rule a resumed run.
+    state = train_lib.with_hyperparams(state, config.optim.lr, config.optim.weight_decay)
 
   writer = writers.MetricWriter(workdir, enabled=jax.process_index() == 0)
   steps = config.train.steps
