@@ -150,8 +150,10 @@ class _QuietLibraries:
   thread, where they are reported as one line; here a warning keeps its first line only."""
 
   _NOISY = ("/orbax/", "/grain/", "/etils/")
-  # Harmless: a checkpoint saved on a step without validation is simply not ranked.
-  _EXPECTED = ("Requested `tracked_metric`; did not provide metrics.",)
+  # Harmless: a checkpoint saved on a step without validation is simply not ranked; evaluate
+  # opens the checkpoints read-only.
+  _EXPECTED = ("Requested `tracked_metric`; did not provide metrics.",
+               "CheckpointManagerOptions.read_only=True", "Given directory is read only")
 
   def filter(self, record) -> bool:
     if not any(part in record.pathname for part in self._NOISY):
@@ -161,7 +163,7 @@ class _QuietLibraries:
     if record.levelno >= std_logging.ERROR:  # re-raised to the main thread
       return False
     text = record.getMessage().splitlines()
-    if text and text[0] in self._EXPECTED:
+    if text and text[0].startswith(self._EXPECTED):
       return False
     record.msg, record.args = (text[0][:300] if text else ""), ()
     return True

@@ -34,13 +34,13 @@ _DISK_TEXT = (("RESOURCE_EXHAUSTED", "no space left on device"),
               ("Disk quota exceeded", "disk quota exceeded"))
 
 
-def disk_error(error: BaseException, path: str) -> TrainingError | None:
+def disk_error(error: BaseException, path: str, *, exact: bool = False) -> TrainingError | None:
   """A one-line TrainingError naming ``path`` when ``error`` is a disk fault (full, read-only,
-  no permission), else None. The path is the file from the error when it has one."""
+  no permission), else None. Unless ``exact``, the path is the file from the error if it has one."""
   reason = None
   if isinstance(error, OSError) and error.errno in _DISK_ERRORS:
     reason = _DISK_ERRORS[error.errno]
-    path = error.filename or path
+    path = path if exact else (error.filename or path)
   else:
     text = str(error)
     for needle, words in _DISK_TEXT:
@@ -130,7 +130,7 @@ def training_lock(workdir: str) -> Iterator[None]:
   try:
     acquired = _acquire(workdir, path)
   except OSError as e:
-    raise disk_error(e, workdir) or TrainingError(f"cannot lock {path}: {e}") from None
+    raise disk_error(e, workdir, exact=True) or TrainingError(f"cannot lock {path}: {e}") from None
   try:
     yield
   finally:
