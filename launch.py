@@ -150,12 +150,16 @@ class _QuietLibraries:
   thread, where they are reported as one line; here a warning keeps its first line only."""
 
   _NOISY = ("/orbax/", "/grain/", "/etils/")
+  # Orbax's background writes that failed after the first failure (reported once, as one line).
+  _ORPHANS = "exception was never retrieved"
   # Harmless: a checkpoint saved on a step without validation is simply not ranked; evaluate
   # opens the checkpoints read-only.
   _EXPECTED = ("Requested `tracked_metric`; did not provide metrics.",
                "CheckpointManagerOptions.read_only=True", "Given directory is read only")
 
   def filter(self, record) -> bool:
+    if record.name == "asyncio" and self._ORPHANS in str(record.msg):
+      return False
     if not any(part in record.pathname for part in self._NOISY):
       return True
     if record.levelno <= std_logging.INFO or record.exc_info:
@@ -169,19 +173,43 @@ class _QuietLibraries:
     return True
 
 
+def _quiet_closed_event_loops() -> None:
+  """After a failed asynchronous save (a full disk), TensorStore completes its other writes into
+  Orbax's event loop, which is closed by then; each would print "RuntimeError: Event loop is
+  closed" with a traceback (as an unraisable exception). The failure itself is reported once."""
+  previous = sys.unraisablehook
+
+  def hook(unraisable):
+    value = unraisable.exc_value
+    if isinstance(value, RuntimeError) and str(value) == "Event loop is closed":
+      return
+    previous(unraisable)
+
+  sys.unraisablehook = hook
+
+
 def main(argv):
   from echonet_jax import errors  # pylint: disable=g-import-not-at-top
   logging.get_absl_handler().addFilter(_QuietLibraries())
+  _quiet_closed_event_loops()
   try:
     _run(argv)
   except errors.user_errors() as e:  # One clear line, no stack trace from deep inside JAX.
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(1)
+    _fail(str(e))
   except OSError as e:  # a full or read-only disk anywhere else: still one line naming the path
     if e.errno not in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT):
       raise
-    print(f"error: cannot write {e.filename or ''}: {e.strerror}", file=sys.stderr)
-    sys.exit(1)
+    _fail(f"cannot write {e.filename or ''}: {e.strerror}")
+
+
+def _fail(line: str):
+  """Prints the one error line and exits 1. Background writers still failing on the same fault
+  (a full disk) must not bury it under their shutdown tracebacks, so stderr closes after it."""
+  print(f"error: {line}", file=sys.stderr, flush=True)
+  sys.stdout.flush()
+  devnull = os.open(os.devnull, os.O_WRONLY)
+  os.dup2(devnull, 2)
+  sys.exit(1)
 
 
 if __name__ == "__main__":
