@@ -52,3 +52,20 @@ def test_predict_mode_on_a_real_dicom_and_a_bad_file(trained_workdir, real_and_b
   assert abs(float(good["frame_time_ms"]) - 33.33) < 0.1
   assert rows["not_dicom.dcm"]["error_type"] == "NotDicomError" and rows["not_dicom.dcm"]["weight"] == ""
   assert rows["missing.dcm"]["error_type"] == "FileMissingError"
+
+
+@pytest.mark.slow
+def test_evaluate_loads_the_best_checkpoint_by_val_score(trained_workdir):
+  from echonet_jax.training import restore  # pylint: disable=g-import-not-at-top
+  from echonet_jax.training import writers  # pylint: disable=g-import-not-at-top
+  workdir = trained_workdir("weight")
+  kept = sorted(int(n) for n in os.listdir(os.path.join(workdir, "checkpoints")) if n.isdigit())
+  scores = {r["step"]: r["val/score"] for r in writers.read_metrics(workdir)
+            if r.get("val/score") is not None and r["step"] in kept}
+  assert len(scores) == len(kept) >= 2, (kept, scores)
+  best = min(scores, key=scores.get)
+  trained = restore.load(workdir)
+  assert trained.step == best and trained.best_score == pytest.approx(scores[best])
+  assert restore.load(workdir, which="latest").step == max(kept)
+  results = modes.evaluate(None, workdir, "val")  # no config: the workdir's saved one
+  assert results["weight"]["checkpoint_step"] == best
