@@ -46,7 +46,8 @@ def _run(argv):
     raise ConfigError(f"--workdir is required for --mode={mode}")
   given = _given_config()
   if given is None and mode in ("train", "preprocess"):
-    raise ConfigError(f"--config is required for --mode={mode}, e.g. --config=configs/weight.py:cpu")
+    raise ConfigError(
+        f"--config is required for --mode={mode}, e.g. --config=configs/weight.py:cpu")
   # Imports after flag parsing: JAX must not start before multi-host initialisation.
   from echonet_jax.training import parallel  # pylint: disable=g-import-not-at-top
   parallel.maybe_initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes,

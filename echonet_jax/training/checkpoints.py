@@ -118,7 +118,7 @@ class Checkpoints:
                               metrics=kept if metrics is not None else None, force=force)
 
   def restore(self, step: int, abstract_state: Any, *, data_iterator: Any = None) -> Any:
-    """Restores the state at ``step`` with the shardings of ``abstract_state`` (and the iterator)."""
+    """Restores ``step`` with the shardings of ``abstract_state`` (and the data iterator)."""
     target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
     items = {STATE: ocp.args.StandardRestore(target)}
     if data_iterator is not None and self._has_data_handler:

@@ -53,7 +53,8 @@ def _is_multihost_tpu() -> bool:
 
 
 def describe_devices() -> str:
-  """One line on what JAX found, e.g. "JAX backend cpu: 1 device (cpu: 1, 1 local); process 0 of 1"."""
+  """One line on what JAX found, e.g.
+  "JAX 0.10.2 backend cpu: 1 device (cpu: 1; 1 local); process 0 of 1"."""
   devices = jax.devices()
   kinds: dict[str, int] = {}
   for d in devices:

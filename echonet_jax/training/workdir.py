@@ -30,7 +30,8 @@ _DISK_ERRORS = {errno.ENOSPC: "no space left on device", errno.EROFS: "read-only
 _DISK_TEXT = (("RESOURCE_EXHAUSTED", "no space left on device"),
               ("No space left on device", "no space left on device"),
               ("Read-only file system", "read-only file system"),
-              ("PERMISSION_DENIED", "permission denied"), ("Permission denied", "permission denied"),
+              ("PERMISSION_DENIED", "permission denied"),
+              ("Permission denied", "permission denied"),
               ("Disk quota exceeded", "disk quota exceeded"))
 
 

@@ -77,7 +77,8 @@ def test_disk_errors_become_one_line_naming_the_path():
   assert str(workdir_lib.disk_error(full, "/w")) == (
       "cannot write /w/metrics.jsonl: no space left on device")
   ro = OSError(errno.EROFS, "Read-only file system", "/w/train.lock.1.tmp")
-  assert str(workdir_lib.disk_error(ro, "/w", exact=True)) == "cannot write /w: read-only file system"
+  assert str(workdir_lib.disk_error(ro, "/w", exact=True)) == (
+      "cannot write /w: read-only file system")
   orbax = ValueError('RESOURCE_EXHAUSTED: Error writing local file "/w/checkpoints/3.orbax-'
                      'checkpoint-tmp/state.orbax-checkpoint-tmp/_sharding": Failed writing')
   assert str(workdir_lib.disk_error(orbax, "/w/checkpoints")) == (
