@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from echonet_jax.data import dicom  # pylint: disable=g-import-not-at-top,wrong-import-position
 from echonet_jax.data import preprocess  # pylint: disable=g-import-not-at-top,wrong-import-position
+from echonet_jax.data.spec import CacheSpec  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def _median_seconds(fn, repeats: int) -> float:
@@ -70,10 +71,11 @@ def main() -> None:
       writer = csv.writer(f)
       writer.writerow(["patient_id", "study_id", "path", "split"])
       for i in range(args.copies):
-        writer.writerow([f"p{i}", f"s{i}", path, "train"])
+        writer.writerow(["p0", f"s{i}", path, "train"])  # one file under two patients is refused
     start = time.perf_counter()
-    summary = preprocess.build_cache(labels, os.path.join(tmp, "cache"), workers=args.workers,
-                                     videos_per_shard=8, progress=False)
+    summary = preprocess.build_cache(labels, os.path.join(tmp, "cache"),
+                                     CacheSpec(videos_per_shard=8), workers=args.workers,
+                                     progress=False)
     cache_s = time.perf_counter() - start
   assert summary["written"] == args.copies, summary
 

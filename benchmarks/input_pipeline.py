@@ -74,7 +74,7 @@ def stream_fps(cache_dir: str, *, workers: int, augmented: bool, batch: int, bat
   loader = input_pipeline.train_loader(
       cache_dir, tasks=["ef"], global_batch_size=batch, seed=0, num_workers=workers,
       rotation_deg=20.0 if augmented else 0.0, brightness=0.1 if augmented else 0.0,
-      shard_index=0, shard_count=1, num_threads=1, prefetch=2)
+      shard_index=0, num_shards=1, num_threads=1, prefetch=2)
   it = iter(loader)
   try:
     for _ in range(max(2, workers)):  # start-up (worker spawn, first batch of each) is not timed

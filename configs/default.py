@@ -36,10 +36,13 @@ def get_config(arg: str | None = None, *, task: str = "weight") -> ml_collection
       cache_dir="",  # Where the de-identified cache goes; empty: ~/.cache/echonet_jax/...
       num_frames=20,
       interval_ms=100.0,
-      image_size=299,
+      image_size=0,  # 0: the source's native size, 299 (DICOM, phantom) or 112 (EchoNet-Dynamic)
       channels=1,
-      views=("A4C",),
-      default_fps=30.0,
+      views=("A4C",),  # kept by the cache build and the pipeline; rows without a view are kept; ()=all
+      label_ranges="",  # e.g. "weight=1:500": plausible label ranges other than tasks.py's
+      view_model="",  # a trained view workdir: fills blank views of the labels CSV (docs/views.md)
+      view_min_confidence=0.5,  # predicted views below this probability are left out and listed
+      default_fps=30.0,  # assumed when a file has no plausible timing (1-1,000 ms a frame)
       preprocess_workers=2,
       split_seed=0,
       test_frac=0.1,
@@ -47,6 +50,7 @@ def get_config(arg: str | None = None, *, task: str = "weight") -> ml_collection
   ))
   c.data.phantom = ml_collections.ConfigDict(dict(
       num_studies=2000, rows=480, cols=640, frame_time_ms=33.3, duration_s=2.2, seed=0,
+      views="A4C",  # comma list of phantom.VIEW_CLASSES, or "all": one video of each per study
   ))
 
   c.aug = ml_collections.ConfigDict(dict(rotation_deg=20.0, brightness=0.1))

@@ -13,6 +13,11 @@ class TrainingError(EchonetError, RuntimeError):
   """A run that cannot go on: diverged loss, a workdir of another run, no devices."""
 
 
+class CacheError(EchonetError, RuntimeError):
+  """A cache that cannot be built or read: a damaged shard, a worker process that died, a folder
+  holding a cache of other settings. The message names the file or shard."""
+
+
 class EchoReadError(Exception):
   """A file that could not be turned into a clip; ``str(err)`` is ``"PATH: reason"``."""
 

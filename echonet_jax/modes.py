@@ -15,8 +15,40 @@ from echonet_jax.errors import ConfigError
 _LOSSES = {"classification": ("xent", "focal"), "regression": ("mse", "huber")}
 
 
+# section -> {key: (integer?, minimum, strict?)}: counts and sizes that must be positive (or >= 0).
+_AT_LEAST = {
+    "train": {"batch_size": (True, 1, False), "steps": (True, 1, False),
+              "log_every": (True, 1, False), "eval_every": (True, 1, False),
+              "checkpoint_every": (True, 1, False), "keep_checkpoints": (True, 1, False),
+              "workers": (True, 0, False), "prefetch": (True, 0, False),
+              "eval_videos_per_batch": (True, 1, False)},
+    "optim": {"lr": (False, 0, True), "weight_decay": (False, 0, False),
+              "warmup_steps": (True, 0, False), "final_lr_frac": (False, 0, False)},
+    "eval": {"n_boot": (True, 0, False)},
+    "aug": {"rotation_deg": (False, 0, False), "brightness": (False, 0, False)},
+    "saliency": {"num_videos": (True, 0, False), "num_samples": (True, 1, False),
+                 "noise_frac": (False, 0, False), "ig_steps": (True, 1, False),
+                 "chunk_size": (True, 0, False), "frames_per_batch": (True, 0, False),
+                 "patch": (True, 0, False), "stride": (True, 0, False), "fps": (False, 0, True)},
+}
+_DATA_KEYS = ("num_frames", "interval_ms", "image_size", "default_fps", "test_frac", "val_frac",
+              "preprocess_workers")
+
+
+def _check_at_least(config: ml_collections.ConfigDict) -> None:
+  from echonet_jax.data import settings  # pylint: disable=g-import-not-at-top
+  for section, keys in _AT_LEAST.items():
+    for key, (integer, minimum, strict) in keys.items():
+      if section not in config or key not in config[section]:
+        continue
+      name, value = f"{section}.{key}", config[section][key]
+      settings.check_number(name, value, integer)
+      if value < minimum or (strict and value == minimum):
+        raise ConfigError(f"{name}={value!r}; must be {'>' if strict else '>='} {minimum}")
+
+
 def validate_config(config: ml_collections.ConfigDict) -> None:
-  """Raises ConfigError with one clear line for a config that cannot run."""
+  """Raises ConfigError with one clear line for a config that cannot run (before any work)."""
   names = tuple(config.get("tasks") or ()) or (config.task,)
   for name in names:
     if name not in tasks_lib.TASKS:
@@ -26,20 +58,41 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       raise ConfigError(f"loss.{kind}={config.loss[kind]!r}; use one of {allowed}")
   if config.optim.schedule not in ("constant", "cosine"):
     raise ConfigError(f"optim.schedule={config.optim.schedule!r}; use 'constant' or 'cosine'")
+  from echonet_jax.data import settings  # pylint: disable=g-import-not-at-top
+  from echonet_jax.data import video  # pylint: disable=g-import-not-at-top
+  settings.check_settings({k: config.data[k] for k in _DATA_KEYS if k in config.data},
+                          label=lambda k: f"data.{k}")
   from echonet_jax.models import MIN_INPUT_SIZE  # pylint: disable=g-import-not-at-top
-  if config.data.image_size < MIN_INPUT_SIZE:
-    raise ConfigError(f"data.image_size={config.data.image_size}; the network needs >= "
-                      f"{MIN_INPUT_SIZE} px")
+  size = video.resolve_image_size(config.data)
+  if size < MIN_INPUT_SIZE:
+    shown = f"{config.data.image_size}" + (" (native)" if not config.data.image_size else "")
+    raise ConfigError(f"data.image_size={shown}; the network needs >= {MIN_INPUT_SIZE} px")
   if config.data.channels not in (1, 3):
     raise ConfigError(f"data.channels={config.data.channels}; use 1 (grayscale) or 3")
-  if config.train.batch_size <= 0 or config.train.steps <= 0:
-    raise ConfigError("train.batch_size and train.steps must be positive")
+  if not 0.0 <= config.data.get("view_min_confidence", 0.0) <= 1.0:
+    raise ConfigError(f"data.view_min_confidence={config.data.view_min_confidence}; use 0..1")
+  _check_at_least(config)
+  if config.optim.final_lr_frac > 1:
+    raise ConfigError(f"optim.final_lr_frac={config.optim.final_lr_frac!r}; must be <= 1")
+
+
+def resolve_image_size(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Replaces ``data.image_size = 0`` by the source's native size (in place; returns ``config``).
+
+  299 px for DICOMs and the phantom, 112 px for EchoNet-Dynamic (see data/video.py). Runs before
+  anything reads the size, so the saved config and the cache carry the real number.
+  """
+  from echonet_jax.data import video  # pylint: disable=g-import-not-at-top
+  if not config.data.image_size:
+    config.data.image_size = video.resolve_image_size(config.data)
+  return config
 
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
   """Trains (resuming if possible), then evaluates the best checkpoint on ``config.eval.split``
   and logs those metrics to TensorBoard and metrics.jsonl. Holds the workdir's lock throughout."""
   validate_config(config)
+  resolve_image_size(config)
   import jax  # pylint: disable=g-import-not-at-top
   from echonet_jax.training import train as trainer  # pylint: disable=g-import-not-at-top
   from echonet_jax.training import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
@@ -96,6 +149,7 @@ def matching_config(config: ml_collections.ConfigDict | None, workdir: str
 def preprocess(config: ml_collections.ConfigDict) -> str:
   """Builds (or finds) the cache of ``config``'s data source and returns its folder."""
   validate_config(config)
+  resolve_image_size(config)
   from echonet_jax.data import prepare as data  # pylint: disable=g-import-not-at-top
   cache_dir = data.prepare_cache(config)
   print(cache_dir)
@@ -170,14 +224,16 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str) -> dic
 
 def predict(config: ml_collections.ConfigDict | None, workdirs: Sequence[str],
             inputs: Sequence[str], output: str | None) -> str:
-  """Runs trained task models on new DICOM files; writes one CSV row per file.
+  """Runs trained task models on new DICOM or AVI files; writes one CSV row per file.
+
+  A view model (configs/view.py) among them adds ``view``, ``view_confidence`` and
+  ``view_prob_<class>`` columns.
 
   Each model reads the file through the ingestion path at its own image size. A file that cannot be
   read gets a row with ``error_type`` and ``error`` and no predictions. Returns the CSV path.
   """
-  from echonet_jax.data import dicom  # pylint: disable=g-import-not-at-top
-  from echonet_jax.evaluation import inference  # pylint: disable=g-import-not-at-top
-  from echonet_jax.data import pipeline as input_pipeline  # pylint: disable=g-import-not-at-top
+  from echonet_jax.data import video  # pylint: disable=g-import-not-at-top
+  from echonet_jax.evaluation import view_model  # pylint: disable=g-import-not-at-top
   from echonet_jax.training import restore  # pylint: disable=g-import-not-at-top
 
   del config  # each model brings its own saved config
@@ -185,9 +241,9 @@ def predict(config: ml_collections.ConfigDict | None, workdirs: Sequence[str],
   if not workdirs:
     raise ConfigError("predict needs --models (trained workdirs) or --workdir")
   if not inputs:
-    raise ConfigError("predict needs --input: DICOM files or folders")
+    raise ConfigError("predict needs --input: DICOM or AVI files, or folders")
   models = [restore.load(w) for w in workdirs]
-  files = dicom.list_files(inputs)
+  files = video.list_files(inputs)
   rows = []
   for path in files:
     row: dict[str, Any] = {"path": path, "error_type": "", "error": ""}
@@ -195,14 +251,12 @@ def predict(config: ml_collections.ConfigDict | None, workdirs: Sequence[str],
       clips = {}
       for trained in models:
         d = trained.config.data
-        key = (d.image_size, d.num_frames, d.interval_ms)
+        key = (d.image_size, d.num_frames, d.interval_ms, bool(d.get("echonet_dynamic_dir")))
         if key not in clips:
-          clips[key] = dicom.read_echo(path, num_frames=d.num_frames, interval_ms=d.interval_ms,
-                                       size=d.image_size, default_fps=d.default_fps)
+          clips[key] = video.read_for_model(path, d)
         clip = clips[key]
-        out = inference.predict_images(trained, input_pipeline.to_images(clip.frames, d.channels))
-        for name in trained.names:
-          row[name] = float(out[name].mean())  # the video's prediction: the mean of its frames
+        # The video's prediction: the mean of its frames (a class and its probabilities for view).
+        row.update(view_model.row_values(view_model.video_outputs(trained, clip.frames)))
         row["frame_time_ms"] = clip.frame_time_ms
         row["fps_assumed"] = clip.fps_assumed
     except errors.EchoReadError as e:
@@ -210,7 +264,7 @@ def predict(config: ml_collections.ConfigDict | None, workdirs: Sequence[str],
     rows.append(row)
   output = output or os.path.join(workdirs[0], "predictions.csv")
   os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-  names = [n for m in models for n in m.names]
+  names = view_model.columns(n for m in models for n in m.names)
   columns = ["path", *names, "frame_time_ms", "fps_assumed", "error_type", "error"]
   with open(output, "w", newline="") as f:
     writer = csv.DictWriter(f, columns, restval="")
@@ -226,7 +280,7 @@ def saliency(config: ml_collections.ConfigDict | None, workdir: str, split: str 
   """Saliency maps, occlusion and localisation scores → WORKDIR/saliency/ (see interpret.py).
 
   Explains ``config.saliency.num_videos`` videos of ``split`` (none when ``split`` is empty) and the
-  DICOM ``inputs``; returns the content of WORKDIR/saliency/scores.json.
+  DICOM or AVI ``inputs``; returns the content of WORKDIR/saliency/scores.json.
   """
   _single_process("saliency")
   from echonet_jax.interpret import run as interpret  # pylint: disable=g-import-not-at-top

@@ -4,8 +4,9 @@ Layout of a cache folder::
 
   CACHE/meta.json                          image_size, num_frames, interval_ms, label stats, counts
   CACHE/<split>-<k:05d>-of-<n:05d>.array_record    records of one split (train, val, test)
-  CACHE/<split>-<k:05d>-of-<n:05d>.index.csv       one row per record of that shard: ids, view, labels
-  CACHE/errors.csv                          files that failed, with the reason (written by preprocess)
+  CACHE/<split>-<k:05d>-of-<n:05d>.index.csv       one row per record of that shard: ids, view,
+                                                   quality, labels
+  CACHE/errors.csv                          rows that failed: labels CSV line, video_id, error
 
 A record is one video, serialised by :func:`encode_record` (a JSON header followed by raw arrays, so
 decoding needs no pickle; frames are zlib-compressed one by one so one frame decodes alone). Its fields:
@@ -18,7 +19,13 @@ decoding needs no pickle; frames are zlib-compressed one by one so one frame dec
 * ``labels``: {task name: float}, NaN where the CSV left the label blank;
 * optional ``masks``: uint16 (T, S, S) bit field of ground-truth regions aligned with ``frames``
   (bit k is ``mask_names[k]``), written for phantom studies;
-* optional ``view``: the view label (e.g. ``A4C``) when known.
+* optional ``view``: the view label (e.g. ``A4C``) when known, with ``view_source`` (``csv`` or
+  ``predicted``) and ``view_confidence`` (1.0 for csv, blank when unknown); see ``data/views.py``;
+* ``quality``: the sector detection's verdict ("ok", or why the video is degenerate);
+* ``pixel_key``: a hash of the row's source file and mask paths (never the paths themselves), so
+  that a rebuild can reuse the pixels of an unchanged file.
+
+No record, index or meta field holds a file or folder name.
 
 ``meta.json`` holds at least: ``format`` (1), ``image_size``, ``num_frames``, ``interval_ms``,
 ``source`` ("labels_csv", "phantom" or "echonet_dynamic"), ``splits`` ({split: number of videos}),
@@ -40,7 +47,11 @@ import struct
 import zlib
 from typing import Any, Iterable, Sequence
 
+from array_record.python import array_record_module
+import grain
 import numpy as np
+
+from echonet_jax.errors import CacheError
 
 SPLITS = ("train", "val", "test")
 META_FILE = "meta.json"
@@ -92,6 +103,26 @@ def _header(data: bytes) -> tuple[dict[str, Any], int]:
   return json.loads(data[8:8 + head_len]), 8 + head_len
 
 
+def record_header(data: bytes) -> dict[str, Any]:
+  """The JSON header of an encoded record (ids, labels, array specs) without decoding arrays."""
+  return _header(data)[0]
+
+
+def relabel_record(data: bytes, updates: dict[str, Any]) -> bytes:
+  """An encoded record with header fields replaced by ``updates`` (ids, split, view, labels);
+  the frames and masks are copied byte for byte, so nothing is decoded or recompressed."""
+  header, base = _header(data)
+  for key, value in updates.items():
+    if key in _ARRAY_FIELDS:
+      raise ValueError(f"relabel_record cannot replace the array {key!r}")
+    if key == "labels":
+      value = {k: (None if v is None or math.isnan(float(v)) else float(v))
+               for k, v in value.items()}
+    header[key] = value
+  head = json.dumps(header, sort_keys=True).encode()
+  return _MAGIC + struct.pack("<I", len(head)) + head + data[base:]
+
+
 def num_frames(data: bytes) -> int:
   """The number of frames of an encoded record, read from its header only."""
   header, _ = _header(data)
@@ -138,7 +169,8 @@ def shard_paths(cache_dir: str, split: str) -> list[str]:
   return paths
 
 
-INDEX_COLUMNS = ("video_id", "patient_id", "study_id", "split", "view", "num_frames")
+INDEX_COLUMNS = ("video_id", "patient_id", "study_id", "split", "view", "num_frames", "quality",
+                 "pixel_key", "view_source", "view_confidence")
 
 
 def index_path(shard_path: str) -> str:
@@ -146,14 +178,22 @@ def index_path(shard_path: str) -> str:
   return shard_path[:-len(".array_record")] + ".index.csv"
 
 
-def write_shard(path: str, records: Iterable[dict[str, Any]]) -> int:
-  """Writes records to one ArrayRecord file and its index sidecar; returns the count.
+def _index_row(data: bytes) -> dict[str, Any]:
+  header = record_header(data)
+  row = {k: header.get(k, "") for k in INDEX_COLUMNS}
+  row["num_frames"] = int(header["_arrays"]["frames"]["shape"][0])
+  for name, value in (header.get("labels") or {}).items():
+    row[f"label:{name}"] = "" if value is None else repr(float(value))
+  return row
+
+
+def write_shard(path: str, records: Iterable[dict[str, Any] | bytes]) -> int:
+  """Writes records (dicts, or records already encoded) to one ArrayRecord file and its index
+  sidecar; returns the count.
 
   Both files are written to temporary names first and the shard is renamed last, so a shard file
   that exists is complete (resumable writers can skip it).
   """
-  from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
-
   if not path.endswith(".array_record"):
     raise ValueError(f"{path}: a cache shard must end in .array_record")
   tmp = path + ".tmp"
@@ -162,12 +202,9 @@ def write_shard(path: str, records: Iterable[dict[str, Any]]) -> int:
   writer = array_record_module.ArrayRecordWriter(tmp, "group_size:1,uncompressed")
   try:
     for record in records:
-      writer.write(encode_record(record))
-      row = {k: record.get(k, "") for k in INDEX_COLUMNS}
-      row["num_frames"] = len(record["frames"])
-      for name, value in record.get("labels", {}).items():
-        row[f"label:{name}"] = "" if value is None or math.isnan(float(value)) else repr(float(value))
-      rows.append(row)
+      data = record if isinstance(record, bytes) else encode_record(record)
+      writer.write(data)
+      rows.append(_index_row(data))
   finally:
     writer.close()
   columns = list(INDEX_COLUMNS) + sorted({k for r in rows for k in r if k.startswith("label:")})
@@ -180,6 +217,25 @@ def write_shard(path: str, records: Iterable[dict[str, Any]]) -> int:
   return len(rows)
 
 
+def read_shard_index(shard: str) -> list[dict[str, Any]]:
+  """The ``.index.csv`` rows of one shard (INDEX_COLUMNS, ``num_frames`` int, ``labels``)."""
+  try:
+    with open(index_path(shard), newline="") as f:
+      rows = list(csv.DictReader(f))
+  except OSError as e:
+    raise CacheError(f"{index_path(shard)}: cannot read the shard's index ({e.strerror or e}); "
+                     "delete the shard and rebuild the cache") from None
+  out = []
+  for row in rows:
+    labels = {k[len("label:"):]: (float(v) if v != "" else math.nan)
+              for k, v in row.items() if k.startswith("label:")}
+    entry = {k: row.get(k) or "" for k in INDEX_COLUMNS}
+    entry.update(num_frames=int(row["num_frames"]), labels=labels,
+                 quality=row.get("quality") or "ok")
+    out.append(entry)
+  return out
+
+
 def read_index(cache_dir: str, split: str) -> list[dict[str, Any]]:
   """One dict per record of ``split``, in ArrayRecordDataSource order over :func:`shard_paths`.
 
@@ -188,25 +244,50 @@ def read_index(cache_dir: str, split: str) -> list[dict[str, Any]]:
   """
   out = []
   for shard in shard_paths(cache_dir, split):
-    with open(index_path(shard), newline="") as f:
-      for row in csv.DictReader(f):
-        labels = {k[len("label:"):]: (float(v) if v != "" else math.nan)
-                  for k, v in row.items() if k.startswith("label:")}
-        entry = {k: row.get(k, "") for k in INDEX_COLUMNS}
-        entry.update(record=len(out), num_frames=int(row["num_frames"]), labels=labels)
-        out.append(entry)
+    for entry in read_shard_index(shard):
+      entry["record"] = len(out)
+      out.append(entry)
   return out
+
+
+def _damaged(path: str, error: BaseException) -> CacheError:
+  reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
+  return CacheError(f"{path}: the cache shard is truncated or corrupt ({reason}); delete it and "
+                    "rebuild the cache")
+
+
+def open_records(paths: Sequence[str]):
+  """A Grain ArrayRecordDataSource over shard files; a damaged shard raises CacheError naming it."""
+  paths = list(paths)
+  try:
+    return grain.sources.ArrayRecordDataSource(paths)
+  except Exception as e:  # pylint: disable=broad-except
+    for path in paths:  # name the culprit
+      try:
+        grain.sources.ArrayRecordDataSource([path])
+      except Exception as inner:  # pylint: disable=broad-except
+        raise _damaged(path, inner) from None
+    raise _damaged(paths[0] if len(paths) == 1 else f"{paths[0]}..", e) from None
+
+
+def read_record(source, paths: Sequence[str], position: int) -> bytes:
+  """``source[position]``; a read failure raises CacheError naming the shard that holds it."""
+  try:
+    return source[position]
+  except Exception as e:  # pylint: disable=broad-except
+    start = 0
+    for path in paths:
+      count = len(read_shard_index(path))
+      if position < start + count:
+        raise _damaged(path, e) from None
+      start += count
+    raise _damaged(str(paths[-1]), e) from None
 
 
 def read_shard(path: str) -> list[dict[str, Any]]:
   """All records of one shard file (for tests and small tools; training reads through Grain)."""
-  from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
-
-  reader = array_record_module.ArrayRecordReader(path)
-  try:
-    return [decode_record(reader.read()) for _ in range(reader.num_records())]
-  finally:
-    reader.close()
+  source = open_records([path])
+  return [decode_record(read_record(source, [path], i)) for i in range(len(source))]
 
 
 def write_meta(cache_dir: str, meta: dict[str, Any]) -> None:

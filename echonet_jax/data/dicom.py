@@ -1,10 +1,12 @@
 """One echo DICOM file -> :class:`EchoClip`: sampled, masked, square grayscale frames.
 
-Only the frames needed for the output are decoded. Frame timing comes from FrameTime,
-FrameTimeVector, CineRate or RecommendedDisplayFrameRate, in that order, else from
-``default_fps`` (recorded as ``fps_assumed``). Output frame ``i`` is the source frame nearest to
-``i * interval_ms``; a clip shorter than ``num_frames * interval_ms`` is treated as a loop and
-wraps around (cine loops are recorded over whole heart cycles). Nothing read from the file that
+The header is checked against the pixel data before anything scales with NumberOfFrames, and only
+the frames needed for the output are decoded. Frame timing comes from FrameTime, FrameTimeVector,
+CineRate or RecommendedDisplayFrameRate, in that order (a frame time outside 1-1,000 ms counts as
+missing, with a warning), else from ``default_fps`` (recorded as ``fps_assumed``). Output frame
+``i`` is the source frame nearest to ``i * interval_ms``; a clip shorter than
+``num_frames * interval_ms`` is treated as a loop and wraps around (cine loops are recorded over
+whole heart cycles). Nothing read from the file that
 identifies the patient is kept, and error reasons never quote tag values.
 """
 
@@ -12,16 +14,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import struct
 import warnings
 from typing import Any, Sequence
 
-import cv2
 import numpy as np
 
+from echonet_jax.data import luma
 from echonet_jax.data import sector
-from echonet_jax.data.clip import DEFAULT_FPS, EchoClip, positive_float, sample_indices  # pylint: disable=unused-import
+# Re-exported for callers that know only this module: DEFAULT_FPS, EchoClip, sample_indices...
+from echonet_jax.data.clip import (  # pylint: disable=unused-import
+    DEFAULT_FPS, EchoClip, Timing, default_timing, plausible_frame_time, positive_float,
+    sample_indices, sample_timing)
 from echonet_jax.errors import (DecodeError, EchoReadError, FileMissingError, MissingDecoderError,
                                 NoFramesError, NoPixelDataError, NotDicomError, NotUltrasoundError,
                                 TruncatedFileError, UnsupportedImageError)
@@ -30,41 +36,61 @@ from echonet_jax.errors import (DecodeError, EchoReadError, FileMissingError, Mi
 _MODALITIES = frozenset(
     "US CT MR CR DX MG NM PT XA RF OT SC ES XC IVUS OCT OP SM IO PX RG DG BI GM ECG SR PR KO "
     "DOC SEG REG".split())
-_GRAY = ("MONOCHROME1", "MONOCHROME2")
 
 
 # ---------------------------------------------------------------------------------------------
 # Timing.
 
 
-def frame_times(ds: Any, num_frames: int, default_fps: float = DEFAULT_FPS
-                ) -> tuple[np.ndarray, float, str]:
-  """Source frame times in ms, the frame time and the tag it came from (or ``"default_fps"``)."""
+def _vector_times(ds: Any, n: int) -> np.ndarray | None:
+  """Cumulative times of FrameTimeVector, or None when absent or unusable."""
+  vector = ds.get("FrameTimeVector")
+  if vector is None:
+    return None
+  values = vector if isinstance(vector, Sequence) and not isinstance(vector, str) else [vector]
+  if len(values) not in (n, n - 1):  # checked before converting: the length is the file's claim
+    return None
+  try:
+    steps = np.asarray([float(v) for v in values])
+  except (TypeError, ValueError):
+    return None
+  if len(steps) == n - 1:  # some writers leave out the leading 0
+    steps = np.concatenate([[0.0], steps])
+  increments = steps[1:]
+  if not (np.all(np.isfinite(steps)) and np.all(increments >= 0)
+          and (n == 1 or increments.sum() > 0)):
+    return None
+  return np.cumsum(steps) - steps[0]
+
+
+def frame_timing(ds: Any, num_frames: int, default_fps: float = DEFAULT_FPS) -> Timing:
+  """The timing of ``ds``'s ``num_frames`` source frames (see the module docstring).
+
+  A frame time outside 1-1,000 ms (from any tag) counts as missing and falls through to the next
+  tag; when none is left, ``default_fps`` is assumed and ``source`` says which tags were rejected.
+  """
   n = max(int(num_frames), 1)
+  rejected = []
   frame_time = positive_float(ds.get("FrameTime"))
   if frame_time is not None:
-    return np.arange(n) * frame_time, frame_time, "FrameTime"
-  vector = ds.get("FrameTimeVector")
-  if vector is not None:
-    try:
-      steps = np.asarray([float(v) for v in (vector if isinstance(vector, Sequence) and
-                                             not isinstance(vector, str) else [vector])])
-    except (TypeError, ValueError):
-      steps = np.zeros(0)
-    if len(steps) == n - 1:  # some writers leave out the leading 0
-      steps = np.concatenate([[0.0], steps])
-    increments = steps[1:]
-    if (len(steps) == n and np.all(np.isfinite(steps)) and np.all(increments >= 0)
-        and (n == 1 or increments.sum() > 0)):
-      times = np.cumsum(steps) - steps[0]
-      frame_time = float(increments.mean()) if n > 1 else 1000.0 / default_fps
-      return times, frame_time, "FrameTimeVector"
+    if plausible_frame_time(frame_time):
+      return Timing(frame_time, "FrameTime", False)
+    rejected.append("FrameTime")
+  times = _vector_times(ds, n)
+  if times is not None:
+    if n == 1:
+      return Timing(1000.0 / default_fps, "FrameTimeVector", False, times)
+    mean = float(times[-1] / (n - 1))
+    if plausible_frame_time(mean):
+      return Timing(mean, "FrameTimeVector", False, times)
+    rejected.append("FrameTimeVector")
   for tag in ("CineRate", "RecommendedDisplayFrameRate"):
     fps = positive_float(ds.get(tag))
     if fps is not None:
-      return np.arange(n) * (1000.0 / fps), 1000.0 / fps, tag
-  frame_time = 1000.0 / default_fps
-  return np.arange(n) * frame_time, frame_time, "default_fps"
+      if plausible_frame_time(1000.0 / fps):
+        return Timing(1000.0 / fps, tag, False)
+      rejected.append(tag)
+  return default_timing(default_fps, rejected)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,56 +170,86 @@ def read_dataset(path: str, allow_non_ultrasound: bool = False) -> Any:
     raise NoFramesError(path, "the dataset holds zero frames")
   if "Rows" not in ds or "Columns" not in ds or not ds.Rows or not ds.Columns:
     raise NoPixelDataError(path, "the dataset has no image size (Rows/Columns)")
+  check_pixel_extent(ds, num_frames, path)
   return ds
+
+
+# No ultrasound frame comes near this (8192 x 8192); a larger header is corrupt or hostile.
+MAX_FRAME_PIXELS = 1 << 26
+_BITS_ALLOCATED = (1, 8, 16, 32, 64)
+
+
+def _frame_bytes(ds: Any, rows: int, cols: int, samples: int, bits: int) -> float:
+  """Bytes of one native (uncompressed) frame; fractional for 1-bit data."""
+  size = rows * cols * samples * bits / 8
+  if str(ds.get("PhotometricInterpretation", "")).strip() == "YBR_FULL_422":
+    size = size / 3 * 2  # two chroma samples shared by each pair of pixels
+  return size
+
+
+def check_pixel_extent(ds: Any, num_frames: int, path: str = "") -> None:
+  """Refuses a header whose frame count or image size the pixel data cannot hold.
+
+  Runs before anything scales with NumberOfFrames: native data must hold NumberOfFrames x Rows x
+  Columns x SamplesPerPixel x BitsAllocated / 8 bytes; encapsulated data at least one fragment per
+  frame. A header claiming 2 billion frames over 64 bytes is thus one error, in microseconds.
+  """
+  rows, cols = int(ds.Rows), int(ds.Columns)
+  try:
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    bits = int(ds.get("BitsAllocated", 8) or 8)
+  except (TypeError, ValueError):
+    raise UnsupportedImageError(path, "SamplesPerPixel or BitsAllocated is not a number") from None
+  if not 1 <= samples <= 4 or bits not in _BITS_ALLOCATED:
+    raise UnsupportedImageError(
+        path, f"{samples} samples per pixel of {bits} bits is not an image layout we can read")
+  if rows * cols > MAX_FRAME_PIXELS:
+    raise UnsupportedImageError(path, f"an image of {rows} x {cols} pixels is implausible "
+                                      f"(more than {MAX_FRAME_PIXELS} per frame): corrupt header")
+  tsyntax = ds.file_meta.get("TransferSyntaxUID")
+  payload = len(ds.PixelData)
+  if tsyntax is None or not tsyntax.is_encapsulated:
+    needed = math.ceil(num_frames * _frame_bytes(ds, rows, cols, samples, bits))
+    if payload < needed:
+      raise TruncatedFileError(
+          path, f"the pixel data holds {payload} bytes but {num_frames} frames of {rows} x {cols}"
+                f" x {samples} at {bits} bits need {needed} (truncated file or corrupt header)")
+    return
+  from pydicom import uid as pydicom_uid  # pylint: disable=g-import-not-at-top
+  if tsyntax in pydicom_uid.MPEGTransferSyntaxes:
+    return  # one stream for all frames; these fail later as MissingDecoderError
+  fragments = _count_fragments(ds.PixelData, "<" if tsyntax.is_little_endian else ">")
+  if fragments is None:
+    raise TruncatedFileError(path, "the encapsulated pixel data is malformed (truncated file?)")
+  if fragments < num_frames:
+    raise TruncatedFileError(
+        path, f"the pixel data holds {fragments} compressed fragments, fewer than the "
+              f"{num_frames} frames the header claims (truncated file or corrupt header)")
+
+
+def _count_fragments(data: bytes, endianness: str) -> int | None:
+  """Fragments of encapsulated pixel data after the Basic Offset Table; None when malformed.
+
+  Walks the item headers only (O(fragments), no copy of the data).
+  """
+  item = struct.Struct(endianness + "HHI")
+  position, count, first = 0, 0, True
+  while position + 8 <= len(data):
+    group, element, length = item.unpack_from(data, position)
+    if (group, element) == (0xFFFE, 0xE0DD):  # sequence delimiter
+      break
+    if (group, element) != (0xFFFE, 0xE000) or position + 8 + length > len(data):
+      return None
+    position += 8 + length
+    count += 0 if first else 1  # the first item is the Basic Offset Table
+    first = False
+  return None if first else count
 
 
 def num_frames_of(ds: Any) -> int:
   """NumberOfFrames of ``ds`` (1 when absent)."""
   value = ds.get("NumberOfFrames", 1)
   return int(value) if value not in (None, "") else 1
-
-
-def _palette_luma_table(ds: Any) -> np.ndarray:
-  from pydicom.pixels import apply_color_lut  # pylint: disable=g-import-not-at-top
-  bits = int(ds.BitsStored)
-  entries = np.arange(2 ** bits, dtype=np.uint16 if bits > 8 else np.uint8)
-  rgb = apply_color_lut(entries, ds)
-  luma = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-  if rgb.max() > 255:  # 16-bit entries; some files put 8-bit values into 16-bit tables
-    luma /= 257.0
-  return np.clip(np.rint(luma), 0, 255).astype(np.uint8)
-
-
-def _to_uint8(arr: np.ndarray, bits_stored: int, signed: bool) -> np.ndarray:
-  if arr.dtype == np.uint8:
-    return arr
-  arr = arr.astype(np.float32)
-  if signed:
-    arr += 2.0 ** (bits_stored - 1)
-  return np.clip(np.rint(arr * (255.0 / (2.0 ** bits_stored - 1))), 0, 255).astype(np.uint8)
-
-
-def to_luma(arr: np.ndarray, photometric: str, ds: Any, palette: np.ndarray | None = None
-            ) -> np.ndarray:
-  """One decoded frame -> (H, W) uint8 luma (Y of BT.601, as in YBR_FULL)."""
-  bits = int(ds.get("BitsStored", ds.get("BitsAllocated", 8)) or 8)
-  signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
-  if photometric == "PALETTE COLOR":
-    if palette is None:
-      palette = _palette_luma_table(ds)
-    index = arr.astype(np.int64) if signed else arr
-    return palette[np.clip(index, 0, len(palette) - 1)]
-  if photometric.startswith("YBR"):  # Y is luma already; no conversion to RGB needed
-    return _to_uint8(np.ascontiguousarray(arr[..., 0]), bits, False)
-  if photometric == "RGB":
-    rgb = _to_uint8(arr, bits, False)
-    return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
-  if photometric in _GRAY:
-    if arr.ndim == 3:
-      arr = arr[..., 0]
-    gray = _to_uint8(arr, bits, signed)
-    return 255 - gray if photometric == "MONOCHROME1" else gray
-  raise ValueError(f"photometric interpretation {photometric!r} is not supported")
 
 
 def decode_frames(ds: Any, indices: Sequence[int], path: str = "", decoding_plugin: str = ""
@@ -224,8 +280,8 @@ def decode_frames(ds: Any, indices: Sequence[int], path: str = "", decoding_plug
                                           decoding_plugin=decoding_plugin):
         photometric = str(meta.get("photometric_interpretation", ds.PhotometricInterpretation))
         if photometric == "PALETTE COLOR" and palette is None:
-          palette = _palette_luma_table(ds)
-        out.append(to_luma(arr, photometric, ds, palette))
+          palette = luma.palette_luma_table(ds)
+        out.append(luma.to_luma(arr, photometric, ds, palette))
   except ValueError as e:
     if "less than expected" in str(e):
       raise TruncatedFileError(path, "the pixel data is shorter than the image size says "
@@ -246,13 +302,13 @@ def ultrasound_regions(ds: Any) -> list[tuple[int, int, int, int]]:
   when none is tissue); empty when the sequence is missing."""
   regions = []
   for item in ds.get("SequenceOfUltrasoundRegions", None) or []:
-    try:
+    try:  # a malformed item (text where a number belongs) is skipped, not fatal
       box = tuple(int(item[k].value) for k in ("RegionLocationMinX0", "RegionLocationMinY0",
                                                 "RegionLocationMaxX1", "RegionLocationMaxY1"))
-    except (KeyError, TypeError, ValueError):
+      regions.append((int(item.get("RegionSpatialFormat", 0) or 0),
+                      int(item.get("RegionDataType", 0) or 0), box))
+    except (KeyError, TypeError, ValueError, AttributeError):
       continue
-    regions.append((int(item.get("RegionSpatialFormat", 0) or 0),
-                    int(item.get("RegionDataType", 0) or 0), box))
   two_d = [r for r in regions if r[0] == 1]
   tissue = [box for _, kind, box in two_d if kind == 1]
   return tissue or [box for _, _, box in two_d]
@@ -272,22 +328,6 @@ def is_lossy(ds: Any) -> bool:
   return tsyntax in _LOSSY_SYNTAXES or str(ds.get("LossyImageCompression", "")).strip() == "01"
 
 
-def list_files(inputs: Sequence[str]) -> list[str]:
-  """Files named in ``inputs``, with folders expanded recursively (sorted, hidden files skipped).
-
-  A path that does not exist is kept, so that reading it reports a FileMissingError for it.
-  """
-  files = []
-  for path in inputs:
-    if os.path.isdir(path):
-      for root, dirs, names in os.walk(path):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        files.extend(os.path.join(root, n) for n in sorted(names) if not n.startswith("."))
-    else:
-      files.append(path)
-  return files
-
-
 def read_echo(path: str, num_frames: int = 20, interval_ms: float = 100, size: int = 299, *,
               default_fps: float = DEFAULT_FPS, allow_non_ultrasound: bool = False,
               decoding_plugin: str = "") -> EchoClip:
@@ -305,16 +345,17 @@ def _read_echo(path, num_frames, interval_ms, size, default_fps, allow_non_ultra
                decoding_plugin) -> EchoClip:
   ds = read_dataset(path, allow_non_ultrasound=allow_non_ultrasound)
   n_source = num_frames_of(ds)
-  times, frame_time, timing_source = frame_times(ds, n_source, default_fps)
-  indices = sample_indices(times, frame_time, num_frames, interval_ms)
+  timing = frame_timing(ds, n_source, default_fps)
+  indices = sample_timing(timing, n_source, num_frames, interval_ms)
   unique, inverse = np.unique(indices, return_inverse=True)
-  luma = decode_frames(ds, unique.tolist(), path, decoding_plugin)
-  region = sector.region_box_mask(ultrasound_regions(ds), luma.shape[1:])
+  decoded = decode_frames(ds, unique.tolist(), path, decoding_plugin)
+  region = sector.region_box_mask(ultrasound_regions(ds), decoded.shape[1:])
   margin = sector.LOSSY_NOISE_MARGIN if is_lossy(ds) else 0
-  mask = sector.detect_sector(luma, region, noise_margin=margin)
-  geometry = sector.geometry_from_mask(mask)
-  frames = sector.apply_geometry(sector.mask_outside(luma, mask), geometry, size, "area")
+  found = sector.find_sector(decoded, region, noise_margin=margin)
+  mask = found.mask
+  geometry = sector.geometry_from_mask(mask, quality=found.quality, shape=found.shape)
+  frames = sector.apply_geometry(sector.mask_outside(decoded, mask), geometry, size, "area")
   return EchoClip(frames=frames[inverse.reshape(-1)], frame_indices=indices,
-                  frame_time_ms=float(frame_time), fps_assumed=timing_source == "default_fps",
+                  frame_time_ms=float(timing.frame_time_ms), fps_assumed=timing.assumed,
                   sector_mask=mask, geometry=geometry, source=path, num_source_frames=n_source,
-                  timing_source=timing_source)
+                  timing_source=timing.source)

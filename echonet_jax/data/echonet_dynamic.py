@@ -9,16 +9,13 @@ split; the view is A4C.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 
-import cv2
-import numpy as np
-
-from echonet_jax import errors
+from echonet_jax.data import avi
 from echonet_jax.data import dicom
 from echonet_jax.data import labels as labels_lib
-from echonet_jax.data import sector
 from echonet_jax import tasks
 
 FILELIST = "FileList.csv"
@@ -34,35 +31,37 @@ def read_filelist(root: str) -> list[labels_lib.VideoRow]:
   if not os.path.exists(path):
     raise FileNotFoundError(f"{root}: not an EchoNet-Dynamic folder (no {FILELIST})")
   rows, problems = [], []
-  with open(path, newline="", encoding="utf-8-sig") as f:
-    reader = csv.DictReader(f)
-    header = reader.fieldnames or []
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    if missing:
-      raise labels_lib.LabelsError(path, [f"{path}:1: missing column(s) {', '.join(missing)}"])
-    for line, cell in enumerate(reader, start=2):
-      cell = {k: (v or "").strip() for k, v in cell.items() if k is not None}
-      name = cell["FileName"]
-      if not name:
-        problems.append(f"{path}:{line}: column 'FileName': blank")
-        continue
-      split = _SPLITS.get(cell["Split"].upper())
-      if split is None:
-        problems.append(
-            f"{path}:{line}: column 'Split': {cell['Split']!r} is not TRAIN, VAL or TEST")
-        continue
-      values = {name: math.nan for name in tasks.TASK_NAMES}
-      for column, task in _LABELS.items():
-        try:
-          values[task] = labels_lib.parse_label(tasks.TASKS[task], cell[column])
-        except ValueError as e:
-          problems.append(f"{path}:{line}: column {column!r}: {e}")
-      stem, ext = os.path.splitext(name)
-      video = os.path.join(root, VIDEOS, name if ext.lower() == ".avi" else name + ".avi")
-      rows.append(labels_lib.VideoRow(
-          video_id=stem if ext.lower() == ".avi" else name, patient_id=stem, study_id=stem,
-          path=video, labels=values, split=split, view="A4C", line=line,
-          fps=dicom.positive_float(cell.get("FPS")) or 0.0))
+  reader = csv.DictReader(io.StringIO(labels_lib.read_text(path), newline=""))
+  header = reader.fieldnames or []
+  missing = [c for c in REQUIRED_COLUMNS if c not in header]
+  if missing:
+    raise labels_lib.LabelsError(path, [f"{path}:1: missing column(s) {', '.join(missing)}"])
+  for cell in reader:
+    line = reader.line_num
+    cell = {k: (v or "").strip() for k, v in cell.items() if k is not None}
+    name = cell["FileName"]
+    if not name:
+      problems.append(f"{path}:{line}: column 'FileName': blank")
+      continue
+    split = _SPLITS.get(cell["Split"].upper())
+    if split is None:
+      problems.append(
+          f"{path}:{line}: column 'Split': {cell['Split']!r} is not TRAIN, VAL or TEST")
+      continue
+    values = {name: math.nan for name in tasks.TASK_NAMES}
+    for column, task in _LABELS.items():
+      try:
+        values[task] = labels_lib.parse_label(tasks.TASKS[task], cell[column])
+      except ValueError as e:
+        problems.append(f"{path}:{line}: column {column!r}: {e}")
+    stem, ext = os.path.splitext(name)
+    video = os.path.join(root, VIDEOS, name if ext.lower() == ".avi" else name + ".avi")
+    rows.append(labels_lib.VideoRow(
+        video_id=stem if ext.lower() == ".avi" else name, patient_id=stem, study_id=stem,
+        path=video, labels=values, split=split, view="A4C", line=line,
+        fps=dicom.positive_float(cell.get("FPS")) or 0.0))
+  if not rows and not problems:
+    problems.append(f"{path}:1: the file list holds a header but no video rows")
   if problems:
     raise labels_lib.LabelsError(path, problems)
   return rows
@@ -70,39 +69,9 @@ def read_filelist(root: str) -> list[labels_lib.VideoRow]:
 
 def read_avi(path: str, num_frames: int = 20, interval_ms: float = 100, size: int = 299, *,
              fps: float | None = None, default_fps: float = dicom.DEFAULT_FPS) -> dicom.EchoClip:
-  """Reads an (already masked) AVI into an :class:`~echonet_jax.data.dicom.EchoClip`.
+  """Reads one of the dataset's (already masked) AVIs, whole frame, via :func:`avi.read_avi`.
 
   The frame rate is ``fps`` (FileList's FPS), else the file's own, else ``default_fps`` (assumed).
-  Sampling and looping follow :func:`echonet_jax.data.dicom.sample_indices`.
   """
-  path = str(path)
-  if not os.path.exists(path):
-    raise errors.FileMissingError(path, "file does not exist")
-  capture = cv2.VideoCapture(path)
-  try:
-    if not capture.isOpened():
-      raise errors.VideoReadError(path, "cannot be opened as a video")
-    file_fps = capture.get(cv2.CAP_PROP_FPS)
-    frames = []
-    while True:
-      ok, frame = capture.read()
-      if not ok:
-        break
-      frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame)
-  finally:
-    capture.release()
-  if not frames:
-    raise errors.NoFramesError(path, "the video holds zero frames")
-  video = np.stack(frames)
-  rate = fps or dicom.positive_float(file_fps)
-  assumed = rate is None
-  frame_time = 1000.0 / (default_fps if assumed else rate)
-  times = np.arange(len(video)) * frame_time
-  indices = dicom.sample_indices(times, frame_time, num_frames, interval_ms)
-  mask = np.ones(video.shape[1:], bool)
-  geometry = sector.full_geometry(video.shape[1:])
-  out = sector.apply_geometry(video[indices], geometry, size, "area")
-  return dicom.EchoClip(frames=out, frame_indices=indices, frame_time_ms=frame_time,
-                        fps_assumed=assumed, sector_mask=mask, geometry=geometry, source=path,
-                        num_source_frames=len(video),
-                        timing_source="default_fps" if assumed else ("FPS" if fps else "avi"))
+  return avi.read_avi(path, num_frames, interval_ms, size, fps=fps, default_fps=default_fps,
+                      sector="none")

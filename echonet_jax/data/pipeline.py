@@ -29,13 +29,17 @@ from __future__ import annotations
 import math
 from typing import Any, Iterator, Sequence
 
+from absl import flags
+from absl import logging
 import cv2
 import grain
 import numpy as np
-from absl import flags
 
 from echonet_jax.data import augment
 from echonet_jax.data import cache
+from echonet_jax.data import labels as labels_lib
+from echonet_jax.data import spec as spec_lib
+from echonet_jax.data import views as views_lib
 from echonet_jax import tasks as tasks_lib
 from echonet_jax.errors import ConfigError
 
@@ -72,39 +76,52 @@ def pixel_stats(cache_dir: str, split: str = "train", max_videos: int = 200) -> 
 # Video selection and the data source.
 
 
-def _resolve_shard(shard_index: int | None, shard_count: int | None) -> tuple[int, int]:
-  if shard_index is None or shard_count is None:
+def _resolve_shard(shard_index: int | None, num_shards: int | None) -> tuple[int, int]:
+  if shard_index is None or num_shards is None:
     import jax  # pylint: disable=g-import-not-at-top
     shard_index = jax.process_index() if shard_index is None else shard_index
-    shard_count = jax.process_count() if shard_count is None else shard_count
-  if not 0 <= shard_index < shard_count:
-    raise ValueError(f"shard_index {shard_index} is not in [0, {shard_count})")
-  return shard_index, shard_count
+    num_shards = jax.process_count() if num_shards is None else num_shards
+  if not 0 <= shard_index < num_shards:
+    raise ValueError(f"shard_index {shard_index} is not in [0, {num_shards})")
+  return shard_index, num_shards
 
 
 def select_videos(cache_dir: str, split: str, *, tasks: Sequence[str] | None = None,
                   views: Sequence[str] | None = None, shard_index: int = 0,
-                  shard_count: int = 1) -> list[dict[str, Any]]:
+                  num_shards: int = 1, min_view_confidence: float = 0.0) -> list[dict[str, Any]]:
   """Index rows (see ``cache.read_index``) of the videos a stream reads, without decoding frames.
 
-  Keeps videos whose view is in ``views`` (all when None or empty) and that have at least one of
-  ``tasks``' labels (all when None), then takes every ``shard_count``-th from ``shard_index``.
+  Keeps videos that pass :func:`echonet_jax.data.labels.view_matches` (the same views rule the cache
+  build applies: case-insensitive, all views when ``views`` is empty, a blank view kept with a
+  warning) and that have at least one of ``tasks``' labels (all when None), then takes every
+  ``num_shards``-th from ``shard_index``. A cache built for the config's views was filtered already
+  by the build; this stage filters caches built with more views (e.g. by the CLI without --views).
+  A view a view model predicted also needs ``min_view_confidence``; the videos left out for an
+  unsure prediction are counted and listed in the log (see ``data/views.py``).
   """
   if tasks is not None:
     for name in tasks:
       tasks_lib.get_task(name)
   index = cache.read_index(cache_dir, split)
-  wanted_views = {v.strip().upper() for v in views or ()}
-  # A video of unknown view (no view column in the labels CSV) is kept: the user chose the files.
+  wanted_views = spec_lib.normalize_views(views)
+  counts = labels_lib.count_views((row["view"] for row in index), wanted_views)
+  if counts["unknown"]:
+    logging.warning("%s: %d %s videos have no view; kept (views rule: unknown is kept)",
+                    cache_dir, counts["unknown"], split)
   rows = [row for row in index
-          if (not wanted_views or not row["view"] or row["view"].strip().upper() in wanted_views)
+          if views_lib.keep_video(row, wanted_views, min_view_confidence)
           and (tasks is None or any(not math.isnan(row["labels"].get(t, math.nan)) for t in tasks))]
+  unsure = views_lib.low_confidence(index, wanted_views, min_view_confidence) if wanted_views else []
+  if unsure and shard_index == 0:
+    logging.warning("%s: %d %s video(s) of views %s left out: predicted view below confidence %g: "
+                    "%s", cache_dir, len(unsure), split, list(wanted_views), min_view_confidence,
+                    ", ".join(r["video_id"] for r in unsure))
   if not rows:
     raise ConfigError(
         f"{cache_dir}: no {split!r} video has a label for any of {list(tasks or [])}"
-        + (f" in views {sorted(wanted_views)}" if wanted_views else "")
+        + (f" in views {list(wanted_views)}" if wanted_views else "")
         + f" ({len(index)} videos in the split)")
-  return rows[shard_index::shard_count]
+  return rows[shard_index::num_shards]
 
 
 class VideoSource:
@@ -123,8 +140,8 @@ class VideoSource:
 
   def __getitem__(self, position) -> bytes:
     if self._source is None:
-      self._source = grain.sources.ArrayRecordDataSource(self._paths)
-    return self._source[int(self._record_ids[position])]
+      self._source = cache.open_records(self._paths)  # a damaged shard: CacheError naming it
+    return cache.read_record(self._source, self._paths, int(self._record_ids[position]))
 
   def __getstate__(self):
     return {"_paths": self._paths, "_record_ids": self._record_ids, "_source": None}
@@ -235,16 +252,16 @@ def train_dataset(cache_dir: str, *, tasks: Sequence[str], batch_size: int, seed
                   rotation_deg: float = 20.0, brightness: float = 0.1,
                   image_size: int | None = None, channels: int = 1, split: str = "train",
                   views: Sequence[str] | None = None, shard_index: int = 0,
-                  shard_count: int = 1) -> grain.MapDataset:
+                  num_shards: int = 1, min_view_confidence: float = 0.0) -> grain.MapDataset:
   """This shard's infinite MapDataset of train batches; batch ``i`` is a pure function of ``i``."""
   _check_channels(channels)
   if not tasks:
     raise ValueError("train_dataset needs at least one task")
   rows = select_videos(cache_dir, split, tasks=tasks, views=views, shard_index=shard_index,
-                       shard_count=shard_count)
+                       num_shards=num_shards, min_view_confidence=min_view_confidence)
   if not rows:
     raise ValueError(
-        f"{cache_dir}: shard {shard_index} of {shard_count} of split {split!r} is empty")
+        f"{cache_dir}: shard {shard_index} of {num_shards} of split {split!r} is empty")
   if image_size is not None and image_size == cache.read_meta(cache_dir).get("image_size"):
     image_size = None
   source = VideoSource(cache.shard_paths(cache_dir, split), [r["record"] for r in rows])
@@ -263,24 +280,24 @@ def train_loader(cache_dir: str, *, tasks: Sequence[str], global_batch_size: int
                  num_workers: int = 0, rotation_deg: float = 20.0, brightness: float = 0.1,
                  image_size: int | None = None, channels: int = 1, split: str = "train",
                  views: Sequence[str] | None = None, shard_index: int | None = None,
-                 shard_count: int | None = None, prefetch: int = 2,
-                 num_threads: int = 1) -> grain.IterDataset:
+                 num_shards: int | None = None, prefetch: int = 2,
+                 num_threads: int = 1, min_view_confidence: float = 0.0) -> grain.IterDataset:
   """The train stream of this JAX process: an infinite IterDataset of batches.
 
   Batches are ``{"image": float32 (b, S, S, channels), "labels": {task: float32 (b,)}}`` with
-  ``b = global_batch_size // shard_count`` (shard = this JAX process by default), labels in their
+  ``b = global_batch_size // num_shards`` (shard = this JAX process by default), labels in their
   original units and NaN where missing. ``iter()`` gives a checkpointable ``grain.DatasetIterator``.
   ``num_workers`` spawned processes each build whole batches; ``num_threads`` threads per process
   build them concurrently and ``prefetch`` batches are buffered per process.
   """
-  shard_index, shard_count = _resolve_shard(shard_index, shard_count)
-  if global_batch_size % shard_count:
-    raise ValueError(f"global batch size {global_batch_size} does not split over {shard_count} "
+  shard_index, num_shards = _resolve_shard(shard_index, num_shards)
+  if global_batch_size % num_shards:
+    raise ValueError(f"global batch size {global_batch_size} does not split over {num_shards} "
                      "processes")
-  ds = train_dataset(cache_dir, tasks=tasks, batch_size=global_batch_size // shard_count, seed=seed,
+  ds = train_dataset(cache_dir, tasks=tasks, batch_size=global_batch_size // num_shards, seed=seed,
                      rotation_deg=rotation_deg, brightness=brightness, image_size=image_size,
                      channels=channels, split=split, views=views, shard_index=shard_index,
-                     shard_count=shard_count)
+                     num_shards=num_shards, min_view_confidence=min_view_confidence)
   threads = max(1, num_threads)
   it_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=threads,
                                                prefetch_buffer_size=max(prefetch, threads)))
@@ -295,10 +312,10 @@ def train_loader(cache_dir: str, *, tasks: Sequence[str], global_batch_size: int
 
 def records(cache_dir: str, split: str, *, tasks: Sequence[str] | None = None,
             views: Sequence[str] | None = None, shard_index: int = 0,
-            shard_count: int = 1) -> Iterator[dict[str, Any]]:
+            num_shards: int = 1, min_view_confidence: float = 0.0) -> Iterator[dict[str, Any]]:
   """Decoded records (``cache.decode_record``) of the selected videos, in cache order."""
   rows = select_videos(cache_dir, split, tasks=tasks, views=views, shard_index=shard_index,
-                       shard_count=shard_count)
+                       num_shards=num_shards, min_view_confidence=min_view_confidence)
   source = VideoSource(cache.shard_paths(cache_dir, split), [r["record"] for r in rows])
   for position in range(len(source)):
     yield cache.decode_record(source[position])
@@ -307,7 +324,8 @@ def records(cache_dir: str, split: str, *, tasks: Sequence[str] | None = None,
 def eval_batches(cache_dir: str, split: str, *, tasks: Sequence[str] | None = None,
                  videos_per_batch: int = 8, image_size: int | None = None, channels: int = 1,
                  views: Sequence[str] | None = None, shard_index: int | None = None,
-                 shard_count: int | None = None) -> Iterator[dict[str, Any]]:
+                 num_shards: int | None = None, min_view_confidence: float = 0.0
+                 ) -> Iterator[dict[str, Any]]:
   """Every selected video of this process's shard once, all its frames, normalised, no augmentation.
 
   Yields ``{"image": float32 (V, T, S, S, C), "labels": {task: float32 (V,)}, "video_id": str (V,),
@@ -316,7 +334,7 @@ def eval_batches(cache_dir: str, split: str, *, tasks: Sequence[str] | None = No
   every task in ``tasks.TASK_NAMES``.
   """
   _check_channels(channels)
-  shard_index, shard_count = _resolve_shard(shard_index, shard_count)
+  shard_index, num_shards = _resolve_shard(shard_index, num_shards)
   meta = cache.read_meta(cache_dir)
   num_frames = int(meta["num_frames"])
   size = int(image_size or meta["image_size"])
@@ -331,7 +349,7 @@ def eval_batches(cache_dir: str, split: str, *, tasks: Sequence[str] | None = No
 
   batch, row = empty(), 0
   for record in records(cache_dir, split, tasks=tasks, views=views, shard_index=shard_index,
-                        shard_count=shard_count):
+                        num_shards=num_shards, min_view_confidence=min_view_confidence):
     frames = record["frames"]
     if len(frames) != num_frames:
       raise ValueError(f"{cache_dir}: video {record.get('video_id')!r} of split {split!r} has "

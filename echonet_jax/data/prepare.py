@@ -1,8 +1,15 @@
-"""Resolves a config's data source to a ready cache folder, building it once when needed.
+"""Resolves a config's data source to a ready cache folder that matches its inputs.
 
 Sources, in order: ``data.labels_csv`` (DICOMs listed in a labels CSV), ``data.echonet_dynamic_dir``
 (the public EchoNet-Dynamic layout), else the synthetic phantom (the embedded default), generated into
 ``$ECHONET_JAX_CACHE`` (default ``~/.cache/echonet_jax``) on first use.
+
+The folder is ``data.cache_dir``, else one under ``$ECHONET_JAX_CACHE`` named by the source's
+location and the :class:`~echonet_jax.data.spec.CacheSpec`. Whether it can be used is decided by
+*content*: every launch reads the labels CSV (or FileList.csv), and when its rows (or the spec)
+differ from what the cache holds, the cache is updated in place before training (changed and added
+rows written, removed rows dropped, unchanged videos reused; see :mod:`echonet_jax.data.build`). A
+model never trains on labels the CSV no longer says.
 """
 
 from __future__ import annotations
@@ -17,8 +24,13 @@ import numpy as np
 import ml_collections
 from jax.experimental import multihost_utils
 
+from echonet_jax.data import build
 from echonet_jax.data import cache
-from echonet_jax.errors import ConfigError
+from echonet_jax.data import echonet_dynamic
+from echonet_jax.data import labels as labels_lib
+from echonet_jax.data import preprocess
+from echonet_jax.data.spec import CacheSpec
+from echonet_jax.errors import CacheError, ConfigError
 
 
 def cache_root() -> str:
@@ -31,38 +43,48 @@ def _digest(obj) -> str:
 
 
 def default_cache_dir(config: ml_collections.ConfigDict) -> str:
-  """Where the cache for this config's data source and geometry lives when none is configured."""
+  """Where the cache for this config's data source and CacheSpec lives when none is configured.
+
+  The name is a hash of the source's location and the spec; the content is checked on every
+  launch (:func:`prepare_cache`), so an edited CSV updates this folder rather than a stale copy.
+  """
   d = config.data
-  geometry = dict(size=d.image_size, frames=d.num_frames, interval=d.interval_ms,
-                  split_seed=d.split_seed, test=d.test_frac, val=d.val_frac, fps=d.default_fps)
+  spec = CacheSpec.from_config(config).identity()
   if d.labels_csv:
-    key = dict(src=os.path.abspath(d.labels_csv), **geometry)
+    key = dict(src=os.path.abspath(d.labels_csv), **spec)
+    if d.get("view_model"):  # views filled by a model: a cache of its own
+      key.update(view_model=os.path.abspath(d.view_model))
     return os.path.join(cache_root(), f"cache-{_digest(key)}")
   if d.echonet_dynamic_dir:
-    key = dict(src=os.path.abspath(d.echonet_dynamic_dir), **geometry)
+    key = dict(src=os.path.abspath(d.echonet_dynamic_dir), **spec)
     return os.path.join(cache_root(), f"dynamic-{_digest(key)}")
-  return os.path.join(phantom_dir(config), f"cache-{_digest(geometry)}")
+  return os.path.join(phantom_dir(config), f"cache-{_digest(spec)}")
 
 
 def phantom_dir(config: ml_collections.ConfigDict) -> str:
   """Where the phantom of this config is generated (keyed by its settings)."""
   p = config.data.phantom.to_dict()
+  if p.get("views", "A4C") == "A4C":
+    p.pop("views", None)  # A4C-only phantoms keep the folders made before the views option
   return os.path.join(cache_root(), f"phantom-{p['num_studies']}-{_digest(p)}")
 
 
 def prepare_cache(config: ml_collections.ConfigDict) -> str:
-  """Returns a cache folder holding this config's data, building it (on process 0) if missing."""
+  """Returns a cache folder holding this config's data as its inputs say now.
+
+  On process 0, builds the cache, or updates it when the labels rows or the spec changed; other
+  processes wait for the result. Raises CacheError/LabelsError (one line) when that is impossible.
+  """
   d = config.data
   cache_dir = d.cache_dir or default_cache_dir(config)
   failure = None
-  if jax.process_index() == 0 and not os.path.exists(os.path.join(cache_dir, cache.META_FILE)):
-    if jax.process_count() == 1:
-      _build(config, cache_dir)
-    else:
-      try:
-        _build(config, cache_dir)
-      except Exception as e:  # pylint: disable=broad-except
-        failure = e
+  if jax.process_index() == 0:
+    try:
+      _ensure_current(config, cache_dir)
+    except Exception as e:  # pylint: disable=broad-except
+      if jax.process_count() == 1:
+        raise
+      failure = e
   if jax.process_count() > 1:
     # Every process learns whether process 0 built the cache, so none waits on a failed build.
     ok = multihost_utils.broadcast_one_to_all(np.int32(failure is None))
@@ -70,31 +92,21 @@ def prepare_cache(config: ml_collections.ConfigDict) -> str:
       raise failure
     if not int(ok):
       raise ConfigError(f"{cache_dir}: process 0 failed to build the cache; see its log")
-  meta = cache.read_meta(cache_dir)
-  if meta.get("image_size") not in (None, d.image_size):
-    logging.info("cache %s holds %s px frames; the pipeline resizes to %s px",
-                 cache_dir, meta.get("image_size"), d.image_size)
+  cache.read_meta(cache_dir)
   return cache_dir
 
 
-def _build(config: ml_collections.ConfigDict, cache_dir: str) -> None:
-  # Imported here: the phantom and the DICOM stack are only needed when a cache is built.
-  from echonet_jax.data import preprocess  # pylint: disable=g-import-not-at-top
-
+def _source_rows(config: ml_collections.ConfigDict, spec: CacheSpec
+                 ) -> tuple[list[labels_lib.VideoRow], str]:
+  """The rows of the config's source (generating the phantom on first use) and the file's name."""
   d = config.data
-  common = dict(num_frames=d.num_frames, interval_ms=d.interval_ms, size=d.image_size,
-                workers=d.preprocess_workers, seed=d.split_seed, test_frac=d.test_frac,
-                val_frac=d.val_frac)
-  if d.echonet_dynamic_dir:
-    logging.info("importing EchoNet-Dynamic from %s into %s", d.echonet_dynamic_dir, cache_dir)
-    summary = preprocess.build_echonet_dynamic_cache(
-        d.echonet_dynamic_dir, cache_dir, num_frames=d.num_frames, interval_ms=d.interval_ms,
-        size=d.image_size, workers=d.preprocess_workers, default_fps=d.default_fps)
-    _check_summary(summary, cache_dir)
-    return
-  labels_csv, source = d.labels_csv, "labels_csv"
-  if not labels_csv:
-    source = "phantom"
+  ranges = d.get("label_ranges", "")
+  if spec.source == "echonet_dynamic":
+    return echonet_dynamic.read_filelist(d.echonet_dynamic_dir), os.path.join(
+        d.echonet_dynamic_dir, echonet_dynamic.FILELIST)
+  labels_csv = d.labels_csv
+  if spec.source == "phantom":
+    # Imported here: the phantom renderer is only needed when its dataset is generated.
     from echonet_jax import phantom  # pylint: disable=g-import-not-at-top
     out = phantom_dir(config)
     labels_csv = os.path.join(out, "labels.csv")
@@ -103,16 +115,33 @@ def _build(config: ml_collections.ConfigDict, cache_dir: str) -> None:
       logging.info("generating %d phantom studies into %s", p.num_studies, out)
       labels_csv = phantom.generate_dataset(
           out, p.num_studies, p.seed, rows=p.rows, cols=p.cols, frame_time_ms=p.frame_time_ms,
-          duration_s=p.duration_s, workers=d.preprocess_workers)
-  logging.info("building the cache %s from %s", cache_dir, labels_csv)
-  summary = preprocess.build_cache(labels_csv, cache_dir, default_fps=d.default_fps,
-                                   source=source, **common)
-  _check_summary(summary, cache_dir)
+          duration_s=p.duration_s, workers=d.preprocess_workers, views=p.get("views", "A4C"))
+  return labels_lib.read_labels(labels_csv, ranges), labels_csv
 
 
-def _check_summary(summary: dict, cache_dir: str) -> None:
-  from echonet_jax.data import preprocess  # pylint: disable=g-import-not-at-top
-  logging.info("cache %s: %s", cache_dir, preprocess.format_summary(summary))
-  if not summary.get("meta", {}).get("splits", {}).get("train"):
+def _ensure_current(config: ml_collections.ConfigDict, cache_dir: str) -> None:
+  spec = CacheSpec.from_config(config)
+  rows, rows_source = _source_rows(config, spec)
+  d = config.data
+  if d.get("view_model"):  # a trained view model fills blank views (the one higher-stage import)
+    from echonet_jax.data import views  # pylint: disable=g-import-not-at-top
+    from echonet_jax.evaluation import view_model  # pylint: disable=g-import-not-at-top
+    rows = views.fill_views(rows, view_model.load_predictor(d.view_model, spec.views), progress=True)
+  if build.is_current(cache_dir, rows, spec):
+    return
+  exists = os.path.exists(os.path.join(cache_dir, cache.META_FILE))
+  logging.info("%s the cache %s", "updating" if exists else "building", cache_dir)
+  try:
+    summary = build.build_from_rows(rows, cache_dir, spec, workers=config.data.preprocess_workers,
+                                    progress=True, rows_source=rows_source,
+                                    view_min_confidence=d.get("view_min_confidence", 0.5))
+  except OSError as e:  # a read-only or full cache folder: refuse in one line, never train stale
+    raise CacheError(f"{e.filename or cache_dir}: cannot {'update' if exists else 'build'} the "
+                     f"cache ({e.strerror or type(e).__name__}); its inputs "
+                     f"{'changed' if exists else 'are new'}, so it cannot be used as it is") from None
+  logging.info("cache %s:\n%s", cache_dir, preprocess.format_summary(summary))
+  if not summary["meta"]["complete"]:
+    raise ConfigError(f"{cache_dir}: the cache is incomplete after the build; run again")
+  if not summary["meta"]["splits"].get("train"):
     raise ConfigError(f"{cache_dir}: no training videos could be read; see "
-                      f"{os.path.join(cache_dir, 'errors.csv')}")
+                      f"{os.path.join(cache_dir, build.ERRORS_FILE)}")

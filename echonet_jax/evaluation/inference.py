@@ -43,8 +43,8 @@ def predict_videos(eval_fn: Callable[..., dict[str, jax.Array]], state: Any,
   """Per-frame outputs for every valid video.
 
   Returns ``{"video_id": [...], "patient_id": [...], "labels": {task: (N,)},
-  "frame_outputs": {task: (N, T)}}``. In a multi-host run every process gets the outputs of all
-  processes' videos for the numeric fields (ids stay process-local) — pass ``num_batches`` (the same
+  "frame_outputs": {task: (N, T)}}`` ((N, T, classes) for categorical tasks). In a multi-host run
+  every process gets the outputs of all processes' videos for the numeric fields (ids stay process-local) — pass ``num_batches`` (the same
   on every process) there.
   """
   if num_batches is not None:
@@ -68,7 +68,8 @@ def predict_videos(eval_fn: Callable[..., dict[str, jax.Array]], state: Any,
       ids.extend(np.asarray(batch["video_id"])[valid].tolist())
       patients.extend(np.asarray(batch["patient_id"])[valid].tolist())
     for name, value in out.items():
-      value = np.asarray(value, np.float32).reshape(-1, t)
+      value = np.asarray(value, np.float32)
+      value = value.reshape(-1, t, *value.shape[1:])  # (V, T), or (V, T, classes) categorical
       outputs.setdefault(name, []).append(value[valid])
     for name, value in batch_labels.items():
       labels.setdefault(name, []).append(value[valid])
@@ -79,7 +80,8 @@ def predict_videos(eval_fn: Callable[..., dict[str, jax.Array]], state: Any,
 
 def predict_images(trained: Any, images: np.ndarray, batch_size: int = 256
                    ) -> dict[str, np.ndarray]:
-  """Per-image outputs {task: (N,)} (probabilities or task units) of ``images`` (N, S, S, C).
+  """Per-image outputs {task: (N,)} (probabilities or task units; (N, classes) for categorical
+  tasks) of ``images`` (N, S, S, C).
 
   ``trained`` is a ``restore.TrainedModel``; batches are padded to a multiple of the device count.
   """
@@ -107,5 +109,6 @@ def predict_split(trained: Any, cache_dir: str, split: str) -> dict[str, Any]:
   batches = input_pipeline.eval_batches(
       cache_dir, split, tasks=trained.names, videos_per_batch=c.train.eval_videos_per_batch,
       image_size=c.data.image_size, channels=c.data.channels,
-      views=tuple(c.data.views) or None, shard_index=0, shard_count=1)
+      views=tuple(c.data.views) or None, shard_index=0, num_shards=1,
+      min_view_confidence=c.data.get("view_min_confidence", 0.0))
   return predict_videos(trained.eval_fn, trained.state, batches, trained.mesh)

@@ -296,3 +296,66 @@ def bootstrap_ci(metric_fn: Callable, groups, *arrays, n_boot: int = 1000, seed:
     return float("nan"), float("nan")
   lo, hi = np.percentile(values, [100 * alpha / 2, 100 * (1 - alpha / 2)])
   return float(lo), float(hi)
+
+
+# --- Categorical tasks: labels are class indices 0..K-1, scores are class probabilities (n, K). ---
+
+def _class_labels(labels, probs) -> tuple[np.ndarray, np.ndarray]:
+  y = np.asarray(labels, dtype=np.float64)
+  p = np.asarray(probs, dtype=np.float64)
+  if y.ndim != 1 or p.ndim != 2 or p.shape[0] != y.size:
+    raise ValueError(f"categorical metrics need labels (n,) and probabilities (n, K); got "
+                     f"{y.shape} and {p.shape}")
+  if np.any(np.isnan(y)):
+    raise ValueError("class labels contain NaN; drop them first with drop_missing_labels")
+  if np.any((y != np.round(y)) | (y < 0) | (y >= p.shape[1])):
+    raise ValueError(f"class labels must be integers in 0..{p.shape[1] - 1}")
+  return y.astype(np.int64), p
+
+
+def accuracy(labels, probs, weights=None):
+  """Fraction of items whose most probable class is the label."""
+  y, p = _class_labels(labels, probs)
+  w, batched = _as_weights(weights, y.size)
+  correct = np.argmax(p, axis=1) == y
+  with np.errstate(invalid="ignore", divide="ignore"):
+    value = np.sum(w * correct, axis=1) / np.sum(w, axis=1)
+  return _out(value, batched)
+
+
+def confusion_matrix(labels, probs, weights=None) -> np.ndarray:
+  """(K, K) counts: row = true class, column = predicted (most probable) class."""
+  y, p = _class_labels(labels, probs)
+  w = np.ones(y.size) if weights is None else _vector(weights, y.size, "weights")
+  k = p.shape[1]
+  out = np.zeros((k, k))
+  np.add.at(out, (y, np.argmax(p, axis=1)), w)
+  return out
+
+
+def macro_f1(labels, probs, weights=None):
+  """Unweighted mean over classes of the one-vs-rest F1 of the argmax prediction.
+
+  Classes absent from both labels and predictions are left out of the mean (scikit-learn's
+  ``f1_score(average="macro", labels=present)``); NaN when there is no item.
+  """
+  y, p = _class_labels(labels, probs)
+  w, batched = _as_weights(weights, y.size)
+  predicted = np.argmax(p, axis=1)
+  scores, present = [], []
+  for k in range(p.shape[1]):
+    is_k, pred_k = y == k, predicted == k
+    tp = np.sum(w * (is_k & pred_k), axis=1)
+    denominator = 2 * tp + np.sum(w * (~is_k & pred_k), axis=1) + np.sum(w * (is_k & ~pred_k), axis=1)
+    scores.append(np.where(denominator > 0, 2 * tp / np.where(denominator > 0, denominator, 1), 0))
+    present.append(denominator > 0)
+  scores, present = np.stack(scores, 1), np.stack(present, 1)
+  with np.errstate(invalid="ignore", divide="ignore"):
+    value = np.sum(scores * present, axis=1) / np.sum(present, axis=1)
+  return _out(value, batched)
+
+
+def one_vs_rest_auc(labels, probs, class_index: int, weights=None):
+  """ROC AUC of class ``class_index`` against all others, scored by its probability."""
+  y, p = _class_labels(labels, probs)
+  return roc_auc(y == class_index, p[:, class_index], weights)

@@ -27,6 +27,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from echonet_jax.evaluation import categorical
 from echonet_jax.evaluation import metrics
 from echonet_jax.training import writers
 from echonet_jax.tasks import Task
@@ -335,6 +336,9 @@ def write_eval(out_dir: str, task: Task, video_ids, patient_ids, labels, frame_o
   ``threshold`` (binary) is the F1 threshold, chosen on this split when None. Returns the metrics dict
   written to metrics.json (NaN as null there).
   """
+  if task.is_categorical:  # accuracy, macro F1, AUC per class, confusion.png
+    return categorical.write_eval(out_dir, task, video_ids, patient_ids, labels, frame_outputs,
+                                  n_boot=n_boot, seed=seed, split=split)
   frames = _frame_matrix(frame_outputs)
   n = frames.shape[0]
   video_ids = [str(v) for v in video_ids]

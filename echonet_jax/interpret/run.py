@@ -40,7 +40,7 @@ import cv2
 from echonet_jax import tasks as tasks_lib
 from echonet_jax.data import augment
 from echonet_jax.data import cache
-from echonet_jax.data import dicom
+from echonet_jax.data import video as video_lib
 from echonet_jax.data import pipeline
 from echonet_jax.data import prepare
 from echonet_jax.errors import ConfigError, EchoReadError
@@ -185,12 +185,11 @@ def split_videos(cache_dir: str, split: str, names: Sequence[str], views: Sequen
 
 def input_videos(paths: Sequence[str], data: ml_collections.ConfigDict, errors: list[dict[str, str]]
                  ) -> Iterable[Video]:
-  """DICOM files (or folders of them) read as the model was trained; unreadable ones go to ``errors``."""
+  """DICOM or AVI files (or folders), read as the model was trained; failures go to ``errors``."""
   used: set[str] = set()
-  for path in dicom.list_files(paths):
+  for path in video_lib.list_files(paths):
     try:
-      clip = dicom.read_echo(path, num_frames=data.num_frames, interval_ms=data.interval_ms,
-                             size=data.image_size, default_fps=data.default_fps)
+      clip = video_lib.read_for_model(path, data)
     except EchoReadError as e:
       errors.append({"path": path, "error_type": type(e).__name__, "error": e.reason})
       continue

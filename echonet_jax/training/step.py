@@ -54,7 +54,7 @@ def create_model(config: ml_collections.ConfigDict, names: Sequence[str]) -> nn.
   """The network for ``names``: one output per task, as named heads."""
   m = config.model
   return InceptionResNetV1(
-      num_outputs={name: 1 for name in names}, dropout_rate=m.dropout_rate, width=m.width,
+      num_outputs={name: tasks_lib.get_task(name).num_outputs for name in names}, dropout_rate=m.dropout_rate, width=m.width,
       blocks=tuple(m.blocks), dtype=jnp.dtype(m.dtype))
 
 
@@ -97,7 +97,7 @@ def init(model: nn.Module, tx: optax.GradientTransformation, rng: jax.Array,
   mean, std = {}, {}
   for name in names:
     stats = label_stats.get(name, {})
-    regression = not tasks_lib.get_task(name).is_binary
+    regression = tasks_lib.get_task(name).is_regression
     mean[name] = jnp.float32(stats.get("mean", 0.0) if regression else 0.0)
     std[name] = jnp.float32(max(stats.get("std", 1.0), 1e-6) if regression else 1.0)
   return TrainState(step=jnp.int32(0), params=params, batch_stats=variables.get("batch_stats", {}),
@@ -109,10 +109,13 @@ def task_losses(logits: Mapping[str, jax.Array], labels: Mapping[str, jax.Array]
   """Mean loss per task over the examples that have that label (NaN labels are masked out)."""
   out = {}
   for name, logit in logits.items():
-    logit = logit[:, 0].astype(jnp.float32)
     y = labels[name].astype(jnp.float32)
     valid = ~jnp.isnan(y)
     y = jnp.where(valid, y, 0.0)
+    if tasks_lib.get_task(name).is_categorical:
+      out[name] = _masked_mean(categorical_loss(logit, y), valid)
+      continue
+    logit = logit[:, 0].astype(jnp.float32)
     if tasks_lib.get_task(name).is_binary:
       if loss_cfg.classification == "xent":
         per_example = optax.sigmoid_binary_cross_entropy(logit, y)
@@ -128,14 +131,34 @@ def task_losses(logits: Mapping[str, jax.Array], labels: Mapping[str, jax.Array]
         per_example = optax.huber_loss(logit, z, delta=loss_cfg.huber_delta)
       else:
         raise ValueError(f"unknown regression loss {loss_cfg.regression!r}")
-    out[name] = jnp.sum(jnp.where(valid, per_example, 0.0)) / jnp.maximum(valid.sum(), 1)
+    out[name] = _masked_mean(per_example, valid)
   return out
 
 
+def _masked_mean(per_example: jax.Array, valid: jax.Array) -> jax.Array:
+  return jnp.sum(jnp.where(valid, per_example, 0.0)) / jnp.maximum(valid.sum(), 1)
+
+
+def categorical_loss(logits: jax.Array, class_index: jax.Array) -> jax.Array:
+  """Softmax cross-entropy per example: logits (B, K), labels = class indices as floats (B,)."""
+  return optax.softmax_cross_entropy_with_integer_labels(
+      logits.astype(jnp.float32), class_index.astype(jnp.int32))
+
+
+def output_shape(name: str) -> tuple[int, ...]:
+  """Per-image output shape of a task after :func:`to_outputs`: () or (num_classes,)."""
+  task = tasks_lib.get_task(name)
+  return (task.num_outputs,) if task.is_categorical else ()
+
+
 def to_outputs(logits: Mapping[str, jax.Array], state: TrainState) -> dict[str, jax.Array]:
-  """Logits → probabilities (binary) or values in the task's unit (regression), shape (B,)."""
+  """Logits → probabilities (binary), values in the task's unit (regression), both (B,), or class
+  probabilities (categorical), (B, num_classes)."""
   out = {}
   for name, logit in logits.items():
+    if tasks_lib.get_task(name).is_categorical:
+      out[name] = jax.nn.softmax(logit.astype(jnp.float32), axis=-1)
+      continue
     logit = logit[:, 0].astype(jnp.float32)
     if tasks_lib.get_task(name).is_binary:
       out[name] = jax.nn.sigmoid(logit)

@@ -20,6 +20,7 @@ from echonet_jax.data import prepare as data_lib
 from echonet_jax.errors import TrainingError
 from echonet_jax.evaluation import inference
 from echonet_jax.data import pipeline as input_pipeline
+from echonet_jax.data import spec as spec_lib
 from echonet_jax.evaluation import metrics as metrics_lib
 from echonet_jax.training import parallel
 from echonet_jax.training import restore
@@ -32,9 +33,11 @@ BEST_METRIC = restore.BEST_METRIC  # lower is better; see validation_metrics
 
 
 # Keys that must match between a workdir's saved config and the run resuming in it: the network,
-# and everything the saved data-iterator state depends on (Grain restores it into the new loader).
-_IDENTITY = ("task", "tasks", "model", "data.image_size", "data.channels", "data.views", "seed",
-             "aug", "train.batch_size", "train.workers")
+# everything the saved data-iterator state depends on (Grain restores it into the new loader), and
+# the cache's identity (CacheSpec: frames, views, the patient split -- a resume on another split
+# would train on the test patients).
+_IDENTITY = ("task", "tasks", "model", "data.channels", "seed", "aug", "train.batch_size",
+             "train.workers") + spec_lib.CONFIG_KEYS
 
 
 def _lookup(config: ml_collections.ConfigDict | dict, dotted: str) -> Any:
@@ -73,8 +76,8 @@ def validation_metrics(pred: dict[str, Any], names: tuple[str, ...],
                        label_stats: dict[str, dict[str, float]]) -> dict[str, float]:
   """Video-level validation metrics, and ``val/score`` (lower is better) to rank checkpoints.
 
-  The score averages, over tasks, 1 − AUC for binary tasks and MAE / training-set std for
-  regression, so single- and multi-task runs are ranked the same way.
+  The score averages, over tasks, 1 − AUC for binary tasks, 1 − accuracy for categorical ones and
+  MAE / training-set std for regression, so single- and multi-task runs are ranked the same way.
   """
   out, scores = {"val/num_videos": len(next(iter(pred["frame_outputs"].values())))}, []
   for name in names:
@@ -82,7 +85,11 @@ def validation_metrics(pred: dict[str, Any], names: tuple[str, ...],
     p = pred["frame_outputs"][name].mean(axis=1)
     keep = ~np.isnan(y)
     y, p = y[keep], p[keep]
-    if tasks_lib.get_task(name).is_binary:
+    if tasks_lib.get_task(name).is_categorical:
+      accuracy = float(metrics_lib.accuracy(y, p)) if y.size else math.nan
+      out[f"val/{name}/accuracy"] = accuracy
+      scores.append(1.0 - accuracy)
+    elif tasks_lib.get_task(name).is_binary:
       auc = float(metrics_lib.roc_auc(y, p)) if len(np.unique(y)) == 2 else math.nan
       out[f"val/{name}/auc"] = auc
       scores.append(1.0 - auc)
@@ -103,8 +110,10 @@ def _eval_stream(config, cache_dir, split, names):
   Returns (None, 0) when the split has no video with these tasks' labels.
   """
   views = tuple(config.data.views) or None
+  min_confidence = config.data.get("view_min_confidence", 0.0)
   try:
-    rows = input_pipeline.select_videos(cache_dir, split, tasks=names, views=views)
+    rows = input_pipeline.select_videos(cache_dir, split, tasks=names, views=views,
+                                        min_view_confidence=min_confidence)
   except (FileNotFoundError, ValueError) as e:
     logging.warning("no validation: %s", e)
     return None, 0
@@ -112,7 +121,7 @@ def _eval_stream(config, cache_dir, split, names):
   per_process = math.ceil(len(rows) / jax.process_count())
   batches = input_pipeline.eval_batches(
       cache_dir, split, tasks=names, videos_per_batch=v, image_size=config.data.image_size,
-      channels=config.data.channels, views=views)
+      channels=config.data.channels, views=views, min_view_confidence=min_confidence)
   return batches, math.ceil(per_process / v)
 
 
@@ -170,7 +179,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
       num_workers=config.train.workers, rotation_deg=config.aug.rotation_deg,
       brightness=config.aug.brightness, image_size=config.data.image_size,
       channels=config.data.channels, views=tuple(config.data.views) or None,
-      prefetch=config.train.prefetch)
+      prefetch=config.train.prefetch,
+      min_view_confidence=config.data.get("view_min_confidence", 0.0))
   data_iter = iter(loader)
 
   ckpts = checkpoints_lib.Checkpoints(os.path.join(workdir, "checkpoints"),

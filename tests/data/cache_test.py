@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from echonet_jax.data import cache
+from echonet_jax.data import pipeline
+from echonet_jax.errors import CacheError
 
 
 def _record(i, split="train", masks=False):
@@ -68,3 +70,34 @@ def test_meta_and_label_stats(tmp_path):
   assert "age" not in stats
   cache.write_meta(str(tmp_path), {"format": 1, "label_stats": stats})
   assert cache.read_meta(str(tmp_path))["label_stats"]["ef"]["n"] == 2
+
+
+def test_relabel_record_keeps_the_pixels_byte_for_byte():
+  data = cache.encode_record(_record(4, masks=True))
+  out = cache.relabel_record(data, {"video_id": "new", "labels": {"ef": 61.0, "age": math.nan}})
+  assert out.endswith(data[-1000:]) and len(out) - len(data) < 50
+  record = cache.decode_record(out)
+  assert record["video_id"] == "new" and record["labels"]["ef"] == 61.0
+  np.testing.assert_array_equal(record["masks"], cache.decode_record(data)["masks"])
+  with pytest.raises(ValueError, match="cannot replace the array 'frames'"):
+    cache.relabel_record(data, {"frames": None})
+
+
+def test_a_truncated_shard_is_one_line_naming_it(tmp_path):
+  d = str(tmp_path)
+  good = os.path.join(d, cache.shard_name("train", 0, 2))
+  bad = os.path.join(d, cache.shard_name("train", 1, 2))
+  cache.write_shard(good, [_record(0), _record(1)])
+  cache.write_shard(bad, [_record(2), _record(3)])
+  data = open(bad, "rb").read()
+  with open(bad, "wb") as f:
+    f.write(data[:len(data) // 2])
+  for read in (lambda: cache.read_shard(bad),
+               lambda: list(pipeline.records(d, "train")),
+               lambda: cache.open_records([good, bad])):
+    with pytest.raises(CacheError) as info:
+      read()
+    message = str(info.value)
+    assert message.startswith(f"{bad}: the cache shard is truncated or corrupt")
+    assert "\n" not in message and "rebuild" in message
+  assert len(cache.read_shard(good)) == 2

@@ -11,6 +11,7 @@ from pydicom.dataset import Dataset
 import pytest
 
 from echonet_jax import errors
+from echonet_jax.data import clip as clip_lib
 from echonet_jax.data import dicom
 from echonet_jax.data import sector
 from tests.testing import fan_video, pydicom_file, write_us_dicom
@@ -165,30 +166,99 @@ def _ds(**tags) -> Dataset:
   return ds
 
 
+def _timing(ds, n, **kwargs):
+  timing = dicom.frame_timing(ds, n, **kwargs)
+  return timing.frame_time_ms, timing.source
+
+
 def test_timing_tag_order():
   both = _ds(FrameTime=40.0, CineRate=10, RecommendedDisplayFrameRate=5)
-  assert dicom.frame_times(both, 3)[1:] == (40.0, "FrameTime")
-  vector = _ds(FrameTimeVector=[0, 20, 30, 50], CineRate=10)
-  times, ft, src = dicom.frame_times(vector, 4)
-  assert src == "FrameTimeVector" and times.tolist() == [0, 20, 50, 100]
-  assert ft == pytest.approx(100 / 3)
-  assert dicom.frame_times(_ds(CineRate=25, RecommendedDisplayFrameRate=5), 2)[1:] == (
-      40.0, "CineRate")
-  assert dicom.frame_times(_ds(RecommendedDisplayFrameRate=50), 2)[1:] == (
-      20.0, "RecommendedDisplayFrameRate")
-  assert dicom.frame_times(_ds(), 2, default_fps=25)[1:] == (40.0, "default_fps")
+  assert _timing(both, 3) == (40.0, "FrameTime")
+  vector = dicom.frame_timing(_ds(FrameTimeVector=[0, 20, 30, 50], CineRate=10), 4)
+  assert vector.source == "FrameTimeVector" and vector.times_ms.tolist() == [0, 20, 50, 100]
+  assert vector.frame_time_ms == pytest.approx(100 / 3) and not vector.assumed
+  assert _timing(_ds(CineRate=25, RecommendedDisplayFrameRate=5), 2) == (40.0, "CineRate")
+  assert _timing(_ds(RecommendedDisplayFrameRate=50), 2) == (20.0, "RecommendedDisplayFrameRate")
+  assert _timing(_ds(), 2, default_fps=25) == (40.0, "default_fps")
   # Invalid values fall through to the next source.
-  assert dicom.frame_times(_ds(FrameTime=0, CineRate=20), 2)[1:] == (50.0, "CineRate")
+  assert _timing(_ds(FrameTime=0, CineRate=20), 2) == (50.0, "CineRate")
+
+
+@pytest.mark.parametrize("tags, rejected", [
+    ({"FrameTime": 0.01}, "FrameTime"),
+    ({"FrameTime": 5000.0}, "FrameTime"),
+    ({"FrameTimeVector": [0, 0.001, 0.002]}, "FrameTimeVector"),
+    ({"CineRate": 5000}, "CineRate"),
+    ({"RecommendedDisplayFrameRate": 2000}, "RecommendedDisplayFrameRate"),
+    ({"FrameTime": 1e-6, "CineRate": 0.1}, "FrameTime, CineRate"),
+])
+def test_implausible_frame_time_is_missing_with_a_warning(tags, rejected, caplog):
+  with caplog.at_level("WARNING"):
+    timing = dicom.frame_timing(_ds(**tags), 3, default_fps=25)
+  assert timing.assumed and timing.frame_time_ms == 40.0
+  assert timing.source == f"default_fps: {rejected} outside 1-1000 ms"
+  warnings = [r for r in caplog.records if r.name.startswith("echonet_jax")]
+  assert len(warnings) == 1 and rejected in warnings[0].getMessage()
+  # The warning names neither a value nor a file.
+  assert not any(str(v) in warnings[0].getMessage() for v in tags.values())
+
+
+def test_implausible_frame_time_falls_through_to_a_plausible_tag():
+  assert _timing(_ds(FrameTime=0.05, CineRate=50), 3) == (20.0, "CineRate")
+  # The limits themselves are plausible.
+  assert _timing(_ds(FrameTime=1.0), 3) == (1.0, "FrameTime")
+  assert _timing(_ds(FrameTime=1000.0), 3) == (1000.0, "FrameTime")
+
+
+def test_implausible_frame_time_in_a_written_file(tmp_path):
+  frames, _ = fan_video(num_frames=8)
+  path = write_us_dicom(str(tmp_path / "t.dcm"), frames, frame_time=0.001)
+  clip = dicom.read_echo(path, num_frames=3, size=32, default_fps=10)
+  assert clip.fps_assumed and clip.frame_time_ms == 100.0
+  assert clip.timing_source.startswith("default_fps: FrameTime")
+  assert clip.frame_indices.tolist() == [0, 1, 2]
+
+
+def _brute_force_indices(times, frame_time, num_frames, interval):
+  """The definition: nearest point of the looped grid, ties to the earlier frame."""
+  period = times[-1] + frame_time
+  targets = np.mod(np.arange(num_frames) * float(interval), period)
+  grid = np.append(times, period)
+  return np.abs(targets[:, None] - grid[None, :]).argmin(axis=1) % len(times)
+
+
+def test_fast_sampling_matches_the_definition():
+  rng = np.random.default_rng(0)
+  for _ in range(300):
+    n = int(rng.integers(2, 200))
+    ft = float(rng.choice([33.3, 40.0, 20.0, 16.667, rng.uniform(1, 200)]))
+    interval = float(rng.choice([100.0, 40.0, 33.3, rng.uniform(1, 500)]))
+    t = int(rng.integers(1, 40))
+    uniform = np.arange(n) * ft
+    expected = _brute_force_indices(uniform, ft, t, interval)
+    assert clip_lib.sample_uniform(n, ft, t, interval).tolist() == expected.tolist()
+    assert clip_lib.sample_indices(uniform, ft, t, interval).tolist() == expected.tolist()
+    uneven = np.cumsum(np.concatenate([[0.0], rng.choice([0.0, 10.0, 25.0, 70.0], n - 1)]))
+    if uneven[-1] > 0:
+      assert clip_lib.sample_indices(uneven, ft, t, interval).tolist() == _brute_force_indices(
+          uneven, ft, t, interval).tolist()
+
+
+def test_sampling_cost_does_not_grow_with_the_frame_count():
+  start = time.perf_counter()
+  idx = clip_lib.sample_uniform(2_000_000_000, 33.3, 20, 100)
+  assert time.perf_counter() - start < 0.01
+  assert idx.tolist() == [3 * i for i in range(20)]
 
 
 def test_nearest_frame_and_wrap_around():
   times = np.arange(10) * 40.0  # 10 frames, 400 ms loop
-  idx = dicom.sample_indices(times, 40.0, 6, 100)
+  idx = clip_lib.sample_indices(times, 40.0, 6, 100)
   # 0, 100 -> frame 2 (80) or 3 (120): nearest is tie-broken low; 200 -> 5; 300 -> 7/8; 400 -> 0
   assert idx.tolist() == [0, 2, 5, 7, 0, 2]
-  assert dicom.sample_indices(np.zeros(1), 33.0, 4, 100).tolist() == [0, 0, 0, 0]
+  assert clip_lib.sample_indices(np.zeros(1), 33.0, 4, 100).tolist() == [0, 0, 0, 0]
   vector_times = np.array([0.0, 10.0, 200.0])  # uneven (FrameTimeVector): 100 ms is nearest 10
-  assert dicom.sample_indices(vector_times, 100.0, 4, 100).tolist() == [0, 1, 2, 0]
+  assert clip_lib.sample_indices(vector_times, 100.0, 4, 100).tolist() == [0, 1, 2, 0]
 
 
 @pytest.mark.parametrize("tags, expected_ms, assumed", [

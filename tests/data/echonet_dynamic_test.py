@@ -14,6 +14,7 @@ from echonet_jax.data import cache
 from echonet_jax.data import echonet_dynamic
 from echonet_jax.data import labels
 from echonet_jax.data import preprocess
+from echonet_jax.data.spec import CacheSpec
 
 FILELIST_COLUMNS = ("FileName", "EF", "ESV", "EDV", "FrameHeight", "FrameWidth", "FPS",
                     "NumberOfFrames", "Split")
@@ -72,6 +73,14 @@ def test_read_filelist_errors(tmp_path):
     echonet_dynamic.read_filelist(str(root))
   assert "FileList.csv:2: column 'EF'" in str(info.value)
   assert "FileList.csv:3: column 'Split'" in str(info.value)
+  (root / "FileList.csv").write_text(",".join(FILELIST_COLUMNS) + "\n")
+  with pytest.raises(labels.LabelsError, match="FileList.csv:1: the file list holds a header but "
+                     "no video rows"):
+    echonet_dynamic.read_filelist(str(root))
+  (root / "FileList.csv").write_bytes((",".join(FILELIST_COLUMNS) + "\n").encode()
+                                      + b"0X\xe91,50,1,2,112,112,50,10,TRAIN\n")
+  with pytest.raises(labels.LabelsError, match="FileList.csv:2: the file is not UTF-8"):
+    echonet_dynamic.read_filelist(str(root))
 
 
 def test_read_avi_timing(tmp_path):
@@ -96,22 +105,22 @@ def test_read_avi_timing(tmp_path):
 def test_import_into_cache(tmp_path):
   root = _dataset(tmp_path)
   out = tmp_path / "cache"
-  summary = preprocess.build_echonet_dynamic_cache(root, str(out), num_frames=5, size=64,
-                                                   workers=0, progress=False)
+  spec = CacheSpec(source="echonet_dynamic", num_frames=5, image_size=64)
+  summary = preprocess.build_echonet_dynamic_cache(root, str(out), spec, workers=0,
+                                                   progress=False)
   assert summary["written"] == 4 and summary["failed"] == {}
   meta = cache.read_meta(str(out))
   assert meta["source"] == "echonet_dynamic" and meta["image_size"] == 64
   assert meta["splits"] == {"train": 2, "val": 1, "test": 1}
   assert meta["label_stats"]["ef"]["n"] == 2
   assert meta["label_stats"]["ef"]["mean"] == pytest.approx(57.75)
-  import grain  # pylint: disable=g-import-not-at-top
-  source = grain.sources.ArrayRecordDataSource(cache.shard_paths(str(out), "val"))
+  source = cache.open_records(cache.shard_paths(str(out), "val"))
   record = cache.decode_record(source[0])
   assert record["video_id"] == "0XC" and record["view"] == "A4C"
   assert record["frames"].shape == (5, 64, 64) and record["frame_time_ms"] == 40.0
   assert record["labels"]["edv"] == 120.0
   # The CLI reaches the same importer.
   assert preprocess.main(["--echonet_dynamic", root, "--out", str(tmp_path / "c2"),
-                          "--num_frames", "2", "--size", "16", "--workers", "0",
+                          "--num_frames", "2", "--image_size", "16", "--workers", "0",
                           "--no_progress"]) == 0
   assert cache.read_meta(str(tmp_path / "c2"))["splits"]["train"] == 2

@@ -24,11 +24,12 @@ def test_reads_valid_csv_with_blanks_and_defaults(tmp_path):
                           "p1,s1,videos/a.dcm,55.5,1,A4C,masks/a.npz\n"
                           "p2,s2,/abs/b.dcm,,0,,\n")
   rows = labels.read_labels(path)
-  assert [r.video_id for r in rows] == ["s1_a", "s2_b"]
+  assert [r.video_id for r in rows] == [labels.default_video_id("p1", "s1", "videos/a.dcm"),
+                                        labels.default_video_id("p2", "s2", "/abs/b.dcm")]
   assert rows[0].path == os.path.join(str(tmp_path), "videos", "a.dcm")
   assert rows[0].mask_path == os.path.join(str(tmp_path), "masks", "a.npz")
   assert rows[1].path == "/abs/b.dcm" and rows[1].mask_path == ""
-  assert set(rows[0].labels) == set(tasks.TASK_NAMES)
+  assert set(rows[0].labels) == set(tasks.TASK_NAMES) | {"view"}  # the view task's label too
   assert rows[0].labels["ef"] == 55.5 and rows[0].labels["lvh"] == 1.0
   assert math.isnan(rows[1].labels["ef"]) and math.isnan(rows[0].labels["age"])
   assert rows[0].view == "A4C" and rows[0].split == ""
@@ -114,3 +115,76 @@ def test_patient_in_two_splits_is_refused():
   with pytest.raises(labels.LabelsError,
                      match=r"patient 'p0' \(lines 2, 3\) is in splits test, train"):
     labels.assign_splits(rows)
+
+
+def test_default_video_id_carries_no_file_or_folder_name(tmp_path):
+  path = _write(tmp_path, "patient_id,study_id,path\n"
+                          "p1,s1,DOE^JOHN_1970/echo_DOE_JOHN.dcm\n"
+                          "p1,s1,DOE^JOHN_1970/echo_DOE_JOHN_2.dcm\n")
+  ids = [r.video_id for r in labels.read_labels(path)]
+  assert all(i.startswith("s1_") and len(i) == len("s1_") + 8 for i in ids)
+  assert not any("DOE" in i or "JOHN" in i or "echo" in i for i in ids)
+  assert len(set(ids)) == 2
+  assert ids == [r.video_id for r in labels.read_labels(path)]  # stable
+
+
+def test_labels_outside_plausible_ranges(tmp_path):
+  path = _write(tmp_path, "patient_id,study_id,path,ef,weight,height,age,esv\n"
+                          "p1,s1,a.dcm,101,80,1.7,50,30\n"      # ef > 100 %
+                          "p2,s2,b.dcm,55,0.5,1.7,50,30\n"      # weight < 1 kg
+                          "p3,s3,c.dcm,55,80,170,50,30\n"       # height in cm, not m
+                          "p4,s4,d.dcm,55,80,1.7,130,30\n"      # age > 120
+                          "p5,s5,e.dcm,55,80,1.7,50,-1\n"       # negative volume
+                          "p6,s6,f.dcm,0,400,0.3,0,0\n")        # the bounds are inside
+  with pytest.raises(labels.LabelsError) as info:
+    labels.read_labels(path)
+  assert len(info.value.problems) == 5
+  for fragment in ("labels.csv:2: column 'ef': '101' is outside the plausible range 0 to 100 %",
+                   "labels.csv:3: column 'weight': '0.5' is outside the plausible range 1 to 400",
+                   "labels.csv:4: column 'height': '170' is outside the plausible range 0.3 to "
+                   "2.5 m", "labels.csv:5: column 'age'", "labels.csv:6: column 'esv'"):
+    assert fragment in str(info.value)
+  ranges = "weight=0.1:500,height=0.3:250,ef=:101,age=0:,esv=-5:"
+  assert len(labels.read_labels(path, ranges)) == 6  # configurable
+  assert labels.parse_ranges("age=0:")["age"] == (0.0, math.inf)
+  with pytest.raises(ValueError, match="unknown task 'iq'"):
+    labels.parse_ranges("iq=0:200")
+
+
+def test_study_shared_by_two_patients_and_one_file_twice(tmp_path):
+  path = _write(tmp_path, "patient_id,study_id,path,split\n"
+                          "p1,s1,a.dcm,train\n"
+                          "p2,s1,b.dcm,train\n"     # study s1 under a second patient
+                          "p3,s3,c.dcm,train\n"
+                          "p4,s4,./c.dcm,train\n"   # c.dcm under a second patient
+                          "p5,s5,d.dcm,train\n"
+                          "p5,s5b,d.dcm,test\n")    # d.dcm in two splits
+  with pytest.raises(labels.LabelsError) as info:
+    labels.read_labels(path)
+  text = str(info.value)
+  assert "labels.csv:3: study_id 's1' belongs to patients 'p1' (line 2), 'p2' (line 3)" in text
+  assert "labels.csv:5: the same file as line 4 under two patients (p3, p4)" in text
+  assert "labels.csv:7: the same file as line 6 under two splits (test, train)" in text
+
+
+def test_header_only_and_not_utf8(tmp_path):
+  with pytest.raises(labels.LabelsError, match="labels.csv:1: the CSV holds a header but no video "
+                     "rows"):
+    labels.read_labels(_write(tmp_path, "patient_id,study_id,path,ef\n\n"))
+  latin = tmp_path / "latin.csv"
+  latin.write_bytes("patient_id,study_id,path\np1,s1,Müller.dcm\n".encode("latin-1"))
+  with pytest.raises(labels.LabelsError, match=r"latin.csv:2: the file is not UTF-8 text"):
+    labels.read_labels(str(latin))
+
+
+@pytest.mark.parametrize("view,wanted,kept", [
+    ("A4C", ["a4c"], True), (" a4c ", ["A4C"], True), ("PLAX", ["A4C"], False),
+    ("", ["A4C"], True), ("PLAX", [], True), ("PLAX", None, True)])
+def test_view_rule(view, wanted, kept):
+  assert labels.view_matches(view, wanted) is kept
+
+
+def test_view_counts():
+  assert labels.count_views(["A4C", "", "PLAX", "a4c"], ["A4C"]) == {
+      "kept": 3, "dropped": 1, "unknown": 1}
+  assert labels.count_views(["", "PLAX"], []) == {"kept": 2, "dropped": 0, "unknown": 0}

@@ -58,7 +58,7 @@ def cache_dir(tmp_path_factory):
 
 
 def _loader(cache_dir, **kwargs):
-  args = dict(tasks=["ef"], global_batch_size=5, seed=0, shard_index=0, shard_count=1,
+  args = dict(tasks=["ef"], global_batch_size=5, seed=0, shard_index=0, num_shards=1,
               views=["A4C"])
   args.update(kwargs)
   return ip.train_loader(cache_dir, **args)
@@ -185,13 +185,14 @@ def test_train_stream_excludes_other_views_and_unlabelled_videos(cache_dir):
     _loader(cache_dir, views=["PLAX"])
 
 
-def test_views_match_case_insensitively_and_unknown_views_are_kept(tmp_path):
+def test_views_match_case_insensitively_and_unknown_views_are_kept(tmp_path, caplog):
   records = [_record(0), _record(1), _record(10)]
   records[0]["view"] = "a4c"
   records[1]["view"] = ""  # a labels CSV without a view column
   cache.write_shard(os.path.join(tmp_path, cache.shard_name("train", 0, 1)), records)
   rows = ip.select_videos(str(tmp_path), "train", tasks=["ef"], views=["A4C"])
   assert [r["video_id"] for r in rows] == ["v00", "v01"]
+  assert "1 train videos have no view; kept" in caplog.text  # the same rule as the build
 
 
 def test_sampling_picks_each_video_once_per_epoch_then_a_random_frame(cache_dir):
@@ -278,14 +279,14 @@ def test_two_workers_match_in_process_and_resume(cache_dir):
 def test_shards_split_videos_and_batch(cache_dir):
   videos = []
   for index in range(2):
-    it = iter(_loader(cache_dir, global_batch_size=10, shard_index=index, shard_count=2))
+    it = iter(_loader(cache_dir, global_batch_size=10, shard_index=index, num_shards=2))
     batches = _take(it, 5)
     assert batches[0]["image"].shape[0] == 5
     videos.append(set(np.concatenate([_decode(b["image"])[0] for b in batches]).tolist()))
   assert not videos[0] & videos[1]
   assert videos[0] | videos[1] == set(LABELED_A4C)
   with pytest.raises(ValueError, match="does not split"):
-    _loader(cache_dir, global_batch_size=5, shard_index=0, shard_count=2)
+    _loader(cache_dir, global_batch_size=5, shard_index=0, num_shards=2)
 
 
 def test_resize_and_three_channels(cache_dir):
@@ -310,7 +311,7 @@ def test_bad_arguments_raise_clear_errors(cache_dir, tmp_path):
 
 def test_eval_yields_every_video_once_with_all_frames(cache_dir):
   batches = list(ip.eval_batches(cache_dir, "train", videos_per_batch=5, shard_index=0,
-                                 shard_count=1))
+                                 num_shards=1))
   assert len(batches) == 3
   ids = []
   for batch in batches:
@@ -334,7 +335,7 @@ def test_eval_filters_and_shards(cache_dir):
   for index in range(3):
     for batch in ip.eval_batches(cache_dir, "train", tasks=["ef"], views=["A4C"],
                                  videos_per_batch=2, image_size=16, channels=3,
-                                 shard_index=index, shard_count=3):
+                                 shard_index=index, num_shards=3):
       assert batch["image"].shape == (2, T, 16, 16, 3) and set(batch["labels"]) == {"ef"}
       ids.extend(batch["video_id"][batch["valid"]].tolist())
   assert sorted(ids) == [f"v{i:02d}" for i in LABELED_A4C]
@@ -346,4 +347,4 @@ def test_eval_rejects_a_video_of_the_wrong_length(tmp_path):
   cache.write_shard(str(tmp_path / cache.shard_name("val", 0, 1)), [short])
   cache.write_meta(str(tmp_path), {"image_size": S, "num_frames": T})
   with pytest.raises(ValueError, match="'v00'.*5 frames"):
-    list(ip.eval_batches(str(tmp_path), "val", shard_index=0, shard_count=1))
+    list(ip.eval_batches(str(tmp_path), "val", shard_index=0, num_shards=1))

@@ -12,6 +12,8 @@ import pytest
 from echonet_jax.data import cache
 from echonet_jax.data import dicom
 from echonet_jax.data import preprocess
+from echonet_jax.data.spec import CacheSpec
+from echonet_jax.errors import CacheError
 from tests.testing import fan_video, write_us_dicom
 
 SIZE = 32
@@ -27,6 +29,7 @@ def _study(tmp_path, n_good: int = 6):
     frames, _ = fan_video(num_frames=6, rows=48, cols=64, seed=i)
     write_us_dicom(str(videos / f"v{i}.dcm"), frames, frame_time=50.0)
     rows.append({"patient_id": f"P{i // 2}", "study_id": f"S{i}", "path": f"videos/v{i}.dcm",
+                 "video_id": f"S{i}_v{i}",
                  "ef": str(40 + i), "lvh": str(i % 2), "view": "A4C" if i != 5 else "PLAX"})
   # masks for v0: bit 0 = left half of the image, bit 1 = the fan's rows 10..20
   masks = np.zeros((6, 48, 64), np.uint16)
@@ -45,7 +48,8 @@ def _study(tmp_path, n_good: int = 6):
   for j, (name, _) in enumerate(bad):
     rows.append({"patient_id": f"B{j}", "study_id": f"B{j}", "path": f"videos/{name}",
                  "ef": "", "lvh": "", "view": "A4C"})
-  columns = ["patient_id", "study_id", "path", "ef", "lvh", "view", "mask_path", "split"]
+  columns = ["patient_id", "study_id", "path", "video_id", "ef", "lvh", "view", "mask_path",
+             "split"]
   for r in rows:  # fix the splits so the test knows them: P0 -> train, P1 -> val, P2 -> test
     r["split"] = {"P0": "train", "P1": "val", "P2": "test"}.get(r["patient_id"], "train")
   path = tmp_path / "labels.csv"
@@ -53,13 +57,13 @@ def _study(tmp_path, n_good: int = 6):
     writer = csv.DictWriter(f, columns, restval="")
     writer.writeheader()
     writer.writerows(rows)
-  return str(path), dict((f"videos/{n}", kind) for n, kind in bad)
+  return str(path), {n + 2 + n_good: kind for n, (_, kind) in enumerate(bad)}  # line: error
 
 
-def _build(csv_path, out, **kwargs):
-  kwargs.setdefault("workers", 0)
-  return preprocess.build_cache(csv_path, str(out), num_frames=NUM_FRAMES, size=SIZE,
-                                videos_per_shard=2, progress=False, **kwargs)
+def _build(csv_path, out, workers=0, **spec):
+  spec = CacheSpec(**{"num_frames": NUM_FRAMES, "image_size": SIZE, "videos_per_shard": 2,
+                      **spec})
+  return preprocess.build_cache(csv_path, str(out), spec, workers=workers, progress=False)
 
 
 def _errors(out):
@@ -75,19 +79,20 @@ def test_build_cache_end_to_end(tmp_path):
   assert summary["failed"] == {"NotDicomError": 1, "NotUltrasoundError": 1,
                                "TruncatedFileError": 1, "FileMissingError": 1}
   errors = _errors(out)
-  assert sorted(e["error_type"] for e in errors) == sorted(bad.values())
-  for e in errors:
-    assert e["video_id"] and e["reason"] and e["path"].endswith(os.path.basename(e["path"]))
+  assert list(errors[0]) == ["line", "video_id", "error_type", "error"]  # no path column
+  assert {int(e["line"]): e["error_type"] for e in errors} == bad
+  assert all(e["video_id"] and e["error"] for e in errors)
 
   meta = cache.read_meta(str(out))
   assert meta["image_size"] == SIZE and meta["num_frames"] == NUM_FRAMES
   assert meta["interval_ms"] == 100 and meta["source"] == "labels_csv" and meta["complete"]
+  assert meta["build"] == CacheSpec(num_frames=NUM_FRAMES, image_size=SIZE,
+                                    videos_per_shard=2).identity()
   assert meta["splits"] == {"train": 2, "val": 2, "test": 2}
   assert meta["mask_names"] == ["left", "band"]
   assert meta["label_stats"]["ef"] == {"mean": 40.5, "std": 0.5, "n": 2}  # train = v0, v1
 
-  import grain  # pylint: disable=g-import-not-at-top
-  source = grain.sources.ArrayRecordDataSource(cache.shard_paths(str(out), "train"))
+  source = cache.open_records(cache.shard_paths(str(out), "train"))
   records = [cache.decode_record(source[i]) for i in range(len(source))]
   assert [r["video_id"] for r in records] == ["S0_v0", "S1_v1"]
   first = records[0]
@@ -97,7 +102,8 @@ def test_build_cache_end_to_end(tmp_path):
   assert first["patient_id"] == "P0" and first["study_id"] == "S0" and first["split"] == "train"
   assert first["view"] == "A4C"
   assert first["labels"]["ef"] == 40.0 and first["labels"]["lvh"] == 0.0
-  assert math.isnan(first["labels"]["age"]) and len(first["labels"]) == 10
+  assert math.isnan(first["labels"]["age"]) and len(first["labels"]) == 11
+  assert first["labels"]["view"] == 0.0 and first["view_source"] == "csv"  # A4C: class 0
   masks = first["masks"]
   assert masks.shape == (NUM_FRAMES, SIZE, SIZE) and masks.dtype == np.uint16
   assert set(np.unique(masks)) <= {0, 1, 2, 3}
@@ -120,6 +126,7 @@ def test_resume_skips_finished_shards_and_keeps_errors(tmp_path):
   second = _build(csv_path, out)
   assert second["written"] == 0 and second["shards_written"] == 0
   assert second["skipped"] == 10 and second["failed"] == {}
+  assert second["changes"] == {"added": 0, "removed": 0, "relabelled": 0, "other_file": 0}
   assert {p: os.path.getmtime(p) for p in cache.shard_paths(str(out), "train")} == mtimes
   assert len(_errors(out)) == 4  # earlier failures are not lost
   assert cache.read_meta(str(out))["splits"] == first["meta"]["splits"]
@@ -133,18 +140,20 @@ def test_other_settings_refused(tmp_path):
   csv_path, _ = _study(tmp_path)
   out = tmp_path / "cache"
   _build(csv_path, out)
-  with pytest.raises(ValueError, match="other settings"):
-    preprocess.build_cache(csv_path, str(out), num_frames=NUM_FRAMES, size=SIZE + 1,
-                           videos_per_shard=2, progress=False, workers=0)
+  with pytest.raises(CacheError, match=r"other settings \(image_size=32 \(now 33\)\)"):
+    _build(csv_path, out, image_size=SIZE + 1)
 
 
 def test_machines_split_the_shards(tmp_path):
   csv_path, _ = _study(tmp_path)
   single, multi = tmp_path / "single", tmp_path / "multi"
   _build(csv_path, single)
-  part0 = _build(csv_path, multi, shard_index=0, num_shards=2)
+  spec = CacheSpec(num_frames=NUM_FRAMES, image_size=SIZE, videos_per_shard=2)
+  part0 = preprocess.build_cache(csv_path, str(multi), spec, workers=0, progress=False,
+                                 shard_index=0, num_shards=2)
   assert not part0["meta"]["complete"]
-  part1 = _build(csv_path, multi, shard_index=1, num_shards=2)
+  part1 = preprocess.build_cache(csv_path, str(multi), spec, workers=0, progress=False,
+                                 shard_index=1, num_shards=2)
   assert part0["shards_written"] + part1["shards_written"] == part1["meta"]["shards_expected"]
   assert part0["shards_written"] > 0 and part1["shards_written"] > 0
   meta_single, meta_multi = cache.read_meta(str(single)), cache.read_meta(str(multi))
@@ -164,8 +173,8 @@ def test_machines_split_the_shards(tmp_path):
 def test_views_filter_and_split_assignment(tmp_path):
   csv_path, _ = _study(tmp_path)
   out = tmp_path / "cache"
-  summary = _build(csv_path, out, views={"a4c"})
-  assert summary["filtered_by_view"] == 1
+  summary = _build(csv_path, out, views=["a4c"])
+  assert summary["views"] == {"kept": 9, "dropped": 1, "unknown": 0}
   ids = [r["video_id"] for s in cache.SPLITS for r in cache.read_index(str(out), s)]
   assert "S5_v5" not in ids and len(ids) == 5
 
@@ -182,7 +191,7 @@ def test_cli_runs_in_processes_and_prints_summary(tmp_path, capsys):
   csv_path, _ = _study(tmp_path, n_good=4)
   out = tmp_path / "cache"
   code = preprocess.main(["--labels", csv_path, "--out", str(out), "--num_frames", "3",
-                          "--size", "24", "--workers", "2", "--videos_per_shard", "3",
+                          "--image_size", "24", "--workers", "2", "--videos_per_shard", "3",
                           "--no_progress"])
   assert code == 0
   printed = capsys.readouterr().out

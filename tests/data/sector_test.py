@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -88,3 +89,110 @@ def test_apply_geometry_batches_and_area_resize():
     sector.apply_geometry(np.zeros((10, 10)), geometry, 16)
   with pytest.raises(ValueError, match="interpolation"):
     sector.apply_geometry(frames, geometry, 16, "cubic")
+
+
+# ----------------------------------------------------------------------------- fitted shapes
+
+
+def test_fit_recovers_the_fan():
+  frames, fan = fan_video(num_frames=10, rows=240, cols=320)  # apex (160, 8), +-40 deg, r 192
+  found = sector.find_sector(frames)
+  assert found.shape == "fan" and found.quality == "ok" and found.margin_px == 1.0
+  p = found.params
+  assert abs(p["apex_x"] - 160) < 1 and abs(p["apex_y"] - 8) < 1
+  assert abs(p["left_deg"] + 40) < 0.5 and abs(p["right_deg"] - 40) < 0.5
+  assert abs(p["r_far"] - 192) < 1 and p["r_near"] < 2
+  assert not (found.mask & ~fan).any()
+  assert (found.mask & fan).sum() / fan.sum() > 0.97
+  assert not found.mask[:30, :60].any()  # burned-in "ID"
+
+
+def test_margin_shrinks_the_shape():
+  frames, fan = fan_video(num_frames=10, rows=240, cols=320)
+  tight = sector.find_sector(frames, margin_px=0).mask
+  loose = sector.find_sector(frames, margin_px=3).mask
+  assert (loose & ~tight).sum() == 0
+  distance = cv2.distanceTransform(tight.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+  assert distance[loose].min() > 2.5
+  assert sector.safety_margin((480, 640)) == 2.0 and sector.safety_margin((240, 320)) == 1.0
+  assert sector.safety_margin((1080, 1920)) == 2.0
+
+
+def _text_stamp(text: str, shape: tuple[int, int], origin: tuple[int, int]) -> np.ndarray:
+  canvas = np.zeros(shape, np.uint8)
+  cv2.putText(canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 255, 1, cv2.LINE_8)
+  return canvas > 0
+
+
+@pytest.mark.parametrize("clock", [False, True])
+def test_text_touching_the_fan_edge_is_zeroed(clock):
+  frames, fan = fan_video(num_frames=10, rows=240, cols=320)
+  stamps = [_text_stamp(f"12:00:{t:02d}" if clock else "DOE 1961", fan.shape, (2, 110))
+            for t in range(len(frames))]
+  # Slide the text right until one more pixel would put it into the fan: a 0 px gap.
+  distance = cv2.distanceTransform((~fan).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+  union = np.logical_or.reduce(stamps)
+  shift = 0
+  while distance[np.roll(union, shift + 1, axis=1)].min() > 0:
+    shift += 1
+  assert 0 < distance[np.roll(union, shift, axis=1)].min() <= 1.5
+  text = np.roll(union, shift, axis=1)
+  for frame, stamp in zip(frames, stamps):
+    frame[np.roll(stamp, shift, axis=1)] = 240
+  for region in (None, sector.region_box_mask([(5, 0, 315, 200)], fan.shape)):
+    found = sector.find_sector(frames, region)
+    assert found.shape == "fan" and not (found.mask & text).any()
+
+
+def test_linear_image_gives_a_rectangle_and_leaves_out_icons():
+  rng = np.random.default_rng(1)
+  frames = np.zeros((8, 160, 240), np.uint8)
+  frames[:, 30:130, 20:220] = rng.integers(30, 200, size=(8, 100, 200))
+  frames[:, 60:90, 12:28] = 250  # icons jutting out of both sides
+  frames[:, 60:90, 212:230] = 250
+  found = sector.find_sector(frames)
+  assert found.shape == "rectangle"
+  assert not found.mask[:, :20].any() and not found.mask[:, 220:].any()
+  assert found.mask[35:125, 25:215].all()
+
+
+def test_no_straight_edges_fall_back_to_the_hull():
+  rng = np.random.default_rng(2)
+  yy, xx = np.mgrid[:160, :200]
+  disk = np.hypot(yy - 80, xx - 100) < 60
+  frames = np.where(disk, rng.integers(30, 200, size=(6, 160, 200)), 0).astype(np.uint8)
+  found = sector.find_sector(frames)
+  assert found.shape == "hull" and found.quality == "ok"
+  assert not (found.mask & ~disk).any() and (found.mask & disk).sum() > 0.95 * disk.sum()
+
+
+@pytest.mark.parametrize("frames, quality", [
+    (np.zeros((3, 40, 50), np.uint8), "blank"),
+    (np.full((3, 40, 50), 77, np.uint8), "blank"),
+    (np.full((1, 1, 1), 255, np.uint8), "too_small"),
+    (np.full((2, 20, 400), 255, np.uint8), "too_small"),
+])
+def test_degenerate_inputs_are_flagged(frames, quality):
+  found = sector.find_sector(frames)
+  assert found.quality == quality and found.shape == "whole" and found.mask.all()
+
+
+def test_a_speck_is_no_sector():
+  frames = np.zeros((3, 100, 100), np.uint8)
+  frames[:, 40:45, 40:45] = 200
+  found = sector.find_sector(frames)
+  assert found.quality == "no_sector" and found.mask.all()
+  region = sector.region_box_mask([(10, 10, 60, 60)], (100, 100))
+  assert (sector.find_sector(frames, region).mask == region).all()  # the region, when given
+
+
+def test_lossy_noise_alone_is_blank():
+  rng = np.random.default_rng(3)
+  frames = rng.integers(0, 6, size=(4, 64, 64)).astype(np.uint8)
+  assert sector.find_sector(frames, noise_margin=sector.LOSSY_NOISE_MARGIN).quality == "blank"
+
+
+def test_geometry_carries_quality_and_shape():
+  geometry = sector.geometry_from_mask(np.ones((10, 20), bool), quality="blank", shape="whole")
+  assert geometry.quality == "blank" and geometry.shape == "whole"
+  assert sector.full_geometry((10, 20)).quality == "ok"

@@ -20,7 +20,9 @@ from echonet_jax.data import pipeline as input_pipeline
 from echonet_jax.interpret import run as interpret
 from echonet_jax import modes
 from echonet_jax.training import restore
+from echonet_jax.interpret import maps
 from echonet_jax.interpret import saliency
+from echonet_jax.interpret import scores
 
 
 class TwoHeads(nn.Module):
@@ -46,22 +48,22 @@ def _tiny(channels=1, size=10, frames=3):
 
 
 def test_settings_from_the_default_config_and_bad_values():
-  settings = interpret.Settings.from_config(default.get_config().saliency)
+  settings = maps.Settings.from_config(default.get_config().saliency)
   assert (settings.method, settings.num_samples, settings.ig_steps) == ("smoothgrad", 50, 25)
-  assert interpret.Settings.from_config({"chunk_size": 0}).chunk_size is None
+  assert maps.Settings.from_config({"chunk_size": 0}).chunk_size is None
   with pytest.raises(ValueError, match="saliency.method"):
-    interpret.Settings.from_config({"method": "gradcam"})
+    maps.Settings.from_config({"method": "gradcam"})
   with pytest.raises(ValueError, match="unknown saliency settings"):
-    interpret.Settings.from_config({"num_sample": 8})
+    maps.Settings.from_config({"num_sample": 8})
   with pytest.raises(ValueError, match="num_samples"):
-    interpret.Settings(num_samples=0)
+    maps.Settings(num_samples=0)
 
 
 @pytest.mark.parametrize("frames_per_batch", [None, 2])
 def test_video_maps_are_per_frame_gradients_of_the_task_output(frames_per_batch):
   model, variables, images = _tiny(channels=3)
-  settings = interpret.Settings(method="vanilla", frames_per_batch=frames_per_batch)
-  maps_fn = interpret.make_video_maps(model, "weight", settings)
+  settings = maps.Settings(method="vanilla", frames_per_batch=frames_per_batch)
+  maps_fn = maps.make_video_maps(model, "weight", settings)
   mean, std = jnp.float32(70.0), jnp.float32(15.0)
   got = maps_fn(variables["params"], variables["batch_stats"], mean, std, images, jax.random.key(0))
   f = saliency.scalar_model_fn(model, variables, head="weight")
@@ -74,13 +76,14 @@ def test_video_maps_are_per_frame_gradients_of_the_task_output(frames_per_batch)
 def test_binary_task_explains_the_logit_and_methods_run():
   model, variables, images = _tiny()
   f = saliency.scalar_model_fn(model, variables, head="pacemaker_leads")
-  g = interpret.task_fn(model, variables, "pacemaker_leads", jnp.float32(5.0), jnp.float32(3.0))
+  g = maps.task_fn(model, variables, "pacemaker_leads", jnp.float32(5.0), jnp.float32(3.0))
   np.testing.assert_allclose(g(images[0]), f(images[0]))  # no unit scaling for a logit
   for method in ("smoothgrad", "integrated_gradients", "occlusion"):
-    settings = interpret.Settings(method=method, num_samples=3, ig_steps=4, patch=4, stride=3)
-    maps = interpret.make_video_maps(model, "pacemaker_leads", settings)(
+    settings = maps.Settings(method=method, num_samples=3, ig_steps=4, patch=4, stride=3)
+    video_maps = maps.make_video_maps(model, "pacemaker_leads", settings)(
         variables["params"], variables["batch_stats"], 0.0, 1.0, images, jax.random.key(2))
-    assert maps.shape == images.shape[:3] and np.isfinite(maps).all() and np.abs(maps).sum() > 0, method
+    assert (video_maps.shape == images.shape[:3] and np.isfinite(video_maps).all()
+            and np.abs(video_maps).sum() > 0), method
 
 
 def test_region_masks_decode_the_bit_field_and_combine_lv_with_the_wall():
@@ -89,7 +92,7 @@ def test_region_masks_decode_the_bit_field_and_combine_lv_with_the_wall():
   masks[0, 0, 0] = 1 | 4  # lv and myocardium overlap here
   masks[1, 1, 1] = 2
   masks[1, 2, 2] = 4
-  regions = interpret.region_masks(masks, names)
+  regions = scores.region_masks(masks, names)
   assert set(regions) == {"lv", "la", "myocardium", "lv+myocardium"}
   assert regions["lv"].sum() == 1 and regions["la"][1, 1, 1] and regions["myocardium"].sum() == 2
   assert regions["lv+myocardium"].sum() == 2
@@ -101,28 +104,28 @@ def test_localisation_against_the_image_and_the_fan():
   region[0, 2:4, 2:4] = True  # present in frame 0 only
   fan = np.zeros((size, size), bool)
   fan[:, :5] = True  # half the image
-  maps = np.zeros((2, size, size), np.float32)
-  maps[:, :, :5] = 1.0  # uniform inside the fan, zero outside
-  score = interpret.localisation(maps, region, fan)
+  video_maps = np.zeros((2, size, size), np.float32)
+  video_maps[:, :, :5] = 1.0  # uniform inside the fan, zero outside
+  score = scores.localisation(video_maps, region, fan)
   assert score["frames_present"] == 1
   assert score["area_fraction"] == pytest.approx(0.04)
   assert score["ratio"] == pytest.approx(2.0)  # the fan is half the image
   assert score["ratio_in_fan"] == pytest.approx(1.0)  # blind to the region within the fan
-  maps[0] = region[0]
-  assert interpret.localisation(maps, region, fan)["ratio_in_fan"] == pytest.approx(1 / 0.08)
-  absent = interpret.localisation(maps, np.zeros_like(region), fan)
+  video_maps[0] = region[0]
+  assert scores.localisation(video_maps, region, fan)["ratio_in_fan"] == pytest.approx(1 / 0.08)
+  absent = scores.localisation(video_maps, np.zeros_like(region), fan)
   assert absent["frames_present"] == 0 and np.isnan(absent["ratio"])
 
 
 def test_dilate_fan_and_representative_frame():
   region = np.zeros((1, 9, 9), bool)
   region[0, 4, 4] = True
-  assert interpret.dilate(region, 2).sum() == 17  # cv2's 5×5 ellipse: the radius-2 disc and 4 more
-  assert interpret.dilate(region, 0) is region
+  assert scores.dilate(region, 2).sum() == 17  # cv2's 5×5 ellipse: the radius-2 disc and 4 more
+  assert scores.dilate(region, 0) is region
   frames = np.zeros((2, 3, 3), np.uint8)
   frames[1, 0, 0] = 7
-  assert interpret.fan_mask(frames).sum() == 1
-  assert interpret.representative_frame(np.array([0.0, 0.9, 0.5, 1.0])) == 2
+  assert scores.fan_mask(frames).sum() == 1
+  assert scores.representative_frame(np.array([0.0, 0.9, 0.5, 1.0])) == 2
   assert interpret.safe_name("../a b/c.dcm") == "a_b_c.dcm"
 
 
@@ -139,12 +142,12 @@ def _small_saliency_config(task, **overrides):
 @pytest.mark.slow
 def test_saliency_mode_writes_maps_overlays_gifs_and_scores(trained_workdir):
   workdir = trained_workdir("weight")
-  scores = modes.saliency(_small_saliency_config("weight", num_videos=2), workdir, "test")
+  result = modes.saliency(_small_saliency_config("weight", num_videos=2), workdir, "test")
   root = os.path.join(workdir, "saliency")
   with open(os.path.join(root, "scores.json")) as f:
-    assert json.load(f) == scores
-  assert scores["explained"] == {"weight": "output in kg"}
-  videos = scores["videos"]
+    assert json.load(f) == result
+  assert result["explained"] == {"weight": "output in kg"}
+  videos = result["videos"]
   assert len(videos) == 2 and {v["source"] for v in videos} == {"test"}
   size = restore.load_config(workdir).data.image_size
   for row in videos:
@@ -161,7 +164,7 @@ def test_saliency_mode_writes_maps_overlays_gifs_and_scores(trained_workdir):
     assert 20 < row["prediction"] < 250
     assert set(row["localisation"]) >= {"lv", "near_field", "lv+myocardium"}
     assert row["occlusion"]["near_field"]["before"] == pytest.approx(row["prediction"], rel=1e-5)
-  summary = scores["summary"]["test"]["weight"]
+  summary = result["summary"]["test"]["weight"]
   # Weight is drawn in the near-field chest wall: the maps fall there more than its share of the fan.
   assert summary["localisation"]["near_field"]["ratio_in_fan"] > 1.2, summary["localisation"]
   assert summary["localisation"]["near_field"]["n_videos"] == 2
@@ -171,12 +174,12 @@ def test_saliency_mode_writes_maps_overlays_gifs_and_scores(trained_workdir):
 def test_saliency_on_a_dicom_file_without_ground_truth(trained_workdir, real_and_bad_dicom):
   workdir = trained_workdir("weight")
   real, bad = real_and_bad_dicom
-  scores = modes.saliency(_small_saliency_config("weight", method="vanilla"), workdir, "",
+  result = modes.saliency(_small_saliency_config("weight", method="vanilla"), workdir, "",
                           [real, bad])
-  (row,) = scores["videos"]
+  (row,) = result["videos"]
   assert row["source"] == "inputs" and row["video_id"] == "color3d_jpeg_baseline"
   assert "localisation" not in row and "occlusion" not in row and row["label"] is None
-  assert [e["error_type"] for e in scores["errors"]] == ["NotDicomError"]
+  assert [e["error_type"] for e in result["errors"]] == ["NotDicomError"]
   folder = os.path.join(workdir, "saliency", "inputs", "color3d_jpeg_baseline")
   with np.load(os.path.join(folder, "maps.npz")) as npz:
     assert npz["maps"].shape[0] == 20 and np.abs(npz["maps"]).sum() > 0 and "masks" not in npz
@@ -197,7 +200,7 @@ def test_occluding_the_lead_flips_a_lead_classifier_and_its_maps_fall_on_the_lea
   cache_dir = data.prepare_cache(trained.config)
   mask_names = cache.read_meta(cache_dir)["mask_names"]
   thresholds = interpret.binary_thresholds(trained, cache_dir)
-  settings = interpret.Settings(num_samples=8)
+  settings = maps.Settings(num_samples=8)
   size = trained.config.data.image_size
   videos = []
   for split in ("val", "test"):
@@ -219,7 +222,7 @@ def test_occluding_the_lead_flips_a_lead_classifier_and_its_maps_fall_on_the_lea
     score = row["occlusion"]["lead"]
     if score["before"] < score["threshold"]:
       continue
-    stripe = interpret.dilate(interpret.region_masks(video.masks, mask_names)["lead"],
+    stripe = scores.dilate(scores.region_masks(video.masks, mask_names)["lead"],
                               score["dilation_px"])[:, :, ::-1]
     images = input_pipeline.normalize(video.frames)[..., None]
     moved = inference.predict_images(
@@ -237,9 +240,9 @@ def test_lv_task_maps_concentrate_on_the_left_ventricle(trained_workdir, tmp_pat
   mask_names = cache.read_meta(cache_dir)["mask_names"]
   size = trained.config.data.image_size
   videos = interpret.split_videos(cache_dir, "test", trained.names, None, size, 4)
-  rows = interpret.explain(trained, videos, interpret.Settings(num_samples=8), str(tmp_path),
+  rows = interpret.explain(trained, videos, maps.Settings(num_samples=8), str(tmp_path),
                            mask_names)
-  summary = interpret.summarise(rows)["test"]["ef"]["localisation"]
+  summary = scores.summarise(rows)["test"]["ef"]["localisation"]
   assert summary["lv"]["n_videos"] == 4
   assert summary["lv"]["ratio"] > 1.5 and summary["lv+myocardium"]["ratio"] > 1.5, summary
   assert summary["lv"]["ratio_in_fan"] > 1.0, summary

@@ -118,3 +118,19 @@ def test_same_result_on_1_and_8_devices(tmp_path):
   for key in one.files:
     if key.startswith("arr_"):
       np.testing.assert_allclose(one[key], eight[key], rtol=0, atol=2.5e-3)
+
+
+def test_categorical_loss_is_softmax_xent_and_outputs_probabilities():
+  _, names, model, _, state = training_setup(task="view")
+  assert names == ("view",)
+  logits = {"view": jnp.array([[2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0], [0.0] * 7, [5.0] * 7])}
+  labels = {"view": jnp.array([0.0, 3.0, jnp.nan])}
+  cfg = default.get_config("test").loss
+  expected = np.mean([-jax.nn.log_softmax(logits["view"][0])[0], np.log(7.0)])
+  np.testing.assert_allclose(train.task_losses(logits, labels, state, cfg)["view"], expected,
+                             rtol=1e-5)
+  probs = train.to_outputs(logits, state)["view"]
+  assert probs.shape == (3, 7) and train.output_shape("view") == (7,)
+  np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-6)
+  images = jnp.zeros((2, 75, 75, 1))
+  assert train.eval_step(state, images, model=model)["view"].shape == (2, 7)

@@ -1,0 +1,1 @@
+"""Studies built from the modes (the paper's experiments on the phantom)."""
