@@ -93,18 +93,61 @@ def resolve_image_size(config: ml_collections.ConfigDict) -> ml_collections.Conf
 
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
-  """Trains (resuming if possible), then evaluates the best checkpoint on ``config.eval.split``."""
+  """Trains (resuming if possible), then evaluates the best checkpoint on ``config.eval.split``
+  and logs those metrics to TensorBoard and metrics.jsonl. Holds the workdir's lock throughout."""
   validate_config(config)
   resolve_image_size(config)
   import jax  # pylint: disable=g-import-not-at-top
   from echonet_jax.training import train as trainer  # pylint: disable=g-import-not-at-top
-  last = trainer.train_and_evaluate(config, workdir)
-  if config.train.evaluate_at_end:
-    if jax.process_count() == 1:
-      evaluate(config, workdir, config.eval.split)
-    else:
-      print("multi-host run: evaluate with --mode=evaluate on one host")
+  from echonet_jax.training import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+  with workdir_lib.lock_for_this_process(workdir):
+    last = trainer.train_and_evaluate(config, workdir)
+    if config.train.evaluate_at_end:
+      if jax.process_count() == 1:
+        results = evaluate(config, workdir, config.eval.split)
+        log_eval_metrics(config, workdir, config.eval.split, results)
+      else:
+        print("multi-host run: evaluate with --mode=evaluate on one host")
   return last
+
+
+def log_eval_metrics(config: ml_collections.ConfigDict, workdir: str, split: str,
+                     results: dict[str, Any]) -> dict[str, float]:
+  """Writes ``evaluate``'s headline values as ``<split>/<task>/<metric>`` (and the checkpoint step
+  they come from) to metrics.jsonl and TensorBoard at the last training step, with the config as
+  TensorBoard hparams. Returns what was written."""
+  from echonet_jax.training import writers  # pylint: disable=g-import-not-at-top
+  values: dict[str, float] = {}
+  for name, report in results.items():
+    for row in report.get("metrics", []):
+      if isinstance(row.get("value"), (int, float)):
+        values[f"{split}/{name}/{row['metric']}"] = float(row["value"])
+    if report.get("checkpoint_step") is not None:
+      values[f"{split}/checkpoint_step"] = float(report["checkpoint_step"])
+  writer = writers.MetricWriter(workdir)
+  try:
+    writer.write(config.train.steps, values)
+    writer.write_hparams(config.train.steps, config.to_dict(), values)
+  finally:
+    writer.close()
+  return values
+
+
+def matching_config(config: ml_collections.ConfigDict | None, workdir: str
+                    ) -> ml_collections.ConfigDict:
+  """The config an evaluate / predict / saliency run uses on ``workdir``: ``config`` when given
+  (its task must be the workdir's), else the workdir's saved config."""
+  from echonet_jax.training import restore  # pylint: disable=g-import-not-at-top
+  saved = restore.load_config(workdir)
+  if config is None:
+    return saved
+  given = tuple(config.get("tasks") or ()) or (config.task,)
+  held = tuple(saved.get("tasks") or ()) or (saved.task,)
+  if given != held:
+    raise ConfigError(
+        f"--config is for {'+'.join(given)} but {workdir} holds a {'+'.join(held)} model; "
+        "leave out --config to use the workdir's own")
+  return config
 
 
 def preprocess(config: ml_collections.ConfigDict) -> str:
@@ -179,6 +222,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str) -> dic
           quality=pred["quality"], data_source=meta.get("source"))
       if current == split:
         results[name] = out
+        out.setdefault("checkpoint_step", trained.step)
   table = report.results_table([workdir], split=split, n_boot=n_boot)
   with open(os.path.join(workdir, "eval", split, "results.md"), "w") as f:
     f.write(table + "\n")

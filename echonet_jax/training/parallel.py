@@ -52,8 +52,22 @@ def _is_multihost_tpu() -> bool:
   return "," in os.environ.get("TPU_WORKER_HOSTNAMES", "")
 
 
+def describe_devices() -> str:
+  """One line on what JAX found, e.g.
+  "JAX 0.10.2 backend cpu: 1 device (cpu: 1; 1 local); process 0 of 1"."""
+  devices = jax.devices()
+  kinds: dict[str, int] = {}
+  for d in devices:
+    kinds[d.device_kind] = kinds.get(d.device_kind, 0) + 1
+  kind_text = ", ".join(f"{k}: {n}" for k, n in sorted(kinds.items()))
+  return (f"JAX {jax.__version__} backend {jax.default_backend()}: {len(devices)} "
+          f"device{'s' if len(devices) != 1 else ''} ({kind_text}; {jax.local_device_count()} "
+          f"local); process {jax.process_index()} of {jax.process_count()}")
+
+
 def check_platform(platform: str | None) -> None:
-  """Raises RuntimeError with one clear line when no device of the requested platform exists."""
+  """Raises TrainingError with one clear line when no device of the requested platform exists, so a
+  GPU/TPU host with a CPU-only jax never trains on the CPU without a word."""
   if not platform:
     return
   try:
@@ -63,8 +77,9 @@ def check_platform(platform: str | None) -> None:
   if not devices:
     from echonet_jax.errors import TrainingError  # pylint: disable=g-import-not-at-top
     raise TrainingError(
-        f"no {platform!r} devices found (available: "
-        f"{sorted({d.platform for d in jax.devices()})}); set --config.platform='' to use any")
+        f"no {platform!r} devices found (JAX backend {jax.default_backend()}, available: "
+        f"{sorted({d.platform for d in jax.devices()})}); install jax for your accelerator (see "
+        "README, Accelerators) or set --config.platform='' to use any")
 
 
 def make_mesh(devices: list[Any] | None = None) -> Mesh:
