@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Iterable
+from typing import Any
+from typing import Iterable
 
 from absl import logging
+import grain
 import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
@@ -55,7 +57,6 @@ class Checkpoints:
         read_only=read_only, cleanup_tmp_directories=not read_only, **ranking)
     handlers = {STATE: ocp.StandardCheckpointHandler()}
     try:
-      import grain  # pylint: disable=g-import-not-at-top
       handlers[DATA] = grain.checkpoint.CheckpointHandler()
     except ImportError:  # The GPU host may lack grain; then no iterator state is saved.
       pass
@@ -110,7 +111,6 @@ class Checkpoints:
     """Saves asynchronously; ``metrics`` (validation) rank the checkpoint for BestN."""
     items = {STATE: ocp.args.StandardSave(state)}
     if data_iterator is not None and self._has_data_handler:
-      import grain  # pylint: disable=g-import-not-at-top
       items[DATA] = grain.checkpoint.CheckpointSave(data_iterator)
     # Only finite floats are stored (the metrics file is JSON); a missing metric ranks worst.
     kept = {k: v for k, v in ((k, _finite(v)) for k, v in (metrics or {}).items()) if v is not None}
@@ -122,7 +122,6 @@ class Checkpoints:
     target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
     items = {STATE: ocp.args.StandardRestore(target)}
     if data_iterator is not None and self._has_data_handler:
-      import grain  # pylint: disable=g-import-not-at-top
       items[DATA] = grain.checkpoint.CheckpointRestore(data_iterator)
     restored = self._manager.restore(step, args=ocp.args.Composite(**items))
     return restored[STATE]

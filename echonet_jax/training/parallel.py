@@ -12,8 +12,13 @@ from typing import Any
 
 from absl import logging
 import jax
+from jax.sharding import Mesh
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from echonet_jax.errors import ConfigError
+from echonet_jax.errors import TrainingError
 
 DATA_AXIS = "data"
 
@@ -75,7 +80,6 @@ def check_platform(platform: str | None) -> None:
   except RuntimeError:
     devices = []
   if not devices:
-    from echonet_jax.errors import TrainingError  # pylint: disable=g-import-not-at-top
     raise TrainingError(
         f"no {platform!r} devices found (JAX backend {jax.default_backend()}, available: "
         f"{sorted({d.platform for d in jax.devices()})}); install jax for your accelerator (see "
@@ -113,5 +117,4 @@ def check_batch_size(global_batch_size: int, mesh: Mesh) -> None:
   """Raises ConfigError when the global batch does not split evenly over the mesh's devices."""
   n = mesh.devices.size
   if global_batch_size % n:
-    from echonet_jax.errors import ConfigError  # pylint: disable=g-import-not-at-top
     raise ConfigError(f"train.batch_size={global_batch_size} is not divisible by the {n} devices")

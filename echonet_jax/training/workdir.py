@@ -17,6 +17,7 @@ import time
 from typing import Iterator
 
 from absl import logging
+import jax
 
 from echonet_jax.errors import TrainingError
 
@@ -142,5 +143,4 @@ def training_lock(workdir: str) -> Iterator[None]:
 
 def lock_for_this_process(workdir: str) -> contextlib.AbstractContextManager:
   """``training_lock`` on process 0 (which writes the workdir), nothing on the other hosts."""
-  import jax  # pylint: disable=g-import-not-at-top
   return training_lock(workdir) if jax.process_index() == 0 else contextlib.nullcontext()

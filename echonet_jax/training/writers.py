@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 import numpy as np
+from tensorboardX import SummaryWriter
 
 
 def json_safe(value: Any) -> Any:
@@ -32,7 +33,6 @@ class MetricWriter:
     self._enabled = enabled
     if not enabled:
       return
-    from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
     os.makedirs(workdir, exist_ok=True)
     path = os.path.join(workdir, "metrics.jsonl")
     self._jsonl = open(path, "a")
