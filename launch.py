@@ -1,8 +1,9 @@
 """echonet-jax entry point: ``python launch.py --config=configs/weight.py --workdir=DIR``.
 
 Modes: ``train`` (default; resumes from DIR's latest checkpoint), ``evaluate`` (best checkpoint on
-``--split``), ``predict`` (new DICOM files → CSV), ``saliency`` (maps and scores) and ``preprocess``
-(build the cache only). ``predict`` and ``saliency`` exit with code 3 when some inputs failed (each
+``--split``), ``predict`` (new DICOM files → CSV), ``saliency`` (maps and scores), ``preprocess``
+(build the cache only), ``sweep`` (the lr × weight-decay grid; docs/sweep.md) and ``sweep_summary``.
+``predict`` and ``saliency`` exit with code 3 when some inputs failed (each
 has its error row; the others are written). Multi-host runs start with ``--coordinator_address`` (or SLURM / TPU
 auto-detection) and every process runs the same command.
 """
@@ -25,7 +26,8 @@ config_flags.DEFINE_config_file(
     "evaluate, predict and saliency use the workdir's saved config when it is left out.",
     lock_config=True)
 flags.DEFINE_string("workdir", None, "Folder for checkpoints, logs and outputs.")
-flags.DEFINE_enum("mode", "train", ["train", "evaluate", "predict", "saliency", "preprocess"],
+flags.DEFINE_enum("mode", "train", ["train", "evaluate", "predict", "saliency", "preprocess",
+                                   "sweep", "sweep_summary"],
                   "What to run.")
 flags.DEFINE_string("split", None, "evaluate/saliency: the split (default: config.eval.split).")
 flags.DEFINE_list("input", [], "predict/saliency: DICOM files or folders.")
@@ -46,7 +48,7 @@ def _run(argv):
   if mode not in ("preprocess", "predict") and not FLAGS.workdir:
     raise ConfigError(f"--workdir is required for --mode={mode}")
   given = _given_config()
-  if given is None and mode in ("train", "preprocess"):
+  if given is None and mode in ("train", "preprocess", "sweep"):
     raise ConfigError(
         f"--config is required for --mode={mode}, e.g. --config=configs/weight.py:cpu")
   # Imports after flag parsing: JAX must not start before multi-host initialisation.
@@ -81,6 +83,10 @@ def _run(argv):
                            os.path.join(FLAGS.workdir, "saliency", "scores.json"))
   elif mode == "preprocess":
     modes.preprocess(given)
+  elif mode == "sweep":
+    modes.sweep(given, FLAGS.workdir)
+  elif mode == "sweep_summary":
+    modes.sweep_summary(FLAGS.workdir)
 
 
 def _given_config():

@@ -94,7 +94,13 @@ def get_config(arg: str | None = None, *, task: str = "weight") -> ml_collection
       seed=0, fps=10.0,
   ))
 
-  c.sweep = ml_collections.ConfigDict(dict(lr=SWEEP_LR, weight_decay=SWEEP_WEIGHT_DECAY))
+  # --mode=sweep trains every (lr, weight_decay) of the grid; see docs/sweep.md.
+  c.sweep = ml_collections.ConfigDict(dict(
+      lr=SWEEP_LR, weight_decay=SWEEP_WEIGHT_DECAY,
+      strategy="auto",  # "vmap" (stacked), "sequential", or "auto": the faster on this platform
+      members_per_program=0,  # vmap: members stacked per program (0: all); bounds memory
+      members=(),  # member indices this job trains (array jobs); () = the whole grid
+  ))
 
   for modifier in (arg or "").split(","):
     modifier = modifier.strip()
@@ -125,6 +131,7 @@ def _test(c: ml_collections.ConfigDict) -> None:
   c.data.phantom.update(num_studies=40, rows=120, cols=160)
   c.model.update(width=0.125, blocks=(1, 1, 1))
   c.train.update(batch_size=8, steps=6, log_every=2, eval_every=3, checkpoint_every=3, workers=0)
+  c.sweep.update(lr=(1e-3, 3e-4), weight_decay=(1e-4, 0.0))
   c.eval.n_boot = 50
 
 

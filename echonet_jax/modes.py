@@ -150,6 +150,21 @@ def matching_config(config: ml_collections.ConfigDict | None, workdir: str
   return config
 
 
+def sweep(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]] | None:
+  """Trains the lr × weight-decay grid of ``config.sweep`` (or this job's members of it); when the
+  grid is complete, writes WORKDIR/sweep/ and promotes the best member (see docs/sweep.md)."""
+  validate_config(config)
+  resolve_image_size(config)
+  from echonet_jax.experiments import sweep as sweep_lib  # pylint: disable=g-import-not-at-top
+  return sweep_lib.run(config, workdir)
+
+
+def sweep_summary(workdir: str) -> list[dict[str, Any]]:
+  """Merges a sweep's finished members into WORKDIR/sweep/ and promotes the best one."""
+  from echonet_jax.experiments import sweep as sweep_lib  # pylint: disable=g-import-not-at-top
+  return sweep_lib.summarize(workdir)
+
+
 def preprocess(config: ml_collections.ConfigDict) -> str:
   """Builds (or finds) the cache of ``config``'s data source and returns its folder."""
   validate_config(config)
@@ -224,6 +239,10 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str) -> dic
         results[name] = out
         out.setdefault("checkpoint_step", trained.step)
   table = report.results_table([workdir], split=split, n_boot=n_boot)
+  from echonet_jax.experiments import sweep as sweep_lib  # pylint: disable=g-import-not-at-top
+  provenance = sweep_lib.describe_promotion(workdir)  # a model promoted from --mode=sweep
+  if provenance:
+    table = f"{provenance}\n\n{table}"
   with open(os.path.join(workdir, "eval", split, "results.md"), "w") as f:
     f.write(table + "\n")
   print(table)

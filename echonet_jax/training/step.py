@@ -1,12 +1,17 @@
 """Training as pure functions: the train state, ``init``, ``train_step`` and ``eval_step``.
 
-The state is a plain pytree. Steps are built once per run by :func:`make_steps` and jitted with the
-state replicated (and donated) and the batch split over the ("data",) mesh axis. The loop that drives
-them, with checkpoints, logging and validation, is in ``echonet_jax/trainer.py``.
+The state is a plain pytree, and the learning rate and weight decay live in it (in the optimiser
+state, through ``optax.inject_hyperparams``), so a grid of models is a batch of states:
+``jax.vmap(train_step, in_axes=(0, None))`` trains them all on one batch (see training/sweep.py).
+``train_step`` takes a loss callable built once from static task kinds (:func:`make_loss`), never a
+config or a registry lookup. Steps are built once per run by :func:`make_steps` and jitted with the
+state replicated (and donated) and the batch split over the ("data",) mesh axis. The loop that
+drives them, with checkpoints, logging and validation, is in ``echonet_jax/training/train.py``.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Mapping, Sequence
 
 import flax
@@ -21,6 +26,10 @@ from echonet_jax import tasks as tasks_lib
 from echonet_jax import models
 
 PyTree = Any
+# (logits, labels, state) -> {task: mean loss}; built by make_loss.
+LossFn = Callable[[Mapping[str, jax.Array], Mapping[str, jax.Array], "TrainState"],
+                  dict[str, jax.Array]]
+BINARY, REGRESSION, CATEGORICAL = "binary", "regression", "categorical"
 
 
 @flax.struct.dataclass
@@ -74,27 +83,53 @@ def _decay_mask(params: PyTree) -> PyTree:
       lambda path, _: getattr(path[-1], "key", None) == "kernel", params)
 
 
-def learning_rate_schedule(optim: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
-  """``constant`` or ``cosine`` decay, each with an optional linear warm-up."""
+def unit_schedule(optim: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
+  """The learning-rate multiplier at each step (peak 1): ``constant`` or ``cosine`` decay, each with
+  an optional linear warm-up. The optimiser multiplies it by the lr kept in its state."""
   warmup = int(optim.get("warmup_steps", 0))
   if optim.schedule == "constant":
-    main = optax.constant_schedule(optim.lr)
+    main = optax.constant_schedule(1.0)
   elif optim.schedule == "cosine":
-    main = optax.cosine_decay_schedule(optim.lr, max(total_steps - warmup, 1),
+    main = optax.cosine_decay_schedule(1.0, max(total_steps - warmup, 1),
                                        alpha=optim.get("final_lr_frac", 0.0))
   else:
     raise ValueError(f"unknown schedule {optim.schedule!r}; use 'constant' or 'cosine'")
   if warmup:
-    return optax.join_schedules([optax.linear_schedule(0.0, optim.lr, warmup), main], [warmup])
+    return optax.join_schedules([optax.linear_schedule(0.0, 1.0, warmup), main], [warmup])
   return main
 
 
+def learning_rate_schedule(optim: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
+  """The learning rate at each step: ``optim.lr`` times :func:`unit_schedule`."""
+  unit = unit_schedule(optim, total_steps)
+  return lambda count: optim.lr * unit(count)
+
+
 def make_optimizer(optim: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
-  """Adam with TF-style L2 weight decay: the decay gradient is added before Adam's scaling."""
-  return optax.chain(
-      optax.add_decayed_weights(optim.weight_decay, mask=_decay_mask),
-      optax.adam(learning_rate_schedule(optim, total_steps)),
-  )
+  """Adam with TF-style L2 weight decay: the decay gradient is added before Adam's scaling.
+
+  ``learning_rate`` (the peak) and ``weight_decay`` are injected hyperparameters: they live in
+  ``opt_state.hyperparams``, so each member of a stacked grid carries its own (see
+  :func:`with_hyperparams`) and a checkpoint records the values it was trained with.
+  """
+  unit = unit_schedule(optim, total_steps)
+
+  def adam_l2(learning_rate, weight_decay):
+    return optax.chain(
+        optax.add_decayed_weights(weight_decay, mask=_decay_mask),
+        optax.adam(lambda count: learning_rate * unit(count)),
+    )
+
+  return optax.inject_hyperparams(adam_l2, hyperparam_dtype=jnp.float32)(
+      learning_rate=optim.lr, weight_decay=optim.weight_decay)
+
+
+def with_hyperparams(state: "TrainState", learning_rate: Any, weight_decay: Any) -> "TrainState":
+  """``state`` with its optimiser's peak learning rate and weight decay replaced."""
+  hyper = dict(state.opt_state.hyperparams)
+  hyper["learning_rate"] = jnp.asarray(learning_rate, jnp.float32)
+  hyper["weight_decay"] = jnp.asarray(weight_decay, jnp.float32)
+  return state.replace(opt_state=state.opt_state._replace(hyperparams=hyper))
 
 
 def init(model: nn.Module, tx: optax.GradientTransformation, rng: jax.Array,
@@ -114,33 +149,49 @@ def init(model: nn.Module, tx: optax.GradientTransformation, rng: jax.Array,
                     opt_state=tx.init(params), rng=state_rng, label_mean=mean, label_std=std)
 
 
+def task_kinds(names: Sequence[str]) -> dict[str, str]:
+  """``{task: "binary" | "regression" | "categorical"}`` from the task registry (static)."""
+  kinds = {}
+  for name in names:
+    task = tasks_lib.get_task(name)
+    kinds[name] = (CATEGORICAL if task.is_categorical else BINARY if task.is_binary
+                   else REGRESSION)
+  return kinds
+
+
 def task_losses(logits: Mapping[str, jax.Array], labels: Mapping[str, jax.Array],
-                state: TrainState, loss_cfg: ml_collections.ConfigDict) -> dict[str, jax.Array]:
-  """Mean loss per task over the examples that have that label (NaN labels are masked out)."""
+                state: TrainState, *, kinds: Mapping[str, str], classification: str = "xent",
+                regression: str = "mse", focal_gamma: float = 2.0, huber_delta: float = 1.0
+                ) -> dict[str, jax.Array]:
+  """Mean loss per task over the examples that have that label (NaN labels are masked out).
+
+  ``kinds`` maps each task to "binary", "regression" or "categorical" (class indices as floats);
+  regression targets are standardised with the state's training-set mean and std.
+  """
   out = {}
   for name, logit in logits.items():
     y = labels[name].astype(jnp.float32)
     valid = ~jnp.isnan(y)
     y = jnp.where(valid, y, 0.0)
-    if tasks_lib.get_task(name).is_categorical:
+    if kinds[name] == CATEGORICAL:
       out[name] = _masked_mean(categorical_loss(logit, y), valid)
       continue
     logit = logit[:, 0].astype(jnp.float32)
-    if tasks_lib.get_task(name).is_binary:
-      if loss_cfg.classification == "xent":
+    if kinds[name] == BINARY:
+      if classification == "xent":
         per_example = optax.sigmoid_binary_cross_entropy(logit, y)
-      elif loss_cfg.classification == "focal":
-        per_example = optax.sigmoid_focal_loss(logit, y, gamma=loss_cfg.focal_gamma)
+      elif classification == "focal":
+        per_example = optax.sigmoid_focal_loss(logit, y, gamma=focal_gamma)
       else:
-        raise ValueError(f"unknown classification loss {loss_cfg.classification!r}")
+        raise ValueError(f"unknown classification loss {classification!r}")
     else:
       z = (y - state.label_mean[name]) / state.label_std[name]
-      if loss_cfg.regression == "mse":
+      if regression == "mse":
         per_example = jnp.square(logit - z)
-      elif loss_cfg.regression == "huber":
-        per_example = optax.huber_loss(logit, z, delta=loss_cfg.huber_delta)
+      elif regression == "huber":
+        per_example = optax.huber_loss(logit, z, delta=huber_delta)
       else:
-        raise ValueError(f"unknown regression loss {loss_cfg.regression!r}")
+        raise ValueError(f"unknown regression loss {regression!r}")
     out[name] = _masked_mean(per_example, valid)
   return out
 
@@ -153,6 +204,15 @@ def categorical_loss(logits: jax.Array, class_index: jax.Array) -> jax.Array:
   """Softmax cross-entropy per example: logits (B, K), labels = class indices as floats (B,)."""
   return optax.softmax_cross_entropy_with_integer_labels(
       logits.astype(jnp.float32), class_index.astype(jnp.int32))
+
+
+def make_loss(loss_cfg: ml_collections.ConfigDict, kinds: Mapping[str, str]) -> LossFn:
+  """The loss callable of ``train_step``: ``loss_cfg``'s choices bound to static task ``kinds``."""
+  kinds = dict(kinds)
+  return functools.partial(
+      task_losses, kinds=kinds, classification=loss_cfg.classification,
+      regression=loss_cfg.regression, focal_gamma=float(loss_cfg.focal_gamma),
+      huber_delta=float(loss_cfg.huber_delta))
 
 
 def output_shape(name: str) -> tuple[int, ...]:
@@ -178,19 +238,22 @@ def to_outputs(logits: Mapping[str, jax.Array], state: TrainState) -> dict[str, 
 
 
 def train_step(state: TrainState, batch: Mapping[str, Any], *, model: nn.Module,
-               tx: optax.GradientTransformation, loss_cfg: ml_collections.ConfigDict
+               tx: optax.GradientTransformation, loss_fn: LossFn
                ) -> tuple[TrainState, dict[str, jax.Array]]:
-  """One optimiser step on a global batch ``{"image": (B,H,W,C), "labels": {task: (B,)}}``."""
+  """One optimiser step on a global batch ``{"image": (B,H,W,C), "labels": {task: (B,)}}``.
+
+  ``loss_fn(logits, labels, state) -> {task: loss}`` (see :func:`make_loss`); the total is their sum.
+  """
   dropout_rng = jax.random.fold_in(state.rng, state.step)
 
-  def loss_fn(params):
+  def total_loss(params):
     logits, updates = model.apply(
         {"params": params, "batch_stats": state.batch_stats}, batch["image"], train=True,
         mutable=["batch_stats"], rngs={"dropout": dropout_rng})
-    losses = task_losses(logits, batch["labels"], state, loss_cfg)
+    losses = loss_fn(logits, batch["labels"], state)
     return sum(losses.values()), (losses, updates["batch_stats"])
 
-  (loss, (losses, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  (loss, (losses, batch_stats)), grads = jax.value_and_grad(total_loss, has_aux=True)(state.params)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   metrics = {"loss": loss, "grad_norm": optax.global_norm(grads),
@@ -208,21 +271,35 @@ def eval_step(state: TrainState, images: jax.Array, *, model: nn.Module) -> dict
 
 
 def make_steps(model: nn.Module, tx: optax.GradientTransformation,
-               loss_cfg: ml_collections.ConfigDict, mesh: jax.sharding.Mesh
+               loss: LossFn | ml_collections.ConfigDict, mesh: jax.sharding.Mesh
                ) -> tuple[Callable[..., Any], Callable[..., Any]]:
   """Jitted ``train_step(state, batch)`` and ``eval_step(state, images)`` for ``mesh``.
+
+  ``loss`` is a loss callable, or the config's ``loss`` section bound to the model's task heads.
 
   The state is replicated and donated; batches arrive split over the data axis (see
   :func:`echonet_jax.training.parallel.global_batch`) and metrics/outputs come back replicated.
   """
+  loss_fn = loss_for_model(loss, model)
   rep = parallel.replicated(mesh)
   data = parallel.data_sharding(mesh)
   jit_train = jax.jit(
-      lambda s, b: train_step(s, b, model=model, tx=tx, loss_cfg=loss_cfg),
+      lambda s, b: train_step(s, b, model=model, tx=tx, loss_fn=loss_fn),
       in_shardings=(rep, data), out_shardings=(rep, rep), donate_argnums=0)
   jit_eval = jax.jit(lambda s, x: eval_step(s, x, model=model),
                      in_shardings=(rep, data), out_shardings=rep)
   return jit_train, jit_eval
+
+
+def loss_for_model(loss: LossFn | ml_collections.ConfigDict, model: nn.Module) -> LossFn:
+  """``loss`` itself when callable; else the loss config bound to the kinds of ``model``'s heads."""
+  if callable(loss):
+    return loss
+  heads = getattr(model, "num_outputs", None)
+  if not isinstance(heads, Mapping):
+    raise ValueError("a model without named task heads (num_outputs={task: 1}) needs a loss "
+                     "callable: step.make_loss(config.loss, step.task_kinds(names))")
+  return make_loss(loss, task_kinds(tuple(heads)))
 
 
 def all_finite(tree: PyTree) -> jax.Array:

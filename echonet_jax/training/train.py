@@ -105,7 +105,18 @@ def validation_metrics(pred: dict[str, Any], names: tuple[str, ...],
   return out
 
 
-def _eval_stream(config, cache_dir, split, names):
+def train_loader(config: ml_collections.ConfigDict, cache_dir: str, names: tuple[str, ...]):
+  """The Grain loader of training batches: the same batches for every run with the same config."""
+  return input_pipeline.train_loader(
+      cache_dir, tasks=names, global_batch_size=config.train.batch_size, seed=config.seed,
+      num_workers=config.train.workers, rotation_deg=config.aug.rotation_deg,
+      brightness=config.aug.brightness, image_size=config.data.image_size,
+      channels=config.data.channels, views=tuple(config.data.views) or None,
+      prefetch=config.train.prefetch, clip=inference.clip_spec(config),
+      min_view_confidence=config.data.get("view_min_confidence", 0.0))
+
+
+def eval_stream(config, cache_dir, split, names):
   """This process's eval batches of ``split`` and how many batches every process runs.
 
   Returns (None, 0) when the split has no video with these tasks' labels.
@@ -176,14 +187,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
                   out_shardings=parallel.replicated(mesh))(rng)
   train_fn, eval_fn = train_lib.make_steps(model, tx, config.loss, mesh)
 
-  loader = input_pipeline.train_loader(
-      cache_dir, tasks=names, global_batch_size=config.train.batch_size, seed=config.seed,
-      num_workers=config.train.workers, rotation_deg=config.aug.rotation_deg,
-      brightness=config.aug.brightness, image_size=config.data.image_size,
-      channels=config.data.channels, views=tuple(config.data.views) or None,
-      prefetch=config.train.prefetch, clip=clip,
-      min_view_confidence=config.data.get("view_min_confidence", 0.0))
-  data_iter = iter(loader)
+  data_iter = iter(train_loader(config, cache_dir, names))
 
   ckpts = checkpoints_lib.Checkpoints(os.path.join(workdir, "checkpoints"),
                                       keep_latest=config.train.keep_checkpoints,
@@ -224,7 +228,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
         last.update(host)
       val = None
       if step % config.train.eval_every == 0 or step == steps:
-        batches, num = _eval_stream(config, cache_dir, "val", names)
+        batches, num = eval_stream(config, cache_dir, "val", names)
         if batches is not None:
           pred = inference.predict_videos(inference.mesh_predict_fn(eval_fn, state, mesh),
                                           batches, num_batches=num, clip=clip)

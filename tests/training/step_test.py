@@ -16,7 +16,6 @@ from echonet_jax.training import step as train
 from tests.testing import REPO, training_batch, training_setup
 
 
-
 def test_task_names_rejects_unknown_task():
   config = default.get_config("test", task="nope")
   with pytest.raises(ValueError, match="unknown task 'nope'"):
@@ -27,8 +26,8 @@ def test_regression_loss_standardises_and_masks_nan():
   _, names, _, _, state = training_setup()
   logits = {"weight": jnp.array([[0.0], [1.0], [5.0]])}
   labels = {"weight": jnp.array([80.0, 95.0, jnp.nan])}
-  cfg = default.get_config("test").loss
-  losses = train.task_losses(logits, labels, state, cfg)
+  loss_fn = train.make_loss(default.get_config("test").loss, {"weight": train.REGRESSION})
+  losses = loss_fn(logits, labels, state)
   # (80-80)/15 = 0 and (95-80)/15 = 1: both predicted exactly; the NaN row is ignored.
   np.testing.assert_allclose(losses["weight"], 0.0, atol=1e-6)
   outputs = train.to_outputs(logits, state)
@@ -40,11 +39,13 @@ def test_binary_losses_xent_and_focal():
   logits = {"sex": jnp.array([[2.0], [-1.0]])}
   labels = {"sex": jnp.array([1.0, 0.0])}
   cfg = default.get_config("test").loss
+  kinds = train.task_kinds(["sex"])
+  assert kinds == {"sex": train.BINARY}
   expected = np.mean([np.log1p(np.exp(-2.0)), np.log1p(np.exp(-1.0))])
-  np.testing.assert_allclose(train.task_losses(logits, labels, state, cfg)["sex"], expected,
+  np.testing.assert_allclose(train.make_loss(cfg, kinds)(logits, labels, state)["sex"], expected,
                              rtol=1e-5)
   cfg.classification = "focal"
-  focal = train.task_losses(logits, labels, state, cfg)["sex"]
+  focal = train.make_loss(cfg, kinds)(logits, labels, state)["sex"]
   assert 0 < focal < expected
 
 
@@ -78,6 +79,53 @@ def test_train_step_reduces_loss_multitask():
   assert int(state.step) == 8
 
 
+def test_optimizer_keeps_lr_and_weight_decay_in_its_state():
+  config = default.get_config("test")
+  config.optim.update(lr=0.1, weight_decay=0.5, schedule="cosine", warmup_steps=2)
+  tx = train.make_optimizer(config.optim, 10)
+  params = {"conv": {"kernel": jnp.ones(3)}}
+  opt_state = tx.init(params)
+  np.testing.assert_allclose(opt_state.hyperparams["learning_rate"], 0.1)
+  np.testing.assert_allclose(opt_state.hyperparams["weight_decay"], 0.5)
+  schedule = train.learning_rate_schedule(config.optim, 10)
+  np.testing.assert_allclose([schedule(0), schedule(1), schedule(2), schedule(10)],
+                             [0.0, 0.05, 0.1, 0.0], atol=1e-7)
+  # The lr the update uses is the state's, not the one the optimiser was built with.
+  state = train.TrainState(step=0, params=params, batch_stats={}, opt_state=opt_state, rng=None,
+                           label_mean={}, label_std={})
+  state = train.with_hyperparams(state, 0.01, 0.0)
+  grads = {"conv": {"kernel": jnp.full(3, 2.0)}}
+  updates, new_opt = tx.update(grads, state.opt_state, params)
+  updates, _ = tx.update(grads, new_opt, params)  # step 1 of the warm-up: lr 0.01 / 2
+  np.testing.assert_allclose(updates["conv"]["kernel"], -0.005, rtol=1e-4)
+  np.testing.assert_allclose(new_opt.hyperparams["weight_decay"], 0.0)
+
+
+def test_vmap_train_step_over_two_stacked_states_matches_each_alone():
+  config, names, model, tx, state = training_setup(tasks=("weight", "sex"))
+  loss_fn = train.make_loss(config.loss, train.task_kinds(names))
+  members = [train.with_hyperparams(state, 1e-3, 1e-4), train.with_hyperparams(state, 3e-4, 0.0)]
+  stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *members)
+  one = jax.jit(lambda s, b: train.train_step(s, b, model=model, tx=tx, loss_fn=loss_fn))
+  both = jax.jit(jax.vmap(lambda s, b: train.train_step(s, b, model=model, tx=tx, loss_fn=loss_fn),
+                          in_axes=(0, None)))
+  for i in range(2):
+    batch = training_batch(names, seed=i)
+    stacked, stacked_metrics = both(stacked, batch)
+    members, metrics = zip(*[one(m, batch) for m in members])
+  for k, (member, lr) in enumerate(zip(members, (1e-3, 3e-4))):
+    np.testing.assert_allclose(stacked_metrics["loss"][k], metrics[k]["loss"], rtol=1e-4)
+    for a, b in zip(jax.tree.leaves(member.params),
+                    jax.tree.leaves(jax.tree.map(lambda x: x[k], stacked.params))):
+      # Adam turns float noise in a near-zero gradient into up to one step of lr, so a rare
+      # element may differ by that much; the mean difference must stay at float noise.
+      np.testing.assert_allclose(a, b, rtol=0, atol=lr)
+      assert np.mean(np.abs(np.asarray(a) - np.asarray(b))) < 0.01 * lr
+  assert stacked.opt_state.hyperparams["learning_rate"].tolist() == pytest.approx([1e-3, 3e-4])
+  # Different hyperparameters really give different members.
+  assert not np.allclose(jax.tree.leaves(members[0].params)[0], jax.tree.leaves(members[1].params)[0])
+
+
 _SHARDING_SCRIPT = textwrap.dedent("""
     import sys
     import jax
@@ -87,7 +135,6 @@ _SHARDING_SCRIPT = textwrap.dedent("""
     from tests import testing as t
     from echonet_jax.training import parallel
     from echonet_jax.training import step as train
-from tests.testing import REPO, training_batch, training_setup
     config, names, model, tx, state = t.training_setup(tasks=("weight", "sex"))
     mesh = parallel.make_mesh()
     assert mesh.devices.size == int(sys.argv[1]), mesh
@@ -125,10 +172,10 @@ def test_categorical_loss_is_softmax_xent_and_outputs_probabilities():
   assert names == ("view",)
   logits = {"view": jnp.array([[2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0], [0.0] * 7, [5.0] * 7])}
   labels = {"view": jnp.array([0.0, 3.0, jnp.nan])}
-  cfg = default.get_config("test").loss
+  loss_fn = train.make_loss(default.get_config("test").loss, train.task_kinds(names))
+  assert train.task_kinds(names) == {"view": train.CATEGORICAL}
   expected = np.mean([-jax.nn.log_softmax(logits["view"][0])[0], np.log(7.0)])
-  np.testing.assert_allclose(train.task_losses(logits, labels, state, cfg)["view"], expected,
-                             rtol=1e-5)
+  np.testing.assert_allclose(loss_fn(logits, labels, state)["view"], expected, rtol=1e-5)
   probs = train.to_outputs(logits, state)["view"]
   assert probs.shape == (3, 7) and train.output_shape("view") == (7,)
   np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-6)
