@@ -21,6 +21,10 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+# Light: no JAX. Everything that imports JAX waits until multi-host start-up (see _run).
+from echonet_jax import errors
+from echonet_jax.errors import ConfigError
+
 config_flags.DEFINE_config_file(
     "config", None, "Config file, e.g. configs/weight.py:cpu. Required to train and preprocess; "
     "evaluate, predict and saliency use the workdir's saved config when it is left out.",
@@ -41,7 +45,6 @@ FLAGS = flags.FLAGS
 
 
 def _run(argv):
-  from echonet_jax.errors import ConfigError  # pylint: disable=g-import-not-at-top
   if len(argv) > 1:
     raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
   mode = FLAGS.mode
@@ -97,8 +100,7 @@ def _given_config():
   try:
     FLAGS.config.get("task")  # an unloadable file only raises when the config is first used
   except OSError as e:
-    from echonet_jax.errors import ConfigError  # pylint: disable=g-import-not-at-top
-    raise ConfigError(_config_load_error(e)) from None
+      raise ConfigError(_config_load_error(e)) from None
   return FLAGS.config
 
 
@@ -213,7 +215,6 @@ def _quiet_closed_event_loops() -> None:
 
 
 def main(argv):
-  from echonet_jax import errors  # pylint: disable=g-import-not-at-top
   logging.get_absl_handler().addFilter(_QuietLibraries())
   _quiet_closed_event_loops()
   try:

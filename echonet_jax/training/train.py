@@ -14,17 +14,17 @@ import ml_collections
 import numpy as np
 import tqdm
 
+from echonet_jax import tasks as tasks_lib
 from echonet_jax.data import cache
-from echonet_jax.training import checkpoints as checkpoints_lib
+from echonet_jax.data import pipeline as input_pipeline
 from echonet_jax.data import prepare as data_lib
+from echonet_jax.data import spec as spec_lib
 from echonet_jax.errors import TrainingError
 from echonet_jax.evaluation import inference
-from echonet_jax.data import pipeline as input_pipeline
-from echonet_jax.data import spec as spec_lib
 from echonet_jax.evaluation import metrics as metrics_lib
+from echonet_jax.training import checkpoints as checkpoints_lib
 from echonet_jax.training import parallel
 from echonet_jax.training import restore
-from echonet_jax import tasks as tasks_lib
 from echonet_jax.training import step as train_lib
 from echonet_jax.training import workdir as workdir_lib
 from echonet_jax.training import writers
