@@ -5,12 +5,30 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
-from typing import Any, Sequence
+from typing import Any
+from typing import Sequence
 
+import jax
 import ml_collections
 
+from echonet_jax import models
 from echonet_jax import tasks as tasks_lib
+from echonet_jax.data import cache
+from echonet_jax.data import prepare as data
+from echonet_jax.data import settings
+from echonet_jax.data import video
 from echonet_jax.errors import ConfigError
+from echonet_jax.evaluation import inference
+from echonet_jax.evaluation import reports as evaluate_lib
+from echonet_jax.evaluation import results_table
+from echonet_jax.evaluation import view_model
+from echonet_jax.experiments import sweep as sweep_lib
+from echonet_jax.interpret import run as interpret
+from echonet_jax.models import MIN_INPUT_SIZE
+from echonet_jax.training import restore
+from echonet_jax.training import train as trainer
+from echonet_jax.training import workdir as workdir_lib
+from echonet_jax.training import writers
 
 _LOSSES = {"classification": ("xent", "focal"), "regression": ("mse", "huber")}
 
@@ -36,7 +54,6 @@ _DATA_KEYS = ("num_frames", "interval_ms", "image_size", "default_fps", "test_fr
 
 
 def _check_at_least(config: ml_collections.ConfigDict) -> None:
-  from echonet_jax.data import settings  # pylint: disable=g-import-not-at-top
   for section, keys in _AT_LEAST.items():
     for key, (integer, minimum, strict) in keys.items():
       if section not in config or key not in config[section]:
@@ -58,15 +75,10 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       raise ConfigError(f"loss.{kind}={config.loss[kind]!r}; use one of {allowed}")
   if config.optim.schedule not in ("constant", "cosine"):
     raise ConfigError(f"optim.schedule={config.optim.schedule!r}; use 'constant' or 'cosine'")
-  from echonet_jax.data import settings  # pylint: disable=g-import-not-at-top
-  from echonet_jax.data import video  # pylint: disable=g-import-not-at-top
   settings.check_settings({k: config.data[k] for k in _DATA_KEYS if k in config.data},
                           label=lambda k: f"data.{k}")
-  from echonet_jax import models  # pylint: disable=g-import-not-at-top
-  from echonet_jax.models import MIN_INPUT_SIZE  # pylint: disable=g-import-not-at-top
   size = video.resolve_image_size(config.data)
   if models.is_clip_model(config.model.get("name", models.DEFAULT_MODEL)):
-    from echonet_jax.evaluation import inference  # pylint: disable=g-import-not-at-top
     inference.clip_spec(config)  # the cache must be able to serve the clips
   elif size < MIN_INPUT_SIZE:
     shown = f"{config.data.image_size}" + (" (native)" if not config.data.image_size else "")
@@ -86,25 +98,62 @@ def resolve_image_size(config: ml_collections.ConfigDict) -> ml_collections.Conf
   299 px for DICOMs and the phantom, 112 px for EchoNet-Dynamic (see data/video.py). Runs before
   anything reads the size, so the saved config and the cache carry the real number.
   """
-  from echonet_jax.data import video  # pylint: disable=g-import-not-at-top
   if not config.data.image_size:
     config.data.image_size = video.resolve_image_size(config.data)
   return config
 
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
-  """Trains (resuming if possible), then evaluates the best checkpoint on ``config.eval.split``."""
+  """Trains (resuming if possible), then evaluates the best checkpoint on ``config.eval.split``
+  and logs those metrics to TensorBoard and metrics.jsonl. Holds the workdir's lock throughout."""
   validate_config(config)
   resolve_image_size(config)
-  import jax  # pylint: disable=g-import-not-at-top
-  from echonet_jax.training import train as trainer  # pylint: disable=g-import-not-at-top
-  last = trainer.train_and_evaluate(config, workdir)
-  if config.train.evaluate_at_end:
-    if jax.process_count() == 1:
-      evaluate(config, workdir, config.eval.split)
-    else:
-      print("multi-host run: evaluate with --mode=evaluate on one host")
+  with workdir_lib.lock_for_this_process(workdir):
+    last = trainer.train_and_evaluate(config, workdir)
+    if config.train.evaluate_at_end:
+      if jax.process_count() == 1:
+        results = evaluate(config, workdir, config.eval.split)
+        log_eval_metrics(config, workdir, config.eval.split, results)
+      else:
+        print("multi-host run: evaluate with --mode=evaluate on one host")
   return last
+
+
+def log_eval_metrics(config: ml_collections.ConfigDict, workdir: str, split: str,
+                     results: dict[str, Any]) -> dict[str, float]:
+  """Writes ``evaluate``'s headline values as ``<split>/<task>/<metric>`` (and the checkpoint step
+  they come from) to metrics.jsonl and TensorBoard at the last training step, with the config as
+  TensorBoard hparams. Returns what was written."""
+  values: dict[str, float] = {}
+  for name, report in results.items():
+    for row in report.get("metrics", []):
+      if isinstance(row.get("value"), (int, float)):
+        values[f"{split}/{name}/{row['metric']}"] = float(row["value"])
+    if report.get("checkpoint_step") is not None:
+      values[f"{split}/checkpoint_step"] = float(report["checkpoint_step"])
+  writer = writers.MetricWriter(workdir)
+  try:
+    writer.write(config.train.steps, values)
+    writer.write_hparams(config.train.steps, config.to_dict(), values)
+  finally:
+    writer.close()
+  return values
+
+
+def matching_config(config: ml_collections.ConfigDict | None, workdir: str
+                    ) -> ml_collections.ConfigDict:
+  """The config an evaluate / predict / saliency run uses on ``workdir``: ``config`` when given
+  (its task must be the workdir's), else the workdir's saved config."""
+  saved = restore.load_config(workdir)
+  if config is None:
+    return saved
+  given = tuple(config.get("tasks") or ()) or (config.task,)
+  held = tuple(saved.get("tasks") or ()) or (saved.task,)
+  if given != held:
+    raise ConfigError(
+        f"--config is for {'+'.join(given)} but {workdir} holds a {'+'.join(held)} model; "
+        "leave out --config to use the workdir's own")
+  return config
 
 
 def sweep(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]] | None:
@@ -112,13 +161,11 @@ def sweep(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any
   grid is complete, writes WORKDIR/sweep/ and promotes the best member (see docs/sweep.md)."""
   validate_config(config)
   resolve_image_size(config)
-  from echonet_jax.experiments import sweep as sweep_lib  # pylint: disable=g-import-not-at-top
   return sweep_lib.run(config, workdir)
 
 
 def sweep_summary(workdir: str) -> list[dict[str, Any]]:
   """Merges a sweep's finished members into WORKDIR/sweep/ and promotes the best one."""
-  from echonet_jax.experiments import sweep as sweep_lib  # pylint: disable=g-import-not-at-top
   return sweep_lib.summarize(workdir)
 
 
@@ -126,14 +173,12 @@ def preprocess(config: ml_collections.ConfigDict) -> str:
   """Builds (or finds) the cache of ``config``'s data source and returns its folder."""
   validate_config(config)
   resolve_image_size(config)
-  from echonet_jax.data import prepare as data  # pylint: disable=g-import-not-at-top
   cache_dir = data.prepare_cache(config)
   print(cache_dir)
   return cache_dir
 
 
 def _single_process(mode: str) -> None:
-  import jax  # pylint: disable=g-import-not-at-top
   if jax.process_count() > 1:
     raise ConfigError(f"--mode={mode} runs on one host; start it without --coordinator_address")
 
@@ -149,12 +194,6 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str) -> dic
   For binary tasks the F1 threshold is chosen on the validation split (evaluated first when
   ``split`` is not "val"). Returns {task: metrics dict}.
   """
-  from echonet_jax.data import cache  # pylint: disable=g-import-not-at-top
-  from echonet_jax.data import prepare as data  # pylint: disable=g-import-not-at-top
-  from echonet_jax.evaluation import reports as evaluate_lib  # pylint: disable=g-import-not-at-top
-  from echonet_jax.evaluation import inference  # pylint: disable=g-import-not-at-top
-  from echonet_jax.evaluation import results_table as report  # pylint: disable=g-import-not-at-top
-  from echonet_jax.training import restore  # pylint: disable=g-import-not-at-top
 
   _single_process("evaluate")
   trained = restore.load(workdir)
@@ -194,8 +233,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str) -> dic
           quality=pred["quality"], data_source=meta.get("source"))
       if current == split:
         results[name] = out
-  table = report.results_table([workdir], split=split, n_boot=n_boot)
-  from echonet_jax.experiments import sweep as sweep_lib  # pylint: disable=g-import-not-at-top
+        out.setdefault("checkpoint_step", trained.step)
+  table = results_table.results_table([workdir], split=split, n_boot=n_boot)
   provenance = sweep_lib.describe_promotion(workdir)  # a model promoted from --mode=sweep
   if provenance:
     table = f"{provenance}\n\n{table}"
@@ -228,10 +267,6 @@ def predict(config: ml_collections.ConfigDict | None, workdirs: Sequence[str],
   the ``checkpoint_step`` of each model (``<task>_checkpoint_step`` columns with several models).
   Returns the CSV path and counts.
   """
-  from echonet_jax.data import video  # pylint: disable=g-import-not-at-top
-  from echonet_jax.evaluation import inference  # pylint: disable=g-import-not-at-top
-  from echonet_jax.evaluation import view_model  # pylint: disable=g-import-not-at-top
-  from echonet_jax.training import restore  # pylint: disable=g-import-not-at-top
 
   del config  # each model brings its own saved config
   _single_process("predict")
@@ -295,5 +330,4 @@ def saliency(config: ml_collections.ConfigDict | None, workdir: str, split: str 
   DICOM or AVI ``inputs``; returns the content of WORKDIR/saliency/scores.json.
   """
   _single_process("saliency")
-  from echonet_jax.interpret import run as interpret  # pylint: disable=g-import-not-at-top
   return interpret.run(config, workdir, split, inputs)

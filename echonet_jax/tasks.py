@@ -16,6 +16,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from echonet_jax.errors import ConfigError
+
 BINARY = "binary"
 REGRESSION = "regression"
 CATEGORICAL = "categorical"
@@ -91,6 +93,5 @@ def get_task(name: str) -> Task:
   try:
     return TASKS[name]
   except KeyError:
-    from echonet_jax.errors import ConfigError  # pylint: disable=g-import-not-at-top
     raise ConfigError(
         f"unknown task {name!r}; known tasks: {', '.join(TASKS)}") from None

@@ -73,3 +73,20 @@ def test_predict_batch_survives_any_failure_of_one_input(trained_workdir, real_a
   assert rows["oom.dcm"]["error"] == "out of memory while reading"
   assert rows["odd.dcm"]["error_type"] == "ValueError"
   assert rows["odd.dcm"]["error"] == "unexpected ValueError while reading"
+
+
+@pytest.mark.slow
+def test_evaluate_loads_the_best_checkpoint_by_val_score(trained_workdir):
+  from echonet_jax.training import restore  # pylint: disable=g-import-not-at-top
+  from echonet_jax.training import writers  # pylint: disable=g-import-not-at-top
+  workdir = trained_workdir("weight")
+  kept = sorted(int(n) for n in os.listdir(os.path.join(workdir, "checkpoints")) if n.isdigit())
+  scores = {r["step"]: r["val/score"] for r in writers.read_metrics(workdir)
+            if r.get("val/score") is not None and r["step"] in kept}
+  assert len(scores) == len(kept) >= 2, (kept, scores)
+  best = min(scores, key=scores.get)
+  trained = restore.load(workdir)
+  assert trained.step == best and trained.best_score == pytest.approx(scores[best])
+  assert restore.load(workdir, which="latest").step == max(kept)
+  results = modes.evaluate(None, workdir, "val")  # no config: the workdir's saved one
+  assert results["weight"]["checkpoint_step"] == best

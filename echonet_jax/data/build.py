@@ -31,7 +31,10 @@ import json
 import math
 import os
 import shutil
-from typing import Any, Sequence
+from typing import Any
+from typing import Sequence
+
+from tqdm import tqdm
 
 from echonet_jax.data import cache
 from echonet_jax.data import extract
@@ -240,7 +243,6 @@ def build_from_rows(rows: Sequence[labels_lib.VideoRow], out_dir: str, spec: Cac
              "errors_csv": os.path.join(out_dir, ERRORS_FILE)}
   failed: collections.Counter = collections.Counter()
   if not finalize_only and todo:
-    from tqdm import tqdm  # pylint: disable=g-import-not-at-top
     to_read = [r for p in todo for r, pk in zip(p.rows, p.pixel_keys) if pk not in sources]
     results = extract.run_videos(to_read, spec,
                                  (os.cpu_count() or 1) if workers is None else workers)

@@ -17,20 +17,36 @@ import logging
 import math
 import os
 import struct
+from typing import Any
+from typing import Sequence
 import warnings
-from typing import Any, Sequence
 
 import numpy as np
+import pydicom
+from pydicom import uid as pydicom_uid
+from pydicom.pixels import get_decoder
 
 from echonet_jax.data import luma
 from echonet_jax.data import sector
+
 # Re-exported for callers that know only this module: DEFAULT_FPS, EchoClip, sample_indices...
-from echonet_jax.data.clip import (  # pylint: disable=unused-import
-    DEFAULT_FPS, EchoClip, Timing, default_timing, plausible_frame_time, positive_float,
-    sample_timing)
-from echonet_jax.errors import (DecodeError, EchoReadError, FileMissingError, MissingDecoderError,
-                                NoFramesError, NoPixelDataError, NotDicomError, NotUltrasoundError,
-                                TruncatedFileError, UnsupportedImageError)
+from echonet_jax.data.clip import DEFAULT_FPS  # pylint: disable=unused-import
+from echonet_jax.data.clip import EchoClip  # pylint: disable=unused-import
+from echonet_jax.data.clip import Timing  # pylint: disable=unused-import
+from echonet_jax.data.clip import default_timing  # pylint: disable=unused-import
+from echonet_jax.data.clip import plausible_frame_time  # pylint: disable=unused-import
+from echonet_jax.data.clip import positive_float  # pylint: disable=unused-import
+from echonet_jax.data.clip import sample_timing  # pylint: disable=unused-import
+from echonet_jax.errors import DecodeError
+from echonet_jax.errors import EchoReadError
+from echonet_jax.errors import FileMissingError
+from echonet_jax.errors import MissingDecoderError
+from echonet_jax.errors import NoFramesError
+from echonet_jax.errors import NoPixelDataError
+from echonet_jax.errors import NotDicomError
+from echonet_jax.errors import NotUltrasoundError
+from echonet_jax.errors import TruncatedFileError
+from echonet_jax.errors import UnsupportedImageError
 
 # Standard DICOM modality codes; any other value is reported without being quoted.
 _MODALITIES = frozenset(
@@ -98,7 +114,6 @@ def frame_timing(ds: Any, num_frames: int, default_fps: float = DEFAULT_FPS) -> 
 
 
 def _pydicom():
-  import pydicom  # pylint: disable=g-import-not-at-top
   return pydicom
 
 
@@ -215,7 +230,6 @@ def check_pixel_extent(ds: Any, num_frames: int, path: str = "") -> None:
           path, f"the pixel data holds {payload} bytes but {num_frames} frames of {rows} x {cols}"
                 f" x {samples} at {bits} bits need {needed} (truncated file or corrupt header)")
     return
-  from pydicom import uid as pydicom_uid  # pylint: disable=g-import-not-at-top
   if tsyntax in pydicom_uid.MPEGTransferSyntaxes:
     return  # one stream for all frames; these fail later as MissingDecoderError
   fragments = _count_fragments(ds.PixelData, "<" if tsyntax.is_little_endian else ">")
@@ -255,8 +269,6 @@ def num_frames_of(ds: Any) -> int:
 def decode_frames(ds: Any, indices: Sequence[int], path: str = "", decoding_plugin: str = ""
                   ) -> np.ndarray:
   """Decodes only the source frames ``indices`` of ``ds`` -> (len(indices), H, W) uint8 luma."""
-  from pydicom import uid as pydicom_uid  # pylint: disable=g-import-not-at-top
-  from pydicom.pixels import get_decoder  # pylint: disable=g-import-not-at-top
   tsyntax = ds.file_meta.get("TransferSyntaxUID")
   if tsyntax is None:
     raise MissingDecoderError(path, "the file has no transfer syntax")

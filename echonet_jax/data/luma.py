@@ -6,13 +6,13 @@ from typing import Any
 
 import cv2
 import numpy as np
+from pydicom.pixels import apply_color_lut
 
 _GRAY = ("MONOCHROME1", "MONOCHROME2")
 
 
 def palette_luma_table(ds: Any) -> np.ndarray:
   """Palette index -> luma, for every index of BitsStored bits."""
-  from pydicom.pixels import apply_color_lut  # pylint: disable=g-import-not-at-top
   bits = int(ds.BitsStored)
   if not 1 <= bits <= 16:  # a table of 2**bits entries: bounded, whatever the header says
     raise ValueError(f"photometric interpretation 'PALETTE COLOR' with {bits} bits stored is "

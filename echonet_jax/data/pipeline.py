@@ -27,7 +27,9 @@ saliency). Black (the masked background) maps to :data:`BLACK` = ``normalize(0)`
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator, Sequence
+from typing import Any
+from typing import Iterator
+from typing import Sequence
 
 from absl import flags
 from absl import logging
@@ -35,13 +37,13 @@ import cv2
 import grain
 import numpy as np
 
+from echonet_jax import tasks as tasks_lib
 from echonet_jax.data import augment
 from echonet_jax.data import cache
 from echonet_jax.data import labels as labels_lib
 from echonet_jax.data import spec as spec_lib
 from echonet_jax.data import views as views_lib
 from echonet_jax.data import windows
-from echonet_jax import tasks as tasks_lib
 from echonet_jax.errors import ConfigError
 
 # Grey-level statistics of echo frames: luma of pydicom-data's color3d_jpeg_baseline.dcm (a
@@ -79,7 +81,7 @@ def pixel_stats(cache_dir: str, split: str = "train", max_videos: int = 200) -> 
 
 def _resolve_shard(shard_index: int | None, num_shards: int | None) -> tuple[int, int]:
   if shard_index is None or num_shards is None:
-    import jax  # pylint: disable=g-import-not-at-top
+    import jax  # pylint: disable=g-import-not-at-top  # not at import: Grain workers import this module
     shard_index = jax.process_index() if shard_index is None else shard_index
     num_shards = jax.process_count() if num_shards is None else num_shards
   if not 0 <= shard_index < num_shards:

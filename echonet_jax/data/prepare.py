@@ -20,17 +20,20 @@ import os
 
 from absl import logging
 import jax
-import numpy as np
-import ml_collections
 from jax.experimental import multihost_utils
+import ml_collections
+import numpy as np
 
+from echonet_jax import phantom
 from echonet_jax.data import build
 from echonet_jax.data import cache
 from echonet_jax.data import echonet_dynamic
 from echonet_jax.data import labels as labels_lib
 from echonet_jax.data import preprocess
+from echonet_jax.data import views
 from echonet_jax.data.spec import CacheSpec
-from echonet_jax.errors import CacheError, ConfigError
+from echonet_jax.errors import CacheError
+from echonet_jax.errors import ConfigError
 
 
 def cache_root() -> str:
@@ -107,7 +110,6 @@ def _source_rows(config: ml_collections.ConfigDict, spec: CacheSpec
   labels_csv = d.labels_csv
   if spec.source == "phantom":
     # Imported here: the phantom renderer is only needed when its dataset is generated.
-    from echonet_jax import phantom  # pylint: disable=g-import-not-at-top
     out = phantom_dir(config)
     labels_csv = os.path.join(out, "labels.csv")
     if not os.path.exists(labels_csv):
@@ -124,7 +126,6 @@ def _ensure_current(config: ml_collections.ConfigDict, cache_dir: str) -> None:
   rows, rows_source = _source_rows(config, spec)
   d = config.data
   if d.get("view_model"):  # a trained view model fills blank views (the one higher-stage import)
-    from echonet_jax.data import views  # pylint: disable=g-import-not-at-top
     from echonet_jax.evaluation import view_model  # pylint: disable=g-import-not-at-top
     rows = views.fill_views(rows, view_model.load_predictor(d.view_model, spec.views), progress=True)
   if build.is_current(cache_dir, rows, spec):

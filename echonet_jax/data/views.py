@@ -21,12 +21,18 @@ import csv
 import dataclasses
 import math
 import os
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
+from typing import Callable
+from typing import Iterable
+from typing import Mapping
+from typing import Sequence
+
+from tqdm import tqdm
 
 from echonet_jax import errors
+from echonet_jax import tasks
 from echonet_jax.data import cache
 from echonet_jax.data import labels as labels_lib
-from echonet_jax import tasks
 
 CSV = "csv"
 PREDICTED = "predicted"
@@ -100,7 +106,6 @@ def fill_views(rows: Sequence[Any], predict: Predictor, progress: bool = False) 
          for r in rows]
   if not blank:
     return out
-  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
   for i in tqdm(blank, unit="video", desc="view model", disable=not progress):
     try:
       view, confidence = predict(rows[i])

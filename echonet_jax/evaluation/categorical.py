@@ -18,8 +18,10 @@ import functools
 import json
 import math
 import os
-from typing import Any, Sequence
+from typing import Any
+from typing import Sequence
 
+from matplotlib.figure import Figure
 import numpy as np
 
 from echonet_jax.evaluation import metrics
@@ -92,7 +94,6 @@ def task_metrics(task: Task, labels, probs, patient_ids, n_boot: int = 1000, see
 
 def plot_confusion(path: str, task: Task, split: str, confusion, report: dict[str, Any]) -> None:
   """Confusion-matrix picture: counts with the fraction of each true class, rows = truth."""
-  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
   cm = np.asarray(confusion, dtype=np.float64)
   fractions = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
   k = len(task.classes)

@@ -15,7 +15,11 @@ prediction is their mean everywhere downstream.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
+from typing import Callable
+from typing import Iterable
+from typing import Iterator
+from typing import Sequence
 
 import jax
 from jax.experimental import multihost_utils

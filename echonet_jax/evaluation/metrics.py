@@ -22,10 +22,15 @@ from __future__ import annotations
 import numpy as np
 
 # The patient bootstrap lives in bootstrap.py; its names are part of this module's interface.
-from echonet_jax.evaluation.bootstrap import (  # pylint: disable=unused-import
-    MIN_CI_PATIENTS, MIN_VALID_FRACTION, Interval, bootstrap_ci, bootstrap_interval,
-    bootstrap_values, format_interval, format_number, interval_note)
-
+from echonet_jax.evaluation.bootstrap import MIN_CI_PATIENTS  # pylint: disable=unused-import
+from echonet_jax.evaluation.bootstrap import MIN_VALID_FRACTION  # pylint: disable=unused-import
+from echonet_jax.evaluation.bootstrap import Interval  # pylint: disable=unused-import
+from echonet_jax.evaluation.bootstrap import bootstrap_ci  # pylint: disable=unused-import
+from echonet_jax.evaluation.bootstrap import bootstrap_interval  # pylint: disable=unused-import
+from echonet_jax.evaluation.bootstrap import bootstrap_values  # pylint: disable=unused-import
+from echonet_jax.evaluation.bootstrap import format_interval  # pylint: disable=unused-import
+from echonet_jax.evaluation.bootstrap import format_number  # pylint: disable=unused-import
+from echonet_jax.evaluation.bootstrap import interval_note  # pylint: disable=unused-import
 
 
 def _as_weights(weights, n: int) -> tuple[np.ndarray, bool]:

@@ -9,7 +9,8 @@ Saliency pictures live in :mod:`echonet_jax.interpret.viz`.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any
+from typing import Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure

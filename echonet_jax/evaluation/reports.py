@@ -25,15 +25,17 @@ import functools
 import json
 import math
 import os
-from typing import Any, Callable, Sequence
+from typing import Any
+from typing import Callable
+from typing import Sequence
 
 import numpy as np
 
 from echonet_jax.evaluation import categorical
 from echonet_jax.evaluation import metrics
 from echonet_jax.evaluation import plots
-from echonet_jax.training import writers
 from echonet_jax.tasks import Task
+from echonet_jax.training import writers
 
 PREDICTIONS_FILE = "predictions.csv"
 METRICS_FILE = "metrics.json"

@@ -17,12 +17,14 @@ import glob
 import json
 import math
 import os
-from typing import Any, Sequence
+from typing import Any
+from typing import Sequence
 
 import numpy as np
 
 from echonet_jax.evaluation import metrics
-from echonet_jax.evaluation.reports import METRICS_FILE, PREDICTIONS_FILE
+from echonet_jax.evaluation.reports import METRICS_FILE
+from echonet_jax.evaluation.reports import PREDICTIONS_FILE
 
 # Ghorbani et al. 2020, 337-patient test set, A4C input (see PAPER.md).
 PAPER: dict[str, dict[str, float]] = {

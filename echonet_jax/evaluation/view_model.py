@@ -7,13 +7,20 @@ highest mean frame probability; its confidence is that probability.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
+from typing import Callable
+from typing import Iterable
+from typing import Mapping
 
 import numpy as np
 
 from echonet_jax import tasks as tasks_lib
+from echonet_jax.data import pipeline
+from echonet_jax.data import video
 from echonet_jax.data import views as views_lib
 from echonet_jax.errors import ConfigError
+from echonet_jax.evaluation import inference
+from echonet_jax.training import restore
 
 
 def categorical_names(trained: Any) -> list[str]:
@@ -37,15 +44,12 @@ def check_view_model(trained: Any, views: Iterable[str] | None = None) -> tasks_
 
 def read_clip(trained: Any, path: str) -> Any:
   """``path`` (DICOM or AVI) read as ``trained`` saw its videos (an EchoClip)."""
-  from echonet_jax.data import video  # pylint: disable=g-import-not-at-top
   return video.read_for_model(path, trained.config.data)
 
 
 def video_outputs(trained: Any, frames: np.ndarray) -> dict[str, np.ndarray]:
   """Per-task video outputs of uint8 ``frames``: the mean over frames, or over the covering clips
   of a clip model ((classes,) or a scalar)."""
-  from echonet_jax.data import pipeline  # pylint: disable=g-import-not-at-top
-  from echonet_jax.evaluation import inference  # pylint: disable=g-import-not-at-top
   predict_fn = inference.batched_predict_fn(trained.eval_fn, trained.state, trained.mesh)
   images = pipeline.to_images(frames, trained.config.data.channels)
   out = predict_fn(inference.model_inputs(images, inference.clip_spec(trained.config)))
@@ -86,7 +90,6 @@ def load_predictor(workdir: str, views: Iterable[str] | None = None
   Raises ConfigError when ``workdir`` is not a view model or cannot tell apart the ``views`` asked
   for; the predictor raises an EchoReadError for a file it cannot read.
   """
-  from echonet_jax.training import restore  # pylint: disable=g-import-not-at-top
   try:
     trained = restore.load(workdir)
   except FileNotFoundError as e:

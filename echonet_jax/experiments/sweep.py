@@ -16,7 +16,8 @@ import json
 import math
 import os
 import shutil
-from typing import Any, Sequence
+from typing import Any
+from typing import Sequence
 
 import jax
 from matplotlib.figure import Figure

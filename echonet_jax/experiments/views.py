@@ -14,13 +14,20 @@ import argparse
 import json
 import os
 import time
-from typing import Any, Sequence
+from typing import Any
+from typing import Sequence
 
 import ml_collections
 
 from configs import default
 from echonet_jax import modes
 from echonet_jax import tasks as tasks_lib
+from echonet_jax.data import cache
+from echonet_jax.data import pipeline
+from echonet_jax.data import prepare
+from echonet_jax.evaluation import inference
+from echonet_jax.evaluation import reports
+from echonet_jax.training import restore
 
 ARMS = {"all": (), "a4c": ("A4C",)}
 
@@ -39,11 +46,6 @@ def arm_config(task: str, arg: str, views: Sequence[str], studies: int, steps: i
 
 def evaluate_on(workdir: str, views: Sequence[str], split: str = "test") -> dict[str, Any]:
   """The best checkpoint's headline metric on the ``views`` videos of ``split``."""
-  from echonet_jax.data import cache  # pylint: disable=g-import-not-at-top
-  from echonet_jax.data import prepare  # pylint: disable=g-import-not-at-top
-  from echonet_jax.evaluation import inference  # pylint: disable=g-import-not-at-top
-  from echonet_jax.evaluation import reports  # pylint: disable=g-import-not-at-top
-  from echonet_jax.training import restore  # pylint: disable=g-import-not-at-top
 
   trained = restore.load(workdir)
   trained.config.data.views = tuple(views)
@@ -75,8 +77,6 @@ def train_figures(workdir: str) -> dict[str, float]:
 
 def run(task: str, arg: str, out: str, studies: int, steps: int = 0) -> list[dict[str, Any]]:
   """Trains both arms one after the other (skipping finished ones) and measures them."""
-  from echonet_jax.data import pipeline  # pylint: disable=g-import-not-at-top
-  from echonet_jax.data import prepare  # pylint: disable=g-import-not-at-top
   results = []
   for arm, views in ARMS.items():
     config = arm_config(task, arg, views, studies, steps)

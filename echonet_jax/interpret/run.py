@@ -36,20 +36,22 @@ import json
 import math
 import os
 import re
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
+from typing import Callable
+from typing import Iterable
+from typing import Sequence
 
+import cv2
 import jax
 import ml_collections
 import numpy as np
 
-import cv2
-
 from echonet_jax import tasks as tasks_lib
 from echonet_jax.data import augment
 from echonet_jax.data import cache
-from echonet_jax.data import video as video_lib
 from echonet_jax.data import pipeline
 from echonet_jax.data import prepare
+from echonet_jax.data import video as video_lib
 from echonet_jax.errors import ConfigError
 from echonet_jax.evaluation import inference
 from echonet_jax.interpret import clips

@@ -16,7 +16,8 @@ so on CPU leave ``chunk_size`` unset unless memory demands it (benchmarks/salien
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from typing import Callable
 
 import jax
 import jax.numpy as jnp

@@ -12,14 +12,16 @@ import sys
 
 import cv2
 import numpy as np
+import pydicom
+from pydicom import data
 
-from echonet_jax.phantom import patients, render, views
+from echonet_jax.phantom import patients
+from echonet_jax.phantom import render
+from echonet_jax.phantom import views
 
 
 def real_frame(index: int = 40) -> np.ndarray:
   """Frame ``index`` of pydicom-data's color3d_jpeg_baseline.dcm as 480x640 grey."""
-  import pydicom  # pylint: disable=g-import-not-at-top
-  from pydicom import data  # pylint: disable=g-import-not-at-top
 
   ds = pydicom.dcmread(data.get_testdata_file("color3d_jpeg_baseline.dcm"))
   rgb = ds.pixel_array[index]  # pydicom returns RGB for YBR_FULL_422 JPEG

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from echonet_jax import tasks
+
 LAE_THRESHOLD_ML_M2 = 48.0  # severe LA enlargement: LA volume index above this (ASE).
 LVH_THRESHOLD_MM = 12.0  # LV hypertrophy: septal/posterior wall thickness above this.
 EF_LABEL_NOISE = 2.0  # SD of the reported EF around the true EF, in EF points.
@@ -199,7 +201,6 @@ def estimate_explainable_variance(num: int = 40000, seed: int = 0) -> dict[str, 
   :func:`image_features` and reports the held-out R^2 (and AUC for binary tasks). This is a ceiling
   for a model that sees whole videos; a model seeing single frames reaches less (notably for EF).
   """
-  from echonet_jax import tasks  # pylint: disable=g-import-not-at-top
 
   rng = np.random.default_rng(seed)
   feats, labels = [], []

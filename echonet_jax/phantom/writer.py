@@ -22,13 +22,21 @@ import json
 import math
 import multiprocessing
 import os
+from typing import Any
+from typing import Sequence
 import zipfile
-from typing import Any, Sequence
 
 import numpy as np
+import pydicom
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import RLELossless
+from pydicom.uid import generate_uid
 
 from echonet_jax import tasks
-from echonet_jax.phantom import patients, render, views as views_lib
+from echonet_jax.phantom import patients
+from echonet_jax.phantom import render
+from echonet_jax.phantom import views as views_lib
 
 CSV_COLUMNS = ("patient_id", "study_id", "video_id", "path", "view", "mask_path") + tasks.TASK_NAMES
 _US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"
@@ -36,7 +44,6 @@ _UID_ROOT = "1.2.826.0.1.3680043.8.498."  # pydicom's documented example root
 
 
 def _uid(*parts: Any) -> str:
-  from pydicom.uid import generate_uid  # pylint: disable=g-import-not-at-top
   return str(generate_uid(prefix=_UID_ROOT, entropy_srcs=[str(p) for p in parts]))
 
 
@@ -48,9 +55,6 @@ def write_dicom(path: str, video: render.RenderedVideo, identity: dict[str, str]
   ``photometric``: MONOCHROME2 (default) or YBR_FULL (grey in 3 samples); ``compression``: "none"
   (explicit VR little endian) or "rle" (RLE Lossless, ~3x smaller, ~1 s slower per 640x480 video).
   """
-  import pydicom  # pylint: disable=g-import-not-at-top
-  from pydicom.dataset import FileMetaDataset  # pylint: disable=g-import-not-at-top
-  from pydicom.uid import ExplicitVRLittleEndian  # pylint: disable=g-import-not-at-top
 
   if photometric not in ("MONOCHROME2", "YBR_FULL"):
     raise ValueError(f"{path}: photometric must be MONOCHROME2 or YBR_FULL, got {photometric!r}")
@@ -121,7 +125,6 @@ def write_dicom(path: str, video: render.RenderedVideo, identity: dict[str, str]
     ds.PixelData = ybr.tobytes()
   ds.LossyImageCompression = "00"
   if compression == "rle":
-    from pydicom.uid import RLELossless  # pylint: disable=g-import-not-at-top
     ds.compress(RLELossless)
   tmp = path + ".tmp"
   ds.save_as(tmp, enforce_file_format=True)

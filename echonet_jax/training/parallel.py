@@ -12,8 +12,13 @@ from typing import Any
 
 from absl import logging
 import jax
+from jax.sharding import Mesh
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from echonet_jax.errors import ConfigError
+from echonet_jax.errors import TrainingError
 
 DATA_AXIS = "data"
 
@@ -52,8 +57,22 @@ def _is_multihost_tpu() -> bool:
   return "," in os.environ.get("TPU_WORKER_HOSTNAMES", "")
 
 
+def describe_devices() -> str:
+  """One line on what JAX found, e.g.
+  "JAX 0.10.2 backend cpu: 1 device (cpu: 1; 1 local); process 0 of 1"."""
+  devices = jax.devices()
+  kinds: dict[str, int] = {}
+  for d in devices:
+    kinds[d.device_kind] = kinds.get(d.device_kind, 0) + 1
+  kind_text = ", ".join(f"{k}: {n}" for k, n in sorted(kinds.items()))
+  return (f"JAX {jax.__version__} backend {jax.default_backend()}: {len(devices)} "
+          f"device{'s' if len(devices) != 1 else ''} ({kind_text}; {jax.local_device_count()} "
+          f"local); process {jax.process_index()} of {jax.process_count()}")
+
+
 def check_platform(platform: str | None) -> None:
-  """Raises RuntimeError with one clear line when no device of the requested platform exists."""
+  """Raises TrainingError with one clear line when no device of the requested platform exists, so a
+  GPU/TPU host with a CPU-only jax never trains on the CPU without a word."""
   if not platform:
     return
   try:
@@ -61,10 +80,10 @@ def check_platform(platform: str | None) -> None:
   except RuntimeError:
     devices = []
   if not devices:
-    from echonet_jax.errors import TrainingError  # pylint: disable=g-import-not-at-top
     raise TrainingError(
-        f"no {platform!r} devices found (available: "
-        f"{sorted({d.platform for d in jax.devices()})}); set --config.platform='' to use any")
+        f"no {platform!r} devices found (JAX backend {jax.default_backend()}, available: "
+        f"{sorted({d.platform for d in jax.devices()})}); install jax for your accelerator (see "
+        "README, Accelerators) or set --config.platform='' to use any")
 
 
 def make_mesh(devices: list[Any] | None = None) -> Mesh:
@@ -98,5 +117,4 @@ def check_batch_size(global_batch_size: int, mesh: Mesh) -> None:
   """Raises ConfigError when the global batch does not split evenly over the mesh's devices."""
   n = mesh.devices.size
   if global_batch_size % n:
-    from echonet_jax.errors import ConfigError  # pylint: disable=g-import-not-at-top
     raise ConfigError(f"train.batch_size={global_batch_size} is not divisible by the {n} devices")

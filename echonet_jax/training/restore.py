@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any, Callable
+from typing import Any
+from typing import Callable
 
+from absl import logging
 import jax
 import ml_collections
 
@@ -27,8 +29,9 @@ class TrainedModel:
   state: train_lib.TrainState
   eval_fn: Callable[..., Any]
   mesh: jax.sharding.Mesh
-  step: int
+  step: int  # the checkpoint step that was loaded
   workdir: str
+  best_score: float | None = None  # its validation score (BEST_METRIC), None when it had none
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
@@ -46,20 +49,32 @@ def load(workdir: str, *, which: str = "best", config: ml_collections.ConfigDict
   config = config or load_config(workdir)
   names = train_lib.task_names(config)
   ckpts = checkpoints_lib.Checkpoints(os.path.join(workdir, "checkpoints"),
-                                      best_metric=BEST_METRIC, best_mode="min", async_save=False)
-  step = ckpts.best_step() if which == "best" else ckpts.latest_step()
-  if step is None:
-    raise FileNotFoundError(f"{workdir}: no checkpoint to restore")
-  mesh = parallel.make_mesh()
-  model = train_lib.create_model(config, names)
-  tx = train_lib.make_optimizer(config.optim, config.train.steps)
-  shape = train_lib.input_shape(config)
-  abstract = jax.eval_shape(
-      lambda r: train_lib.init(model, tx, r, shape, {}, names), jax.random.PRNGKey(0))
-  rep = parallel.replicated(mesh)
-  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep), abstract)
-  state = ckpts.restore(step, abstract)
-  ckpts.close()
+                                      best_metric=BEST_METRIC, best_mode="min", read_only=True)
+  try:
+    steps = ckpts.candidates(which)
+    if not steps:
+      raise FileNotFoundError(f"{workdir}: no checkpoint to restore")
+    mesh = parallel.make_mesh()
+    model = train_lib.create_model(config, names)
+    tx = train_lib.make_optimizer(config.optim, config.train.steps)
+    shape = train_lib.input_shape(config)
+    abstract = jax.eval_shape(
+        lambda r: train_lib.init(model, tx, r, shape, {}, names), jax.random.PRNGKey(0))
+    rep = parallel.replicated(mesh)
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep),
+                            abstract)
+    step, state, _ = ckpts.restore_first(steps, abstract)
+    score = ckpts.metric(step)
+  finally:
+    ckpts.close()
+  logging.info("loaded checkpoint step %d (%s)", step, describe(score, which))
   _, eval_fn = train_lib.make_steps(model, tx, config.loss, mesh)
   return TrainedModel(config=config, names=names, model=model, state=state, eval_fn=eval_fn,
-                      mesh=mesh, step=step, workdir=workdir)
+                      mesh=mesh, step=step, workdir=workdir, best_score=score)
+
+
+def describe(score: float | None, which: str = "best") -> str:
+  """How a loaded checkpoint ranks, e.g. "best val/score 0.4321" (for logs and reports)."""
+  if score is None:
+    return f"{which} readable; no {BEST_METRIC} saved"
+  return f"{which} {BEST_METRIC} {score:.4g}"

@@ -12,7 +12,10 @@ drives them, with checkpoints, logging and validation, is in ``echonet_jax/train
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
+from typing import Callable
+from typing import Mapping
+from typing import Sequence
 
 import flax
 import flax.linen as nn
@@ -21,9 +24,9 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from echonet_jax.training import parallel
-from echonet_jax import tasks as tasks_lib
 from echonet_jax import models
+from echonet_jax import tasks as tasks_lib
+from echonet_jax.training import parallel
 
 PyTree = Any
 # (logits, labels, state) -> {task: mean loss}; built by make_loss.

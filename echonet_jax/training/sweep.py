@@ -16,15 +16,17 @@ import functools
 import json
 import math
 import os
-from typing import Any, Sequence
+from typing import Any
+from typing import Sequence
 
 from absl import logging
 import jax
 import jax.numpy as jnp
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 import ml_collections
 import numpy as np
 import tqdm
-from jax.sharding import NamedSharding, PartitionSpec as P
 
 from echonet_jax.errors import ConfigError
 from echonet_jax.errors import TrainingError

@@ -14,18 +14,19 @@ import ml_collections
 import numpy as np
 import tqdm
 
+from echonet_jax import tasks as tasks_lib
 from echonet_jax.data import cache
-from echonet_jax.training import checkpoints as checkpoints_lib
+from echonet_jax.data import pipeline as input_pipeline
 from echonet_jax.data import prepare as data_lib
+from echonet_jax.data import spec as spec_lib
 from echonet_jax.errors import TrainingError
 from echonet_jax.evaluation import inference
-from echonet_jax.data import pipeline as input_pipeline
-from echonet_jax.data import spec as spec_lib
 from echonet_jax.evaluation import metrics as metrics_lib
+from echonet_jax.training import checkpoints as checkpoints_lib
 from echonet_jax.training import parallel
 from echonet_jax.training import restore
-from echonet_jax import tasks as tasks_lib
 from echonet_jax.training import step as train_lib
+from echonet_jax.training import workdir as workdir_lib
 from echonet_jax.training import writers
 
 BEST_METRIC = restore.BEST_METRIC  # lower is better; see validation_metrics
@@ -137,9 +138,38 @@ def eval_stream(config, cache_dir, split, names):
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
-  """Trains ``config`` in ``workdir`` (resuming from its latest checkpoint); returns last metrics."""
-  names = train_lib.task_names(config)
+  """Trains ``config`` in ``workdir`` (resuming from its latest readable checkpoint); returns the
+  last metrics. Holds the workdir's lock; a full or read-only disk is one TrainingError line."""
   parallel.check_platform(config.get("platform"))
+  with workdir_lib.lock_for_this_process(workdir):
+    try:
+      return _train(config, workdir)
+    except (OSError, ValueError) as e:  # Orbax / TensorStore report a full disk as ValueError.
+      error = workdir_lib.disk_error(e, os.path.join(workdir, "checkpoints"))
+      if error is None:
+        raise
+      raise error from None
+
+
+def _resume(ckpts, state, data_iter, workdir):
+  """(first step to run, state): from the latest readable checkpoint, setting unreadable newer
+  ones aside, or from scratch."""
+  steps = ckpts.candidates("latest")
+  if not steps:
+    return 1, state
+  try:
+    start, state, unreadable = ckpts.restore_first(steps, state, data_iterator=data_iter)
+  except TrainingError:
+    raise TrainingError(f"{workdir}: no checkpoint is readable (steps {steps}); move "
+                        f"{ckpts.directory} aside to start again") from None
+  if unreadable:
+    ckpts.set_aside(unreadable)
+  logging.info("resuming from step %d in %s", start, workdir)
+  return start + 1, state
+
+
+def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
+  names = train_lib.task_names(config)
   check_workdir(config, workdir)
   cache_dir = data_lib.prepare_cache(config)
   meta = cache.read_meta(cache_dir)
@@ -149,6 +179,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   parallel.check_batch_size(config.train.batch_size, mesh)
   model = train_lib.create_model(config, names)
   tx = train_lib.make_optimizer(config.optim, config.train.steps)
+  lr_at = train_lib.learning_rate_schedule(config.optim, config.train.steps)
   image_shape = train_lib.input_shape(config)
   clip = inference.clip_spec(config)
   rng = jax.random.PRNGKey(config.seed)
@@ -161,21 +192,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   ckpts = checkpoints_lib.Checkpoints(os.path.join(workdir, "checkpoints"),
                                       keep_latest=config.train.keep_checkpoints,
                                       best_metric=BEST_METRIC, best_mode="min")
-  start = ckpts.latest_step() or 0
-  if start:
-    logging.info("resuming from step %d in %s", start, workdir)
-    state = ckpts.restore(start, state, data_iterator=data_iter)
+  try:
+    first, state = _resume(ckpts, state, data_iter, workdir)
     # The lr and weight decay live in the optimiser state; the config's rule a resumed run.
     state = train_lib.with_hyperparams(state, config.optim.lr, config.optim.weight_decay)
-
-  writer = writers.MetricWriter(workdir, enabled=jax.process_index() == 0)
+    writer = writers.MetricWriter(workdir, enabled=jax.process_index() == 0)
+  except BaseException:
+    _close(ckpts, quiet=True)
+    raise
   steps = config.train.steps
-  bar = tqdm.tqdm(total=steps, initial=start, unit="step", dynamic_ncols=True,
+  if first == 1:
+    writer.write_config(0, config.to_json_best_effort(indent=2, sort_keys=True))
+  bar = tqdm.tqdm(total=steps, initial=first - 1, unit="step", dynamic_ncols=True,
                   disable=jax.process_index() != 0)
   last: dict[str, float] = {}
-  t0, n0 = time.perf_counter(), start
+  t0, n0 = time.perf_counter(), first - 1
+  done = False
   try:
-    for step in range(start + 1, steps + 1):
+    for step in range(first, steps + 1):
       batch = parallel.global_batch(next(data_iter), mesh)
       state, step_metrics = train_fn(state, batch)
       bar.update(1)
@@ -188,6 +222,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         dt = time.perf_counter() - t0
         host["steps_per_s"] = (step - n0) / dt
         host["images_per_s"] = host["steps_per_s"] * config.train.batch_size
+        host["lr"] = float(lr_at(step - 1))  # the rate this step's update used (count = step - 1)
         t0, n0 = time.perf_counter(), step
         writer.write(step, {f"train/{k}": v for k, v in host.items()})
         bar.set_postfix(loss=f"{host['loss']:.4f}", steps_s=f"{host['steps_per_s']:.2f}",
@@ -208,8 +243,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
               f"parameters became non-finite by step {step}; stopped, the last good checkpoint "
               f"(step {ckpts.latest_step()}) is kept in {workdir}")
         ckpts.save(step, state, data_iterator=data_iter, metrics=val)
+    ckpts.wait()  # a failed asynchronous save raises here, inside the try
+    best = ckpts.best_step()
+    if best is not None:
+      logging.info("best checkpoint: step %d (%s)", best, restore.describe(ckpts.metric(best)))
+    done = True
   finally:
     bar.close()
-    ckpts.close()
-    writer.close()
+    _close(ckpts, quiet=not done)
+    _close(writer, quiet=not done)
   return last
+
+
+def _close(closable, *, quiet: bool) -> None:
+  """Closes; with ``quiet`` (an error is already on its way up) a failure to close, as a full disk
+  fails every later write too, does not replace that error."""
+  try:
+    closable.close()
+  except Exception:  # pylint: disable=broad-except
+    if not quiet:
+      raise
