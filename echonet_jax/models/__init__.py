@@ -7,9 +7,9 @@ from typing import Any
 import flax.linen as nn
 
 from echonet_jax.errors import ConfigError
+from echonet_jax.models.common import scaled_channels
 from echonet_jax.models.inception_resnet_v1 import MIN_INPUT_SIZE
 from echonet_jax.models.inception_resnet_v1 import InceptionResNetV1
-from echonet_jax.models.inception_resnet_v1 import scaled_channels
 from echonet_jax.models.r2plus1d import R2Plus1D18
 
 Model = InceptionResNetV1

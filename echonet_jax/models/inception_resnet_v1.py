@@ -19,6 +19,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from echonet_jax.models import common
+from echonet_jax.models.common import scaled_channels
+
 # Smallest square input for which the last reduction still has a 1x1 output.
 MIN_INPUT_SIZE = 75
 
@@ -115,11 +118,6 @@ def _max_pool_3x3_s2(x: jax.Array) -> jax.Array:
   return nn.max_pool(x, (3, 3), strides=(2, 2), padding="VALID")
 
 
-def scaled_channels(n: int, width: float) -> int:
-  """``n * width`` rounded to the nearest integer, at least 1."""
-  return max(1, int(round(n * width)))
-
-
 class _Trunk(nn.Module):
   """Stem, residual stages and reductions, then global average pooling."""
 
@@ -208,23 +206,10 @@ class InceptionResNetV1(nn.Module):
   dtype: Dtype = jnp.float32
 
   def setup(self):
-    if len(self.blocks) != 3 or any(int(b) != b or b < 0 for b in self.blocks):
-      raise ValueError(f"blocks must be three non-negative ints, got {self.blocks!r}")
-    if self.width <= 0:
-      raise ValueError(f"width must be positive, got {self.width!r}")
-    if not 0.0 <= self.dropout_rate < 1.0:
-      raise ValueError(f"dropout_rate must be in [0, 1), got {self.dropout_rate!r}")
+    common.check_attributes(tuple(self.blocks), 3, 0, self.width, self.dropout_rate)
     self.trunk = _Trunk(width=self.width, blocks=tuple(self.blocks), dtype=self.dtype)
     self.dropout = nn.Dropout(self.dropout_rate)
-    dense = functools.partial(
-        nn.Dense, kernel_init=head_kernel_init, dtype=jnp.float32, param_dtype=jnp.float32)
-    if isinstance(self.num_outputs, Mapping):
-      if not self.num_outputs:
-        raise ValueError("num_outputs mapping is empty")
-      self.heads = {name: dense(int(n), name=f"head_{name}")
-                    for name, n in self.num_outputs.items()}
-    else:
-      self.head = dense(int(self.num_outputs), name="head")
+    self.heads = common.make_heads(self.num_outputs, head_kernel_init)
 
   def features(self, x: jax.Array, *, train: bool) -> jax.Array:
     """Globally average-pooled trunk features, (B, ~1792 * width), float32."""
@@ -233,6 +218,4 @@ class InceptionResNetV1(nn.Module):
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array | dict[str, jax.Array]:
     """Maps images (B, H, W, C), H, W >= 75, to float32 logits (or a dict of them)."""
     h = self.dropout(self.features(x, train=train), deterministic=not train)
-    if isinstance(self.num_outputs, Mapping):
-      return {name: head(h) for name, head in self.heads.items()}
-    return self.head(h)
+    return common.apply_heads(self.heads, h)

@@ -21,7 +21,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from echonet_jax.models.inception_resnet_v1 import scaled_channels
+from echonet_jax.models import common
+from echonet_jax.models.common import scaled_channels
 
 # torchvision's init: Kaiming-normal on fan_out for convs, N(0, 0.01) for the linear head.
 conv_kernel_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
@@ -157,24 +158,11 @@ class R2Plus1D18(nn.Module):
   dtype: Dtype = jnp.float32
 
   def setup(self):
-    if len(self.blocks) != 4 or any(int(b) != b or b < 1 for b in self.blocks):
-      raise ValueError(f"blocks must be four positive ints, got {self.blocks!r}")
-    if self.width <= 0:
-      raise ValueError(f"width must be positive, got {self.width!r}")
-    if not 0.0 <= self.dropout_rate < 1.0:
-      raise ValueError(f"dropout_rate must be in [0, 1), got {self.dropout_rate!r}")
+    common.check_attributes(tuple(self.blocks), 4, 1, self.width, self.dropout_rate)
     self.trunk = _Trunk(width=self.width, blocks=tuple(int(b) for b in self.blocks),
                         dtype=self.dtype)
     self.dropout = nn.Dropout(self.dropout_rate)
-    dense = functools.partial(
-        nn.Dense, kernel_init=head_kernel_init, dtype=jnp.float32, param_dtype=jnp.float32)
-    if isinstance(self.num_outputs, Mapping):
-      if not self.num_outputs:
-        raise ValueError("num_outputs mapping is empty")
-      self.heads = {name: dense(int(n), name=f"head_{name}")
-                    for name, n in self.num_outputs.items()}
-    else:
-      self.head = dense(int(self.num_outputs), name="head")
+    self.heads = common.make_heads(self.num_outputs, head_kernel_init)
 
   def features(self, x: jax.Array, *, train: bool) -> jax.Array:
     """Globally average-pooled trunk features, (B, 512 * width), float32."""
@@ -183,6 +171,4 @@ class R2Plus1D18(nn.Module):
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array | dict[str, jax.Array]:
     """Maps clips (B, T, H, W, C) to float32 logits (or a dict of them)."""
     h = self.dropout(self.features(x, train=train), deterministic=not train)
-    if isinstance(self.num_outputs, Mapping):
-      return {name: head(h) for name, head in self.heads.items()}
-    return self.head(h)
+    return common.apply_heads(self.heads, h)

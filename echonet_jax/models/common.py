@@ -1,0 +1,52 @@
+"""What both networks share: channel scaling, the attribute checks and the linear heads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Heads = nn.Dense | Mapping[str, nn.Dense]
+
+
+def scaled_channels(n: int, width: float) -> int:
+  """``n * width`` rounded to the nearest integer, at least 1."""
+  return max(1, int(round(n * width)))
+
+
+def check_attributes(blocks: tuple[int, ...], num_stages: int, min_repeats: int, width: float,
+                     dropout_rate: float) -> None:
+  """ValueError unless ``blocks`` has ``num_stages`` ints >= ``min_repeats``, ``width`` > 0 and
+  ``dropout_rate`` is in [0, 1)."""
+  if len(blocks) != num_stages or any(int(b) != b or b < min_repeats for b in blocks):
+    kind = "non-negative" if min_repeats == 0 else "positive"
+    raise ValueError(f"blocks must be {num_stages} {kind} ints, got {blocks!r}")
+  if width <= 0:
+    raise ValueError(f"width must be positive, got {width!r}")
+  if not 0.0 <= dropout_rate < 1.0:
+    raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate!r}")
+
+
+def make_heads(num_outputs: int | Mapping[str, int], kernel_init: Callable) -> Heads:
+  """Float32 linear heads, built inside a module's ``setup``: one ``head`` of ``num_outputs``
+  logits, or for a mapping ``name -> n`` one ``head_<name>`` per name."""
+  if isinstance(num_outputs, Mapping):
+    if not num_outputs:
+      raise ValueError("num_outputs mapping is empty")
+    return {name: _dense(int(n), kernel_init, f"head_{name}") for name, n in num_outputs.items()}
+  return _dense(int(num_outputs), kernel_init, "head")
+
+
+def apply_heads(heads: Heads, features: jax.Array) -> jax.Array | dict[str, jax.Array]:
+  """The logits of :func:`make_heads`'s heads: an array, or ``{name: (B, n) logits}``."""
+  if isinstance(heads, Mapping):
+    return {name: head(features) for name, head in heads.items()}
+  return heads(features)
+
+
+def _dense(n: int, kernel_init: Callable, name: str) -> nn.Dense:
+  return nn.Dense(n, kernel_init=kernel_init, dtype=jnp.float32, param_dtype=jnp.float32,
+                  name=name)
