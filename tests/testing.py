@@ -9,9 +9,11 @@ import cv2
 import jax
 import numpy as np
 from pydicom.data import get_testdata_file
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
+from pydicom.dataset import FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.uid import generate_uid, ExplicitVRLittleEndian
+from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import generate_uid
 import pytest
 
 from configs import default
@@ -143,3 +145,18 @@ def patch_reader(monkeypatch, raising: dict[str, BaseException]) -> None:
       return _original(path, *args, **kwargs)
 
     monkeypatch.setattr(module, name, fake)
+
+
+def conv_multiply_adds(jaxpr) -> int:
+  """Multiply-adds of every convolution in a jaxpr, nested jaxprs (pjit, custom_vjp) included."""
+  total = 0
+  for eqn in jaxpr.eqns:
+    if eqn.primitive.name == "conv_general_dilated":
+      out = eqn.outvars[0].aval.shape
+      kernel = eqn.invars[1].aval.shape  # (spatial..., in, out)
+      total += int(np.prod(out)) * int(np.prod(kernel[:-1]))
+    for param in eqn.params.values():
+      sub = getattr(param, "jaxpr", param)
+      if hasattr(sub, "eqns"):
+        total += conv_multiply_adds(sub)
+  return total

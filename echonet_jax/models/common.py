@@ -1,4 +1,5 @@
-"""What both networks share: channel scaling, the attribute checks and the linear heads."""
+"""What both networks share: pooled features -> dropout -> linear heads, the attribute checks and
+channel scaling."""
 
 from __future__ import annotations
 
@@ -45,6 +46,23 @@ def apply_heads(heads: Heads, features: jax.Array) -> jax.Array | dict[str, jax.
   if isinstance(heads, Mapping):
     return {name: head(features) for name, head in heads.items()}
   return heads(features)
+
+
+class PooledNetwork(nn.Module):
+  """A trunk pooled to one float32 feature vector per example, dropout, then linear heads.
+
+  Subclasses build ``self.trunk``, ``self.dropout`` and ``self.heads`` (:func:`make_heads`) in
+  ``setup``.
+  """
+
+  def features(self, x: jax.Array, *, train: bool) -> jax.Array:
+    """Globally average-pooled trunk features, (B, F), float32."""
+    return self.trunk(x, train=train)
+
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array | dict[str, jax.Array]:
+    """Float32 logits of a batch: an array, or ``{name: (B, n) logits}`` for a mapping of heads."""
+    h = self.dropout(self.features(x, train=train), deterministic=not train)
+    return apply_heads(self.heads, h)
 
 
 def _dense(n: int, kernel_init: Callable, name: str) -> nn.Dense:

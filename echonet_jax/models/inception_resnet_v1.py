@@ -186,8 +186,8 @@ class _Trunk(nn.Module):
     return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
 
 
-class InceptionResNetV1(nn.Module):
-  """Inception-ResNet-v1 classifier/regressor.
+class InceptionResNetV1(common.PooledNetwork):
+  """Inception-ResNet-v1 classifier/regressor: images (B, H, W, C), H, W >= 75 -> float32 logits.
 
   Attributes:
     num_outputs: logits per image; a mapping ``name -> n`` builds one linear head per
@@ -210,12 +210,3 @@ class InceptionResNetV1(nn.Module):
     self.trunk = _Trunk(width=self.width, blocks=tuple(self.blocks), dtype=self.dtype)
     self.dropout = nn.Dropout(self.dropout_rate)
     self.heads = common.make_heads(self.num_outputs, head_kernel_init)
-
-  def features(self, x: jax.Array, *, train: bool) -> jax.Array:
-    """Globally average-pooled trunk features, (B, ~1792 * width), float32."""
-    return self.trunk(x, train=train)
-
-  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array | dict[str, jax.Array]:
-    """Maps images (B, H, W, C), H, W >= 75, to float32 logits (or a dict of them)."""
-    h = self.dropout(self.features(x, train=train), deterministic=not train)
-    return common.apply_heads(self.heads, h)

@@ -137,8 +137,9 @@ class _Trunk(nn.Module):
     return jnp.mean(x.astype(jnp.float32), axis=(1, 2, 3))
 
 
-class R2Plus1D18(nn.Module):
-  """R(2+1)D-18 video classifier/regressor; same call and heads as ``InceptionResNetV1``.
+class R2Plus1D18(common.PooledNetwork):
+  """R(2+1)D-18 video classifier/regressor: clips (B, T, H, W, C) -> float32 logits; same call and
+  heads as ``InceptionResNetV1``.
 
   Attributes:
     num_outputs: logits per clip; a mapping ``name -> n`` builds one linear head per
@@ -163,12 +164,3 @@ class R2Plus1D18(nn.Module):
                         dtype=self.dtype)
     self.dropout = nn.Dropout(self.dropout_rate)
     self.heads = common.make_heads(self.num_outputs, head_kernel_init)
-
-  def features(self, x: jax.Array, *, train: bool) -> jax.Array:
-    """Globally average-pooled trunk features, (B, 512 * width), float32."""
-    return self.trunk(x, train=train)
-
-  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array | dict[str, jax.Array]:
-    """Maps clips (B, T, H, W, C) to float32 logits (or a dict of them)."""
-    h = self.dropout(self.features(x, train=train), deterministic=not train)
-    return common.apply_heads(self.heads, h)

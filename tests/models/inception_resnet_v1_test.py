@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from echonet_jax import models
+from tests import testing
 
 # A CPU-sized configuration: quarter width, one block of each kind.
 TINY = dict(width=0.25, blocks=(1, 1, 1))
@@ -60,20 +61,6 @@ def test_parameter_count_full_model_is_pinned():
   assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(variables))
 
 
-def _conv_multiply_adds(jaxpr) -> int:
-  total = 0
-  for eqn in jaxpr.eqns:
-    if eqn.primitive.name == "conv_general_dilated":
-      out = eqn.outvars[0].aval.shape
-      kernel = eqn.invars[1].aval.shape  # HWIO
-      total += int(np.prod(out)) * int(np.prod(kernel[:-1]))
-    for param in eqn.params.values():  # nested jaxprs: pjit, custom_vjp, ...
-      sub = getattr(param, "jaxpr", param)
-      if hasattr(sub, "eqns"):
-        total += _conv_multiply_adds(sub)
-  return total
-
-
 def test_forward_flops_per_image_match_paper():
   model = models.Model()
   batch = 2
@@ -85,7 +72,7 @@ def test_forward_flops_per_image_match_paper():
   flops_per_image = cost["flops"] / batch
   assert flops_per_image == pytest.approx(12.6e9, rel=0.05)
   # Counted by hand from the convolutions: ~6.3 G multiply-adds per image.
-  macs = _conv_multiply_adds(jax.make_jaxpr(apply)(variables, x).jaxpr) / batch
+  macs = testing.conv_multiply_adds(jax.make_jaxpr(apply)(variables, x).jaxpr) / batch
   assert macs == pytest.approx(6.3e9, rel=0.01)
 
 

@@ -11,6 +11,7 @@ import pytest
 from echonet_jax import models
 from echonet_jax.errors import ConfigError
 from echonet_jax.models import r2plus1d
+from tests import testing
 
 # A CPU-sized configuration: quarter width, one block per stage.
 TINY = dict(width=0.25, blocks=(1, 1, 1, 1))
@@ -91,20 +92,6 @@ def test_parameter_count_full_model_is_pinned():
   assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(variables))
 
 
-def _conv_multiply_adds(jaxpr) -> int:
-  total = 0
-  for eqn in jaxpr.eqns:
-    if eqn.primitive.name == "conv_general_dilated":
-      out = eqn.outvars[0].aval.shape
-      kernel = eqn.invars[1].aval.shape  # THWIO
-      total += int(np.prod(out)) * int(np.prod(kernel[:-1]))
-    for param in eqn.params.values():  # nested jaxprs: pjit, custom_vjp, ...
-      sub = getattr(param, "jaxpr", param)
-      if hasattr(sub, "eqns"):
-        total += _conv_multiply_adds(sub)
-  return total
-
-
 def test_forward_flops_per_clip_are_pinned():
   model = models.R2Plus1D18()
   apply = lambda v, x: model.apply(v, x, train=False)
@@ -115,9 +102,9 @@ def test_forward_flops_per_clip_are_pinned():
   assert cost["flops"] / 1e9 == pytest.approx(FULL_GFLOPS_32_FRAMES, rel=0.01)
   # The convolutions' multiply-adds match torchvision's figure at 16 frames, and double at 32.
   half = jax.ShapeDtypeStruct((1, 16, 112, 112, 3), jnp.float32)
-  macs_16 = _conv_multiply_adds(jax.make_jaxpr(apply)(variables, half).jaxpr)
+  macs_16 = testing.conv_multiply_adds(jax.make_jaxpr(apply)(variables, half).jaxpr)
   assert macs_16 / 1e9 == pytest.approx(TORCHVISION_GMACS_16_FRAMES, abs=5e-4)
-  assert _conv_multiply_adds(jax.make_jaxpr(apply)(variables, x).jaxpr) == 2 * macs_16
+  assert testing.conv_multiply_adds(jax.make_jaxpr(apply)(variables, x).jaxpr) == 2 * macs_16
 
 
 @pytest.mark.parametrize("channels", [1, 3])
