@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import subprocess
+import sys
 
 import cv2
 import jax
@@ -160,3 +162,16 @@ def conv_multiply_adds(jaxpr) -> int:
       if hasattr(sub, "eqns"):
         total += conv_multiply_adds(sub)
   return total
+
+
+def run_on_cpu_devices(script: str, tmp_path, counts=(1, 8)) -> list:
+  """Runs ``script`` (argv: device count, output .npz) in a fresh interpreter per count; the loaded
+  .npz files, in the order of ``counts``."""
+  path = tmp_path / "run_on_devices.py"
+  path.write_text(script)
+  results = []
+  for n in counts:
+    out = tmp_path / f"{n}.npz"
+    subprocess.run([sys.executable, str(path), str(n), str(out)], check=True, cwd=REPO)
+    results.append(np.load(out))
+  return results

@@ -5,8 +5,6 @@ import csv
 import json
 import math
 import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -18,9 +16,11 @@ from echonet_jax import modes
 from echonet_jax.data import windows
 from echonet_jax.errors import ConfigError
 from echonet_jax.evaluation import inference
-from echonet_jax.models import InceptionResNetV1, R2Plus1D18
+from echonet_jax.models import InceptionResNetV1
+from echonet_jax.models import R2Plus1D18
 from echonet_jax.training import restore
 from echonet_jax.training import step as step_lib
+from tests import testing
 from tests.testing import REPO
 
 
@@ -133,13 +133,6 @@ _SHARDING_SCRIPT = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_clip_batch_splits_over_the_data_axis_like_frames(tmp_path):
-  script = tmp_path / "run.py"
-  script.write_text(_SHARDING_SCRIPT.format(repo=REPO))
-  results = []
-  for n in (1, 8):
-    out = tmp_path / f"{n}.npz"
-    subprocess.run([sys.executable, str(script), str(n), str(out)], check=True, cwd=REPO)
-    results.append(np.load(out))
-  one, eight = results
+  one, eight = testing.run_on_cpu_devices(_SHARDING_SCRIPT.format(repo=REPO), tmp_path)
   np.testing.assert_allclose(one["loss"], eight["loss"], rtol=1e-4)
   np.testing.assert_allclose(one["out"], eight["out"], rtol=1e-3, atol=1e-3)

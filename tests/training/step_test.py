@@ -1,7 +1,5 @@
 """Train step: losses, optimiser, and the same result on 1 and 8 (fake CPU) devices."""
 
-import subprocess
-import sys
 import textwrap
 
 import jax
@@ -13,7 +11,10 @@ import pytest
 from configs import default
 from echonet_jax.training import parallel
 from echonet_jax.training import step as train
-from tests.testing import REPO, training_batch, training_setup
+from tests import testing
+from tests.testing import REPO
+from tests.testing import training_batch
+from tests.testing import training_setup
 
 
 def test_task_names_rejects_unknown_task():
@@ -149,14 +150,7 @@ _SHARDING_SCRIPT = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_same_result_on_1_and_8_devices(tmp_path):
-  script = tmp_path / "run.py"
-  script.write_text(_SHARDING_SCRIPT.format(repo=REPO))
-  results = []
-  for n in (1, 8):
-    out = tmp_path / f"{n}.npz"
-    subprocess.run([sys.executable, str(script), str(n), str(out)], check=True, cwd=REPO)
-    results.append(np.load(out))
-  one, eight = results
+  one, eight = testing.run_on_cpu_devices(_SHARDING_SCRIPT.format(repo=REPO), tmp_path)
   # Reduction order differs between layouts; Adam can amplify it for near-zero gradients by at
   # most a step of size lr (1e-3), so parameters are compared at that scale.
   np.testing.assert_allclose(one["loss"], eight["loss"], rtol=1e-3)
