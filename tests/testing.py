@@ -19,6 +19,7 @@ from pydicom.uid import generate_uid
 import pytest
 
 from configs import default
+from echonet_jax import errors
 from echonet_jax.data import cache
 from echonet_jax.data import dicom
 from echonet_jax.training import step as step_lib
@@ -94,6 +95,18 @@ def write_us_dicom(path: str, frames: np.ndarray, *, frame_time: float | None = 
   ds.PixelData = frames.tobytes()
   ds.save_as(path, enforce_file_format=True)
   return path
+
+
+def expect_read_error(error_type, path, fragment, **kwargs):
+  """Asserts that ``dicom.read_echo(path)`` raises ``error_type``, one line naming the file and a
+  reason containing ``fragment``; returns the error."""
+  with pytest.raises(error_type) as info:
+    dicom.read_echo(path, size=32, **kwargs)
+  err = info.value
+  assert isinstance(err, errors.EchoReadError)
+  assert err.path == str(path) and str(err) == f"{path}: {err.reason}"
+  assert fragment in err.reason
+  return err
 
 
 # The stream tests' cache: STREAM_VIDEOS videos of STREAM_FRAMES frames at STREAM_SIZE px, a
