@@ -23,6 +23,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from echonet_jax.data import dicom  # pylint: disable=g-import-not-at-top,wrong-import-position
+from echonet_jax.data import dicom_header  # pylint: disable=g-import-not-at-top,wrong-import-position
 from echonet_jax.data import preprocess  # pylint: disable=g-import-not-at-top,wrong-import-position
 from echonet_jax.data.spec import CacheSpec  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -53,15 +54,15 @@ def main() -> None:
   read_s = _median_seconds(lambda: dicom.read_echo(path, 20, 100, 299), args.repeats)
 
   def full_decode():
-    with dicom.quiet_pydicom():
+    with dicom_header.quiet_pydicom():
       return pydicom.dcmread(path).pixel_array
 
   full_s = _median_seconds(full_decode, max(1, args.repeats // 2))
 
   def full_decode_same_plugin():  # every frame, with read_echo's decoder and no conversion
-    with dicom.quiet_pydicom():
-      ds = dicom.read_dataset(path)
-      return dicom.decode_frames(ds, range(dicom.num_frames_of(ds)), path)
+    with dicom_header.quiet_pydicom():
+      ds = dicom_header.read_dataset(path)
+      return dicom.decode_frames(ds, range(dicom_header.num_frames_of(ds)), path)
 
   same_s = _median_seconds(full_decode_same_plugin, max(1, args.repeats // 2))
 

@@ -26,7 +26,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from echonet_jax.data import augment
 from echonet_jax.data import cache
-from echonet_jax.data import pipeline as input_pipeline
+from echonet_jax.data import normalization
+from echonet_jax.data import train_stream
 
 
 def phantom_video(rng: np.random.Generator, frames: int, size: int) -> np.ndarray:
@@ -71,7 +72,7 @@ def build_cache(root: str, videos: int, records: int, frames: int, size: int,
 
 
 def stream_fps(cache_dir: str, *, workers: int, augmented: bool, batch: int, batches: int) -> float:
-  loader = input_pipeline.train_loader(
+  loader = train_stream.train_loader(
       cache_dir, tasks=["ef"], global_batch_size=batch, seed=0, num_workers=workers,
       rotation_deg=20.0 if augmented else 0.0, brightness=0.1 if augmented else 0.0,
       shard_index=0, num_shards=1, num_threads=1, prefetch=2)
@@ -109,7 +110,7 @@ def stage_ms(cache_dir: str, repeats: int) -> dict[str, float]:
   timed("decode_one_frame", lambda i: cache.decode_record(data, frames=[i % 20])["frames"][0])
   timed("decode_all_frames", lambda i: cache.decode_record(data)["frames"])
   timed("rotate_uint8", lambda i: augment.rotate(frame, 13.0))
-  timed("normalize_and_shift", lambda i: input_pipeline.normalize(frame) + np.float32(0.05))
+  timed("normalize_and_shift", lambda i: normalization.normalize(frame) + np.float32(0.05))
   out["record_mb"] = round(os.path.getsize(path) / len(source) / 1e6, 3)
   return out
 

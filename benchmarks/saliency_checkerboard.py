@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from echonet_jax.data import pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
+from echonet_jax.data import normalization  # pylint: disable=g-import-not-at-top,wrong-import-position
 from echonet_jax.data import prepare
 from echonet_jax.interpret import maps
 from echonet_jax.interpret import run
@@ -54,7 +54,7 @@ def main() -> None:
     settings = maps.Settings(num_samples=args.samples, jitter=jitter)
     fn = maps.make_video_maps(trained.model, name, settings)
     for video in videos:
-      images = pipeline.to_images(video.frames[:args.frames], config.data.channels)
+      images = normalization.to_images(video.frames[:args.frames], config.data.channels)
       out = np.asarray(fn(state.params, state.batch_stats, state.label_mean[name],
                           state.label_std[name], images, jax.random.key(0)))
       mean_map = np.abs(out).mean(0)

@@ -1,10 +1,12 @@
-"""Shared fixtures: a private data cache, and phantom-trained CPU-sized models built once a session."""
+"""Shared fixtures: a private data cache, the stream tests' cache, and phantom-trained CPU-sized
+models built once a session."""
 
 import os
 
 import pytest
 
 from tests.testing import small_phantom_config
+from tests.testing import write_stream_cache
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -18,6 +20,12 @@ def _private_cache(tmp_path_factory):
     os.environ.pop("ECHONET_JAX_CACHE", None)
   else:
     os.environ["ECHONET_JAX_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def stream_cache(tmp_path_factory):
+  """The stream tests' tiny real cache (``testing.write_stream_cache``): 12 videos x 20 frames."""
+  return write_stream_cache(str(tmp_path_factory.mktemp("stream_cache")))
 
 
 @pytest.fixture

@@ -1,8 +1,10 @@
-"""Helpers shared by the tests: synthetic cines, DICOM writers, real test files, small configs."""
+"""Helpers shared by the tests: synthetic cines, DICOM writers, real test files, a tiny stream
+cache, small configs."""
 
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import subprocess
 import sys
@@ -19,6 +21,8 @@ from pydicom.uid import generate_uid
 import pytest
 
 from configs import default
+from echonet_jax import errors
+from echonet_jax.data import cache
 from echonet_jax.data import dicom
 from echonet_jax.training import step as step_lib
 
@@ -93,6 +97,65 @@ def write_us_dicom(path: str, frames: np.ndarray, *, frame_time: float | None = 
   ds.PixelData = frames.tobytes()
   ds.save_as(path, enforce_file_format=True)
   return path
+
+
+def expect_read_error(error_type, path, fragment, **kwargs):
+  """Asserts that ``dicom.read_echo(path)`` raises ``error_type``, one line naming the file and a
+  reason containing ``fragment``; returns the error."""
+  with pytest.raises(error_type) as info:
+    dicom.read_echo(path, size=32, **kwargs)
+  err = info.value
+  assert isinstance(err, errors.EchoReadError)
+  assert err.path == str(path) and str(err) == f"{path}: {err.reason}"
+  assert fragment in err.reason
+  return err
+
+
+# The stream tests' cache: STREAM_VIDEOS videos of STREAM_FRAMES frames at STREAM_SIZE px, a
+# centred disk whose grey level names the video and the frame. Videos 0-9: A4C with ef = 40 + i and
+# sex = i % 2; video 10: A2C (ef 50); video 11: no labels.
+STREAM_SIZE = 32
+STREAM_FRAMES = 20
+STREAM_VIDEOS = 12
+STREAM_RADIUS = 12.0
+STREAM_LABELED_A4C = list(range(10))
+
+
+def stream_disk() -> np.ndarray:
+  """The disk of every stream-test frame: radius STREAM_RADIUS about the centre."""
+  c = (STREAM_SIZE - 1) / 2
+  yy, xx = np.mgrid[:STREAM_SIZE, :STREAM_SIZE]
+  return np.hypot(yy - c, xx - c) <= STREAM_RADIUS
+
+
+def _stream_value(video: int, frame: int) -> int:
+  """The grey level of frame ``frame`` of video ``video``: identifies both (1..240)."""
+  return 1 + video * STREAM_FRAMES + frame
+
+
+def stream_record(i: int) -> dict:
+  """Video ``i`` of the stream cache, as a record for ``cache.write_shard``."""
+  frames = np.zeros((STREAM_FRAMES, STREAM_SIZE, STREAM_SIZE), np.uint8)
+  for t in range(STREAM_FRAMES):
+    frames[t][stream_disk()] = _stream_value(i, t)
+  labels = {"ef": 40.0 + i, "sex": float(i % 2)}
+  if i == 11:
+    labels = {"ef": math.nan, "sex": math.nan}
+  return dict(video_id=f"v{i:02d}", patient_id=f"p{i // 2}", study_id=f"s{i}", split="train",
+              view="A2C" if i == 10 else "A4C", frames=frames,
+              frame_indices=np.arange(STREAM_FRAMES, dtype=np.int32), frame_time_ms=100.0,
+              fps_assumed=False, labels=labels)
+
+
+def write_stream_cache(root: str) -> str:
+  """Writes the stream cache (its train split in two shards, meta.json) into ``root``."""
+  cache.write_shard(os.path.join(root, cache.shard_name("train", 0, 2)),
+                    [stream_record(i) for i in range(6)])
+  cache.write_shard(os.path.join(root, cache.shard_name("train", 1, 2)),
+                    [stream_record(i) for i in range(6, STREAM_VIDEOS)])
+  cache.write_meta(root, {"format": 1, "image_size": STREAM_SIZE, "num_frames": STREAM_FRAMES,
+                          "interval_ms": 100, "source": "test", "splits": {"train": STREAM_VIDEOS}})
+  return root
 
 
 def small_phantom_config(task: str):

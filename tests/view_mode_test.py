@@ -11,13 +11,12 @@ from configs import view as view_config
 from echonet_jax import modes
 from echonet_jax import tasks
 from echonet_jax.data import cache
-from echonet_jax.data import pipeline
 from echonet_jax.data import prepare
 from echonet_jax.data import preprocess
+from echonet_jax.data import selection
 from echonet_jax.data import views as views_lib
 from echonet_jax.errors import ConfigError
 from echonet_jax.evaluation import view_model
-
 from tests.testing import pydicom_file
 
 
@@ -140,8 +139,8 @@ def test_select_videos_leaves_out_unsure_predictions(tmp_path):
                     "view": view, "view_source": source, "view_confidence": conf,
                     "frames": [[[0]]], "labels": {"weight": 70.0}})
   cache.write_shard(str(tmp_path / cache.shard_name("train", 0, 1)), records)
-  kept = pipeline.select_videos(str(tmp_path), "train", tasks=["weight"], views=["A4C"],
-                                min_view_confidence=0.5)
+  kept = selection.select_videos(str(tmp_path), "train", tasks=["weight"], views=["A4C"],
+                                 min_view_confidence=0.5)
   assert [r["video_id"] for r in kept] == ["v0", "v2"]
 
 

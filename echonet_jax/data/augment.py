@@ -3,7 +3,7 @@
 The paper's augmentation (Ghorbani et al. 2020): at every step a rotation drawn uniformly from
 ±20° and a brightness shift drawn uniformly from ±0.1 (in normalised units). Rotation is applied
 to the uint8 frame (cheaper than float, and exact for the black background, which stays 0); the
-brightness shift is applied by the pipeline after normalisation.
+brightness shift is applied by the train stream after normalisation.
 """
 
 from __future__ import annotations

@@ -1,18 +1,14 @@
 """Validated rows + a CacheSpec -> a cache folder that follows its rows.
 
-Videos are filtered by the views rule (:func:`echonet_jax.data.labels.view_matches`), split by
-patient (:mod:`echonet_jax.data.labels`), sorted by video id within each split and cut into shards
-of ``spec.videos_per_shard``; shard ``g`` (numbered over train, val, test in that order) belongs to
-machine ``g % num_shards``.
+The rows, their shards and the content keys come from :mod:`echonet_jax.data.shard_plan` (views
+rule, patient splits, shards of ``spec.videos_per_shard``); shard ``g`` (numbered over train, val,
+test in that order) belongs to machine ``g % num_shards``.
 
-**Content identity.** Every row has a *record key* (a hash of its ids, split, view, labels and of
-its source file's path), every shard a *content key* (a hash of its name and its rows' record
-keys, kept in its ``.report.json``), and the folder an *inputs digest* (the spec and every record
-key, in meta.json). A rerun keeps the shards whose content key still matches, moves the others to
-``stale/`` and writes the missing ones; a video whose source file is unchanged (same pixel key) is
-copied from ``stale/`` with its new ids and labels, byte for byte (no decoding), the others are read
-from their files. ``stale/`` is deleted once the folder is complete. The summary says what changed:
-videos added, removed, relabelled, and how many were read from their files or reused.
+**Incremental rebuilds.** A rerun keeps the shards whose content key still matches, moves the
+others to ``stale/`` and writes the missing ones; a video whose source file is unchanged (same pixel
+key) is copied from ``stale/`` with its new ids and labels, byte for byte (no decoding), the others
+are read from their files. ``stale/`` is deleted once the folder is complete. The summary says
+what changed: videos added, removed, relabelled, and how many were read from their files or reused.
 
 A shard whose file exists is finished (``cache.write_shard`` renames it last); failed files are not
 retried unless their row changes or their shard is deleted. ``errors.csv`` (line, video_id,
@@ -24,9 +20,7 @@ from __future__ import annotations
 
 import collections
 import csv
-import dataclasses
 import glob
-import hashlib
 import json
 import math
 import os
@@ -39,7 +33,9 @@ from tqdm import tqdm
 from echonet_jax.data import cache
 from echonet_jax.data import extract
 from echonet_jax.data import labels as labels_lib
+from echonet_jax.data import shard_plan
 from echonet_jax.data import views as views_lib
+from echonet_jax.data.shard_plan import ShardPlan
 from echonet_jax.data.spec import CacheSpec
 from echonet_jax.errors import CacheError
 
@@ -48,74 +44,6 @@ ERROR_COLUMNS = ("line", "video_id", "error_type", "error")
 REPORT_SUFFIX = ".report.json"
 STALE_DIR = "stale"
 FORMAT = 2
-
-
-def _hash(obj: Any, n: int = 16) -> str:
-  return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:n]
-
-
-def record_key(row: labels_lib.VideoRow, pixels: str) -> str:
-  """A hash of everything a row puts into its cache record."""
-  labels = {k: (None if math.isnan(v) else v) for k, v in row.labels.items()}
-  return _hash([row.video_id, row.patient_id, row.study_id, row.split, row.view, labels, pixels])
-
-
-@dataclasses.dataclass(frozen=True)
-class ShardPlan:
-  split: str
-  index: int
-  count: int
-  rows: tuple[labels_lib.VideoRow, ...]
-  pixel_keys: tuple[str, ...]
-  record_keys: tuple[str, ...]
-
-  @property
-  def name(self) -> str:
-    return cache.shard_name(self.split, self.index, self.count)
-
-  @property
-  def content(self) -> str:
-    return _hash([self.name, self.record_keys], 24)
-
-
-def select_rows(rows: Sequence[labels_lib.VideoRow], spec: CacheSpec
-                ) -> tuple[list[labels_lib.VideoRow], dict[str, int]]:
-  """The rows the cache holds (views rule, then patient splits) and the views counts."""
-  counts = labels_lib.count_views((r.view for r in rows), spec.views)
-  kept = [r for r in rows if labels_lib.view_matches(r.view, spec.views)]
-  kept = labels_lib.assign_splits(kept, spec.split_seed, spec.test_frac, spec.val_frac,
-                                  source=spec.source)
-  return kept, counts
-
-
-def plan_shards(rows: Sequence[labels_lib.VideoRow], videos_per_shard: int) -> list[ShardPlan]:
-  """Deterministic shards: per split (train, val, test), videos sorted by id, in chunks."""
-  plans = []
-  for split in cache.SPLITS:
-    members = sorted((r for r in rows if r.split == split), key=lambda r: r.video_id)
-    count = math.ceil(len(members) / videos_per_shard)
-    for k in range(count):
-      chunk = tuple(members[k * videos_per_shard:(k + 1) * videos_per_shard])
-      pixels = tuple(extract.pixel_key(r) for r in chunk)
-      plans.append(ShardPlan(split, k, count, chunk, pixels,
-                             tuple(record_key(r, p) for r, p in zip(chunk, pixels))))
-  return plans
-
-
-def inputs_digest(plans: Sequence[ShardPlan], spec: CacheSpec) -> str:
-  """The identity of a cache's content: its spec and every planned record."""
-  return _hash([spec.identity(), [[p.name, p.record_keys] for p in plans]], 24)
-
-
-def is_current(out_dir: str, rows: Sequence[labels_lib.VideoRow], spec: CacheSpec) -> bool:
-  """True when ``out_dir`` is a complete cache of exactly these rows and spec."""
-  try:
-    meta = cache.read_meta(out_dir)
-  except FileNotFoundError:
-    return False
-  kept, _ = select_rows(rows, spec)
-  digest = inputs_digest(plan_shards(kept, spec.videos_per_shard), spec)
-  return bool(meta.get("complete")) and meta.get("inputs_digest") == digest
 
 
 def _read_json(path: str) -> dict[str, Any]:
@@ -156,7 +84,8 @@ def _retire(out_dir: str, plans: Sequence[ShardPlan]) -> dict[str, list[str]]:
     if wanted.get(name) == report.get("content") and report.get("content"):
       continue
     os.makedirs(stale, exist_ok=True)
-    target = os.path.join(stale, f"{report.get('content') or _hash(shard, 8)}-{name}")
+    content = report.get("content") or shard_plan.content_hash(shard, 8)
+    target = os.path.join(stale, f"{content}-{name}")
     _move(cache.index_path(shard), cache.index_path(target))
     _move(shard + REPORT_SUFFIX, target + REPORT_SUFFIX)
     _move(shard, target)
@@ -225,8 +154,8 @@ def build_from_rows(rows: Sequence[labels_lib.VideoRow], out_dir: str, spec: Cac
   """
   if not 0 <= shard_index < num_shards:
     raise ValueError(f"shard_index must be in [0, {num_shards}), got {shard_index}")
-  kept, view_counts = select_rows(rows, spec)
-  plans = plan_shards(kept, spec.videos_per_shard)
+  kept, view_counts = shard_plan.select_rows(rows, spec)
+  plans = shard_plan.plan_shards(kept, spec.videos_per_shard)
   os.makedirs(out_dir, exist_ok=True)
   _check_spec(out_dir, spec)
   previous = _retire(out_dir, plans)
@@ -347,7 +276,7 @@ def finalize(out_dir: str, plans: Sequence[ShardPlan], spec: CacheSpec,
           "complete": done == len(plans), "failed": len(errors),
           "failed_by_reason": dict(collections.Counter(e["error_type"] for e in errors)),
           "degenerate": dict(quality), "build": spec.identity(),
-          "inputs_digest": inputs_digest(plans, spec), "views": view_counts or {}}
+          "inputs_digest": shard_plan.inputs_digest(plans, spec), "views": view_counts or {}}
   names = next((r["mask_names"] for r in reports if r.get("mask_names")), None)
   if names:
     meta["mask_names"] = names

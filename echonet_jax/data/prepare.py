@@ -30,6 +30,7 @@ from echonet_jax.data import cache
 from echonet_jax.data import echonet_dynamic
 from echonet_jax.data import labels as labels_lib
 from echonet_jax.data import preprocess
+from echonet_jax.data import shard_plan
 from echonet_jax.data import views
 from echonet_jax.data.spec import CacheSpec
 from echonet_jax.errors import CacheError
@@ -128,7 +129,7 @@ def _ensure_current(config: ml_collections.ConfigDict, cache_dir: str) -> None:
   if d.get("view_model"):  # a trained view model fills blank views (the one higher-stage import)
     from echonet_jax.evaluation import view_model  # pylint: disable=g-import-not-at-top
     rows = views.fill_views(rows, view_model.load_predictor(d.view_model, spec.views), progress=True)
-  if build.is_current(cache_dir, rows, spec):
+  if shard_plan.is_current(cache_dir, rows, spec):
     return
   exists = os.path.exists(os.path.join(cache_dir, cache.META_FILE))
   logging.info("%s the cache %s", "updating" if exists else "building", cache_dir)

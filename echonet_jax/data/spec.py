@@ -2,9 +2,9 @@
 
 A cache folder is identified by (1) its :class:`CacheSpec` (every field below: the frames and
 their timing, the split rule, the shard size, the views kept) and (2) the *content* of its input
-rows (the labels CSV's rows, see :func:`echonet_jax.data.build.rows_digest`), never by the path of
-the CSV. A build into a folder of another spec is refused in one line; a build into a folder of the
-same spec whose rows changed updates the folder (see :mod:`echonet_jax.data.build`).
+rows (the labels CSV's rows, see :func:`echonet_jax.data.shard_plan.inputs_digest`), never by the
+path of the CSV. A build into a folder of another spec is refused in one line; a build into a
+folder of the same spec whose rows changed updates the folder (see :mod:`echonet_jax.data.build`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import dataclasses
 import hashlib
 import json
 import math
-from typing import Any, Iterable
+from typing import Any
+from typing import Iterable
 
 from echonet_jax.data import video
 from echonet_jax.errors import ConfigError

@@ -7,7 +7,7 @@ labels CSV gave it, ``predicted`` when a view model did, blank when unknown) and
 always wins: the model only fills blank views (:func:`fill_views`).
 
 The rule (``labels.view_matches``, here :func:`keep_video`) is applied where streams select videos
-(``pipeline.select_videos``) and where the cache build leaves rows out. A video is kept when no views
+(``selection.select_videos``) and where the cache build leaves rows out. A video is kept when no views
 are asked for,
 or when its view is blank (the user chose the files), or when its view is asked for and, if predicted,
 its confidence is at least the minimum. Predicted views below the minimum are counted and listed

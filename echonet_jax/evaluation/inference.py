@@ -4,7 +4,7 @@ Shared by validation in the training loop, evaluate, predict and saliency modes.
 ``predict_fn(images) -> {task: outputs}`` (as big_vision's evaluators take a ``predict_fn``), built
 from a jitted ``eval_step`` by :func:`mesh_predict_fn` or :func:`batched_predict_fn`. Videos arrive as
 ``{"image": (V, T, S, S, C), "labels": {task: (V,)}, "video_id", "patient_id", "valid": (V,)}``
-batches (see ``input_pipeline.eval_batches``); frames are flattened into one (V·T) batch, split over
+batches (see ``eval_stream.eval_batches``); frames are flattened into one (V·T) batch, split over
 the mesh, and the outputs are folded back to (V, T).
 
 A clip model (``clip_spec(config)`` is not None) sees each video as its K covering clips
@@ -28,8 +28,8 @@ import numpy as np
 
 from echonet_jax import errors
 from echonet_jax import models
+from echonet_jax.data import eval_stream
 from echonet_jax.data import extract
-from echonet_jax.data import pipeline
 from echonet_jax.data import windows
 from echonet_jax.training import parallel
 
@@ -162,7 +162,7 @@ def predict_split(predict_fn: PredictFn, config: ml_collections.ConfigDict, name
   Single-process: this process reads every video of the split.
   """
   c = config
-  batches = pipeline.eval_batches(
+  batches = eval_stream.eval_batches(
       cache_dir, split, tasks=tuple(names), videos_per_batch=c.train.eval_videos_per_batch,
       image_size=c.data.image_size, channels=c.data.channels,
       views=tuple(c.data.views) or None, shard_index=0, num_shards=1,

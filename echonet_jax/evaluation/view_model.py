@@ -15,7 +15,7 @@ from typing import Mapping
 import numpy as np
 
 from echonet_jax import tasks as tasks_lib
-from echonet_jax.data import pipeline
+from echonet_jax.data import normalization
 from echonet_jax.data import video
 from echonet_jax.data import views as views_lib
 from echonet_jax.errors import ConfigError
@@ -51,7 +51,7 @@ def video_outputs(trained: Any, frames: np.ndarray) -> dict[str, np.ndarray]:
   """Per-task video outputs of uint8 ``frames``: the mean over frames, or over the covering clips
   of a clip model ((classes,) or a scalar)."""
   predict_fn = inference.batched_predict_fn(trained.eval_fn, trained.state, trained.mesh)
-  images = pipeline.to_images(frames, trained.config.data.channels)
+  images = normalization.to_images(frames, trained.config.data.channels)
   out = predict_fn(inference.model_inputs(images, inference.clip_spec(trained.config)))
   return {name: value.mean(axis=0) for name, value in out.items()}
 

@@ -23,8 +23,8 @@ from configs import default
 from echonet_jax import modes
 from echonet_jax import tasks as tasks_lib
 from echonet_jax.data import cache
-from echonet_jax.data import pipeline
 from echonet_jax.data import prepare
+from echonet_jax.data import selection
 from echonet_jax.evaluation import inference
 from echonet_jax.evaluation import reports
 from echonet_jax.training import restore
@@ -82,8 +82,8 @@ def run(task: str, arg: str, out: str, studies: int, steps: int = 0) -> list[dic
     config = arm_config(task, arg, views, studies, steps)
     workdir = os.path.join(out, f"{task}_{arm}")
     cache_dir = prepare.prepare_cache(config)
-    train_videos = len(pipeline.select_videos(cache_dir, "train", tasks=[task],
-                                              views=views or None))
+    train_videos = len(selection.select_videos(cache_dir, "train", tasks=[task],
+                                               views=views or None))
     timing = os.path.join(workdir, "train_seconds.json")
     if not os.path.exists(timing):
       start = time.perf_counter()

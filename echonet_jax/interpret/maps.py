@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from echonet_jax import tasks as tasks_lib
-from echonet_jax.data import pipeline
+from echonet_jax.data import normalization
 from echonet_jax.errors import ConfigError
 from echonet_jax.interpret import saliency
 
@@ -79,7 +79,7 @@ def task_fn(model: Any, variables: Any, name: str, label_mean: jax.Array, label_
 
 def frame_map(f: saliency.ScalarFn, x: jax.Array, key: jax.Array, settings: Settings) -> jax.Array:
   """The map of one image ``x`` (S, S, C) by ``settings.method``, channels summed: (S, S) float32."""
-  black = pipeline.BLACK
+  black = normalization.BLACK
   if settings.method == "vanilla":
     out = saliency.vanilla_gradient(f, x)
   elif settings.method == "smoothgrad":

@@ -21,7 +21,7 @@ for a clip model (R(2+1)D) these describe the video's first covering clip, one m
 ``WORKDIR/saliency/scores.json`` (checkpoint_step, per video and averaged): predictions; for cache videos whose
 records carry ground-truth masks, the localisation score of every region (per frame, then averaged over
 the frames where the region is present) and the prediction before and after occluding each region (fill:
-the normalised black of the masked background, ``pipeline.BLACK``).
+the normalised black of the masked background, ``normalization.BLACK``).
 
 What is explained: the logit for a binary task; the output in the task's unit (mL, %, kg...) for a
 regression task. The channel dimension is summed, which for a grey image repeated into C channels is
@@ -49,8 +49,9 @@ import numpy as np
 from echonet_jax import tasks as tasks_lib
 from echonet_jax.data import augment
 from echonet_jax.data import cache
-from echonet_jax.data import pipeline
+from echonet_jax.data import normalization
 from echonet_jax.data import prepare
+from echonet_jax.data import selection
 from echonet_jax.data import video as video_lib
 from echonet_jax.errors import ConfigError
 from echonet_jax.evaluation import inference
@@ -147,7 +148,7 @@ def split_videos(cache_dir: str, split: str, names: Sequence[str], views: Sequen
   wanted = set(video_ids)
   found = set()
   count = 0
-  for record in pipeline.records(cache_dir, split, tasks=names, views=views):
+  for record in selection.records(cache_dir, split, tasks=names, views=views):
     video_id = str(record.get("video_id", ""))
     if wanted and video_id not in wanted:
       continue
@@ -260,14 +261,14 @@ def _explain_video(trained: restore.TrainedModel, predict_fn: inference.PredictF
   multitask = len(trained.names) > 1
   threshold_values = {k: v["threshold"] for k, v in thresholds.items()}
   channels = trained.config.data.channels
-  images = pipeline.to_images(video.frames, channels)
+  images = normalization.to_images(video.frames, channels)
   clip = inference.clip_spec(trained.config)
   if clip is None:
     frame_outputs = video_outputs = predict_fn(images)
   else:  # the video's prediction is over its covering clips; the maps explain the first clip
     video_outputs = predict_fn(inference.model_inputs(images, clip))
     video = clips.first_clip(video, clip)
-    images = pipeline.to_images(video.frames, channels)[None]  # (1, T, S, S, C)
+    images = normalization.to_images(video.frames, channels)[None]  # (1, T, S, S, C)
     # One output for the whole clip, shown on each of its frames.
     frame_outputs = {k: np.repeat(v, len(video.frames)) for k, v in predict_fn(images).items()}
   regions = scores.region_masks(video.masks, mask_names) if video.masks is not None else {}

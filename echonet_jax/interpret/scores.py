@@ -12,7 +12,7 @@ import jax
 import numpy as np
 
 from echonet_jax import tasks as tasks_lib
-from echonet_jax.data import pipeline
+from echonet_jax.data import normalization
 from echonet_jax.evaluation import inference
 from echonet_jax.evaluation import metrics
 from echonet_jax.evaluation import reports
@@ -170,7 +170,7 @@ def occlusion_scores(predict_fn: inference.PredictFn, images: np.ndarray,
     variants += [(k, "_dilated", dilate(m, dilation)) for k, m in present.items()]
   # One video per call: every call has the same shape, so the model compiles once.
   videos_out = [predict_fn(images)] + [
-      predict_fn(np.where(m[..., None], np.float32(pipeline.BLACK), images)) for _, _, m in variants]
+      predict_fn(np.where(m[..., None], np.float32(normalization.BLACK), images)) for _, _, m in variants]
   result: dict[str, dict[str, dict[str, Any]]] = {}
   for name in videos_out[0]:
     videos = [float(out[name].mean()) for out in videos_out]

@@ -16,9 +16,11 @@ import tqdm
 
 from echonet_jax import tasks as tasks_lib
 from echonet_jax.data import cache
-from echonet_jax.data import pipeline as input_pipeline
+from echonet_jax.data import eval_stream as eval_stream_lib
 from echonet_jax.data import prepare as data_lib
+from echonet_jax.data import selection
 from echonet_jax.data import spec as spec_lib
+from echonet_jax.data import train_stream
 from echonet_jax.errors import TrainingError
 from echonet_jax.evaluation import inference
 from echonet_jax.evaluation import metrics as metrics_lib
@@ -107,7 +109,7 @@ def validation_metrics(pred: dict[str, Any], names: tuple[str, ...],
 
 def train_loader(config: ml_collections.ConfigDict, cache_dir: str, names: tuple[str, ...]):
   """The Grain loader of training batches: the same batches for every run with the same config."""
-  return input_pipeline.train_loader(
+  return train_stream.train_loader(
       cache_dir, tasks=names, global_batch_size=config.train.batch_size, seed=config.seed,
       num_workers=config.train.workers, rotation_deg=config.aug.rotation_deg,
       brightness=config.aug.brightness, image_size=config.data.image_size,
@@ -124,14 +126,14 @@ def eval_stream(config, cache_dir, split, names):
   views = tuple(config.data.views) or None
   min_confidence = config.data.get("view_min_confidence", 0.0)
   try:
-    rows = input_pipeline.select_videos(cache_dir, split, tasks=names, views=views,
-                                        min_view_confidence=min_confidence)
+    rows = selection.select_videos(cache_dir, split, tasks=names, views=views,
+                                   min_view_confidence=min_confidence)
   except (FileNotFoundError, ValueError) as e:
     logging.warning("no validation: %s", e)
     return None, 0
   v = config.train.eval_videos_per_batch
   per_process = math.ceil(len(rows) / jax.process_count())
-  batches = input_pipeline.eval_batches(
+  batches = eval_stream_lib.eval_batches(
       cache_dir, split, tasks=names, videos_per_batch=v, image_size=config.data.image_size,
       channels=config.data.channels, views=views, min_view_confidence=min_confidence)
   return batches, math.ceil(per_process / v)

@@ -19,9 +19,11 @@ from echonet_jax.data import extract
 from echonet_jax.data import labels as labels_lib
 from echonet_jax.data import prepare
 from echonet_jax.data import preprocess
+from echonet_jax.data import shard_plan
 from echonet_jax.data.spec import CacheSpec
 from echonet_jax.errors import CacheError
-from tests.testing import fan_video, write_us_dicom
+from tests.testing import fan_video
+from tests.testing import write_us_dicom
 
 SPEC = CacheSpec(num_frames=3, image_size=24, videos_per_shard=2)
 COLUMNS = ["patient_id", "study_id", "path", "ef", "view", "split"]
@@ -76,7 +78,7 @@ def test_rerun_follows_edited_added_and_removed_rows(tmp_path):
   assert meta["complete"] and meta["splits"]["train"] == 5
   assert meta["label_stats"]["ef"]["n"] == 5
   assert not os.path.exists(out / build.STALE_DIR)
-  assert build.is_current(str(out), labels_lib.read_labels(csv_path), SPEC)
+  assert shard_plan.is_current(str(out), labels_lib.read_labels(csv_path), SPEC)
   # The copied records keep their pixels byte for byte.
   fresh = tmp_path / "fresh"
   preprocess.build_cache(csv_path, str(fresh), SPEC, workers=0, progress=False)
@@ -137,7 +139,8 @@ def test_a_killed_worker_never_hangs_the_build_and_its_video_is_an_error_row(tmp
   # A rerun resumes: nothing left to do; deleting the victim's shard retries it.
   again = preprocess.build_cache(csv_path, str(out), SPEC, workers=2, progress=False)
   assert again["written"] == 0 and again["skipped"] == 6
-  planned = build.plan_shards(build.select_rows(labels_lib.read_labels(csv_path), SPEC)[0], 2)
+  kept, _ = shard_plan.select_rows(labels_lib.read_labels(csv_path), SPEC)
+  planned = shard_plan.plan_shards(kept, 2)
   shard = next(p.name for p in planned if victim.video_id in [r.video_id for r in p.rows])
   os.remove(out / shard)
   retried = preprocess.build_cache(csv_path, str(out), SPEC, workers=2, progress=False)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from echonet_jax.data import cache
-from echonet_jax.data import pipeline
+from echonet_jax.data import selection
 from echonet_jax.errors import CacheError
 
 
@@ -93,7 +93,7 @@ def test_a_truncated_shard_is_one_line_naming_it(tmp_path):
   with open(bad, "wb") as f:
     f.write(data[:len(data) // 2])
   for read in (lambda: cache.read_shard(bad),
-               lambda: list(pipeline.records(d, "train")),
+               lambda: list(selection.records(d, "train")),
                lambda: cache.open_records([good, bad])):
     with pytest.raises(CacheError) as info:
       read()

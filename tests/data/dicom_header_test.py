@@ -1,4 +1,5 @@
-"""Tests for echonet_jax.data.dicom's header checks: hostile or corrupt headers fail fast, in one line."""
+"""Tests for echonet_jax.data.dicom_header: unreadable files, hostile or corrupt headers fail fast,
+in one line."""
 
 from __future__ import annotations
 
@@ -13,16 +14,66 @@ import pytest
 
 from echonet_jax import errors
 from echonet_jax.data import dicom
-from tests.testing import REPO, fan_video, pydicom_file, write_us_dicom
+from tests.testing import REPO
+from tests.testing import expect_read_error
+from tests.testing import fan_video
+from tests.testing import pydicom_file
+from tests.testing import write_us_dicom
+
+# ----------------------------------------------------------------------------- bad inputs
 
 
-def _expect(error_type, path, fragment):
-  with pytest.raises(error_type) as info:
-    dicom.read_echo(path, size=32)
-  err = info.value
-  assert err.path == str(path) and str(err) == f"{path}: {err.reason}"
-  assert fragment in err.reason
-  return err
+def test_missing_file(tmp_path):
+  expect_read_error(errors.FileMissingError, str(tmp_path / "nope.dcm"), "does not exist")
+
+
+def test_not_dicom(tmp_path):
+  path = tmp_path / "notes.dcm"
+  path.write_text("hello, this is not an image\n" * 20)
+  expect_read_error(errors.NotDicomError, str(path), "not a DICOM")
+
+
+@pytest.mark.parametrize("name, fraction", [
+    ("color3d_jpeg_baseline.dcm", 0.5), ("OBXXXX1A_2frame.dcm", 0.6), ("OBXXXX1A_rle.dcm", 0.9)])
+def test_truncated_inside_pixel_data(tmp_path, name, fraction):
+  data = open(pydicom_file(name), "rb").read()
+  path = tmp_path / "cut.dcm"
+  path.write_bytes(data[:int(len(data) * fraction)])
+  expect_read_error(errors.TruncatedFileError, str(path), "truncated")
+
+
+def test_truncated_inside_header(tmp_path):
+  path = tmp_path / "cut.dcm"
+  path.write_bytes(open(pydicom_file("OBXXXX1A.dcm"), "rb").read()[:300])
+  with pytest.raises(errors.EchoReadError) as info:  # no pixel data left to find
+    dicom.read_echo(str(path), size=32)
+  assert "truncated" in info.value.reason
+
+
+def test_no_pixel_data(tmp_path):
+  frames, _ = fan_video(num_frames=2)
+  path = write_us_dicom(str(tmp_path / "x.dcm"), frames)
+  ds = pydicom.dcmread(path)
+  del ds.PixelData
+  ds.save_as(path)
+  expect_read_error(errors.NoPixelDataError, path, "no pixel data")
+
+
+def test_not_ultrasound_and_override(tmp_path):
+  frames, _ = fan_video(num_frames=4)
+  path = write_us_dicom(str(tmp_path / "ct.dcm"), frames, modality="CT")
+  expect_read_error(errors.NotUltrasoundError, path, "'CT'")
+  clip = dicom.read_echo(path, size=32, allow_non_ultrasound=True)
+  assert clip.frames.shape == (20, 32, 32)
+
+
+def test_zero_frames(tmp_path):
+  frames, _ = fan_video(num_frames=2)
+  path = write_us_dicom(str(tmp_path / "zero.dcm"), frames)
+  ds = pydicom.dcmread(path)
+  ds.NumberOfFrames = 0
+  ds.save_as(path)
+  expect_read_error(errors.NoFramesError, path, "zero frames")
 
 
 # ----------------------------------------------------------------------------- hostile headers
@@ -97,7 +148,7 @@ def test_pixel_data_shorter_than_the_header_is_refused_before_decoding(tmp_path,
   path = write_us_dicom(str(tmp_path / "x.dcm"), frames)
   _with_header(path, path, NumberOfFrames=5)  # one frame more than the bytes hold
   monkeypatch.setattr(dicom, "decode_frames", lambda *a, **k: pytest.fail("decoded"))
-  err = _expect(errors.TruncatedFileError, path, "truncated file or corrupt header")
+  err = expect_read_error(errors.TruncatedFileError, path, "truncated file or corrupt header")
   assert "5 frames of 96 x 128 x 1 at 8 bits need 61440" in err.reason
 
 

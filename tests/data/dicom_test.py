@@ -1,4 +1,4 @@
-"""Tests for echonet_jax.data.dicom: real pydicom / pydicom-data files, timing rules, bad inputs."""
+"""Tests for echonet_jax.data.dicom: real pydicom / pydicom-data files, timing rules, decoding."""
 
 from __future__ import annotations
 
@@ -13,8 +13,12 @@ import pytest
 from echonet_jax import errors
 from echonet_jax.data import clip as clip_lib
 from echonet_jax.data import dicom
+from echonet_jax.data import dicom_header
 from echonet_jax.data import sector
-from tests.testing import fan_video, pydicom_file, write_us_dicom
+from tests.testing import expect_read_error
+from tests.testing import fan_video
+from tests.testing import pydicom_file
+from tests.testing import write_us_dicom
 
 REAL_FILES = (
     # pydicom
@@ -57,7 +61,7 @@ def test_color3d_timing_and_sampling():
 
 
 def _raw_luma(name: str, index: int = 0) -> np.ndarray:
-  ds = dicom.read_dataset(pydicom_file(name))
+  ds = dicom_header.read_dataset(pydicom_file(name))
   return dicom.decode_frames(ds, [index])[0]
 
 
@@ -118,7 +122,7 @@ def test_ybr_uses_luma_of_native_y_plane():
   ds = pydicom.dcmread(path)
   rgb = ds.pixel_array[0]  # pydicom converts to RGB
   luma = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(int)
-  y = dicom.decode_frames(dicom.read_dataset(path), [0])[0].astype(int)
+  y = dicom.decode_frames(dicom_header.read_dataset(path), [0])[0].astype(int)
   assert np.abs(y - luma).mean() < 1.0
 
 
@@ -144,7 +148,7 @@ def test_reading_20_frames_is_faster_than_full_decode():
   path = pydicom_file("color3d_jpeg_baseline.dcm")
   dicom.read_echo(path)  # warm up imports
   ours = min(_timed(lambda: dicom.read_echo(path)) for _ in range(2))
-  ds = dicom.read_dataset(path)
+  ds = dicom_header.read_dataset(path)
   # All 120 frames with the same decoder and no colour conversion (pydicom's pixel_array is slower).
   full = _timed(lambda: dicom.decode_frames(ds, range(120), path))
   assert ours < full / 2, (ours, full)
@@ -288,70 +292,7 @@ def test_default_fps_is_configurable(tmp_path):
   assert clip.frame_indices.tolist() == [0, 1, 2]
 
 
-# ----------------------------------------------------------------------------- bad inputs
-
-
-def _expect(error_type, path, fragment, **kwargs):
-  with pytest.raises(error_type) as info:
-    dicom.read_echo(path, size=32, **kwargs)
-  err = info.value
-  assert isinstance(err, errors.EchoReadError)
-  assert err.path == str(path) and str(err) == f"{path}: {err.reason}"
-  assert fragment in err.reason
-  return err
-
-
-def test_missing_file(tmp_path):
-  _expect(errors.FileMissingError, str(tmp_path / "nope.dcm"), "does not exist")
-
-
-def test_not_dicom(tmp_path):
-  path = tmp_path / "notes.dcm"
-  path.write_text("hello, this is not an image\n" * 20)
-  _expect(errors.NotDicomError, str(path), "not a DICOM")
-
-
-@pytest.mark.parametrize("name, fraction", [
-    ("color3d_jpeg_baseline.dcm", 0.5), ("OBXXXX1A_2frame.dcm", 0.6), ("OBXXXX1A_rle.dcm", 0.9)])
-def test_truncated_inside_pixel_data(tmp_path, name, fraction):
-  data = open(pydicom_file(name), "rb").read()
-  path = tmp_path / "cut.dcm"
-  path.write_bytes(data[:int(len(data) * fraction)])
-  _expect(errors.TruncatedFileError, str(path), "truncated")
-
-
-def test_truncated_inside_header(tmp_path):
-  path = tmp_path / "cut.dcm"
-  path.write_bytes(open(pydicom_file("OBXXXX1A.dcm"), "rb").read()[:300])
-  with pytest.raises(errors.EchoReadError) as info:  # no pixel data left to find
-    dicom.read_echo(str(path), size=32)
-  assert "truncated" in info.value.reason
-
-
-def test_no_pixel_data(tmp_path):
-  frames, _ = fan_video(num_frames=2)
-  path = write_us_dicom(str(tmp_path / "x.dcm"), frames)
-  ds = pydicom.dcmread(path)
-  del ds.PixelData
-  ds.save_as(path)
-  _expect(errors.NoPixelDataError, path, "no pixel data")
-
-
-def test_not_ultrasound_and_override(tmp_path):
-  frames, _ = fan_video(num_frames=4)
-  path = write_us_dicom(str(tmp_path / "ct.dcm"), frames, modality="CT")
-  _expect(errors.NotUltrasoundError, path, "'CT'")
-  clip = dicom.read_echo(path, size=32, allow_non_ultrasound=True)
-  assert clip.frames.shape == (20, 32, 32)
-
-
-def test_zero_frames(tmp_path):
-  frames, _ = fan_video(num_frames=2)
-  path = write_us_dicom(str(tmp_path / "zero.dcm"), frames)
-  ds = pydicom.dcmread(path)
-  ds.NumberOfFrames = 0
-  ds.save_as(path)
-  _expect(errors.NoFramesError, path, "zero frames")
+# ----------------------------------------------------------------------------- decoder errors
 
 
 def test_compression_without_decoder(tmp_path):
@@ -362,7 +303,7 @@ def test_compression_without_decoder(tmp_path):
   ds.PixelData = pydicom.encaps.encapsulate([b"\x00\x00\x01\xb3" * 8])
   ds["PixelData"].VR = "OB"
   ds.save_as(path, enforce_file_format=True)
-  _expect(errors.MissingDecoderError, path, "MPEG-4")
+  expect_read_error(errors.MissingDecoderError, path, "MPEG-4")
 
 
 def test_errors_pickle_for_worker_processes():

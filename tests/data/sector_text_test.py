@@ -15,10 +15,14 @@ import pydicom
 import pytest
 
 from echonet_jax.data import dicom
+from echonet_jax.data import dicom_header
 from echonet_jax.data import sector
 from echonet_jax.data import sector_fit
-from echonet_jax.phantom import patients, render, writer
-from tests.testing import pydicom_file, write_us_dicom
+from echonet_jax.phantom import patients
+from echonet_jax.phantom import render
+from echonet_jax.phantom import writer
+from tests.testing import pydicom_file
+from tests.testing import write_us_dicom
 
 GAPS = (0, 1, 2, 3, 5)
 PLACES = ("left", "right", "below", "apex")
@@ -170,8 +174,8 @@ def color3d():
   """20 luma frames of color3d_jpeg_baseline.dcm (those read_echo samples), zeroed outside
   COLOR3D_FAN so that it is the exact truth, and that fan."""
   path = pydicom_file("color3d_jpeg_baseline.dcm")
-  with dicom.quiet_pydicom():
-    luma = dicom.decode_frames(dicom.read_dataset(path), list(range(0, 60, 3)), path)
+  with dicom_header.quiet_pydicom():
+    luma = dicom.decode_frames(dicom_header.read_dataset(path), list(range(0, 60, 3)), path)
   fan = sector_fit.shape_mask("fan", COLOR3D_FAN, luma.shape[1:])
   return sector.mask_outside(luma, fan), fan
 

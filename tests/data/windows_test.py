@@ -1,4 +1,4 @@
-"""Clips from the cache (data/windows.py) and the clip train stream of data/pipeline.py."""
+"""Clips from the cache (data/windows.py) and the clip train stream of data/train_stream.py."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from echonet_jax.data import cache
-from echonet_jax.data import pipeline as ip
+from echonet_jax.data import normalization
+from echonet_jax.data import train_stream
 from echonet_jax.data import windows
 from echonet_jax.errors import ConfigError
 
@@ -66,8 +67,9 @@ def cache_dir(tmp_path_factory):
 
 def test_train_clips_start_anywhere_and_share_one_augmentation(cache_dir):
   spec = windows.ClipSpec(8, 2)
-  loader = ip.train_loader(cache_dir, tasks=["ef"], global_batch_size=4, seed=0, shard_index=0,
-                           num_shards=1, rotation_deg=20.0, brightness=0.1, clip=spec)
+  loader = train_stream.train_loader(cache_dir, tasks=["ef"], global_batch_size=4, seed=0,
+                                     shard_index=0, num_shards=1, rotation_deg=20.0,
+                                     brightness=0.1, clip=spec)
   it = iter(loader)
   starts, shifts = set(), set()
   for _ in range(6):
@@ -75,9 +77,10 @@ def test_train_clips_start_anywhere_and_share_one_augmentation(cache_dir):
     images, ef = np.asarray(batch["image"]), np.asarray(batch["labels"]["ef"])
     assert images.shape == (4, 8, S, S, 1) and images.dtype == np.float32
     for clip, label in zip(images, ef):
-      shift = clip[:, 0, 0, 0] - ip.BLACK  # the black corner carries the brightness shift
+      shift = clip[:, 0, 0, 0] - normalization.BLACK  # the black corner: the brightness shift
       np.testing.assert_allclose(shift, shift[0], atol=1e-5)  # one draw for the whole clip
-      level = np.rint((clip[:, S // 2, S // 2, 0] - shift[0]) * ip.PIXEL_STD + ip.PIXEL_MEAN)
+      level = np.rint((clip[:, S // 2, S // 2, 0] - shift[0]) * normalization.PIXEL_STD
+                      + normalization.PIXEL_MEAN)
       video, frame = (level.astype(int) - 1) // T, (level.astype(int) - 1) % T
       assert (video == label - 40).all()  # every frame from the labelled video
       assert np.diff(frame).tolist() == [2] * 7 and 0 <= frame[0] <= T - spec.span
@@ -86,13 +89,13 @@ def test_train_clips_start_anywhere_and_share_one_augmentation(cache_dir):
   assert len(starts) > 2 and len(shifts) > 10
   # One rotation for all frames: rotating each frame by the clip's angle is the clip's apply.
   clip = np.stack([_record(0)["frames"][t] for t in range(4)])
-  aug = ip.AugmentFrame(20.0, 0.1)
+  aug = train_stream.AugmentFrame(20.0, 0.1)
   together = aug.apply(clip, 15.0, 0.05)
   one_by_one = np.stack([aug.apply(f, 15.0, 0.05) for f in clip])
   np.testing.assert_array_equal(together, one_by_one)
   # Same seed, same clips.
-  again = next(iter(ip.train_loader(cache_dir, tasks=["ef"], global_batch_size=4, seed=0,
-                                    shard_index=0, num_shards=1, clip=spec)))
-  first = next(iter(ip.train_loader(cache_dir, tasks=["ef"], global_batch_size=4, seed=0,
-                                    shard_index=0, num_shards=1, clip=spec)))
+  again = next(iter(train_stream.train_loader(cache_dir, tasks=["ef"], global_batch_size=4, seed=0,
+                                              shard_index=0, num_shards=1, clip=spec)))
+  first = next(iter(train_stream.train_loader(cache_dir, tasks=["ef"], global_batch_size=4, seed=0,
+                                              shard_index=0, num_shards=1, clip=spec)))
   np.testing.assert_array_equal(np.asarray(again["image"]), np.asarray(first["image"]))

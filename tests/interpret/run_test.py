@@ -6,14 +6,15 @@ import json
 import os
 
 import numpy as np
-import pytest
 from PIL import Image
+import pytest
 
 from configs import default
 from echonet_jax import modes
 from echonet_jax.data import cache
-from echonet_jax.data import pipeline as input_pipeline
+from echonet_jax.data import normalization
 from echonet_jax.data import prepare as data
+from echonet_jax.data import selection
 from echonet_jax.evaluation import inference
 from echonet_jax.interpret import maps
 from echonet_jax.interpret import run as interpret
@@ -109,7 +110,7 @@ def test_saliency_batch_survives_any_failure_of_one_input(trained_workdir, real_
 
 def _videos_with_region(cache_dir, split, names, region, mask_names):
   bit = 1 << mask_names.index(region)
-  return [r["video_id"] for r in input_pipeline.records(cache_dir, split, tasks=names)
+  return [r["video_id"] for r in selection.records(cache_dir, split, tasks=names)
           if "masks" in r and (r["masks"] & bit).any()]
 
 
@@ -145,9 +146,9 @@ def test_occluding_the_lead_flips_a_lead_classifier_and_its_maps_fall_on_the_lea
       continue
     stripe = scores.dilate(scores.region_masks(video.masks, mask_names)["lead"],
                               score["dilation_px"])[:, :, ::-1]
-    images = input_pipeline.normalize(video.frames)[..., None]
+    images = normalization.normalize(video.frames)[..., None]
     moved = predict_fn(
-        np.where(stripe[..., None], np.float32(input_pipeline.BLACK), images))
+        np.where(stripe[..., None], np.float32(normalization.BLACK), images))
     assert moved["pacemaker_leads"].mean() >= score["threshold"], (video.video_id, score)
   ratios = [row["localisation"]["lead"]["ratio"] for row in rows]
   in_fan = [row["localisation"]["lead"]["ratio_in_fan"] for row in rows]

@@ -12,7 +12,6 @@ import pytest
 
 from tests.testing import REPO
 
-
 _WORKER = textwrap.dedent("""
     import sys
     sys.path.insert(0, {repo!r})
@@ -90,7 +89,7 @@ def test_launch_trains_on_two_processes(tmp_path):
   # Validation gathered every process's share: all val videos, each once.
   from configs import default  # pylint: disable=g-import-not-at-top
   from echonet_jax.data import prepare as data  # pylint: disable=g-import-not-at-top
-  from echonet_jax.data import pipeline as input_pipeline  # pylint: disable=g-import-not-at-top
+  from echonet_jax.data import selection  # pylint: disable=g-import-not-at-top
   cache_dir = data.default_cache_dir(default.get_config("test", task="weight"))
-  expected = len(input_pipeline.select_videos(cache_dir, "val", tasks=("weight",), views=("A4C",)))
+  expected = len(selection.select_videos(cache_dir, "val", tasks=("weight",), views=("A4C",)))
   assert [r["val/num_videos"] for r in val] == [expected, expected]

@@ -1,67 +1,34 @@
-"""Tests of the Grain train/eval streams on a tiny real cache (12 videos × 20 frames at 32×32)."""
+"""Tests of the Grain train stream on a tiny real cache (12 videos × 20 frames at 32×32) and of
+the pure frame operations it applies."""
 
 from __future__ import annotations
 
 import math
-import os
 
 import grain
 import numpy as np
 import pytest
 
 from echonet_jax.data import augment
-from echonet_jax.data import cache
-from echonet_jax.data import pipeline as ip
+from echonet_jax.data import normalization
+from echonet_jax.data import train_stream
+from tests.testing import STREAM_FRAMES
+from tests.testing import STREAM_LABELED_A4C
+from tests.testing import STREAM_RADIUS
+from tests.testing import STREAM_SIZE
+from tests.testing import stream_disk
 
-S = 32
-T = 20
-NUM_VIDEOS = 12
-RADIUS = 12.0
-# Videos 0-9: A4C with ef = 40 + i and sex = i % 2; video 10: A2C (ef 50); video 11: no labels.
-LABELED_A4C = list(range(10))
-
-
-def _disk_mask() -> np.ndarray:
-  c = (S - 1) / 2
-  yy, xx = np.mgrid[:S, :S]
-  return np.hypot(yy - c, xx - c) <= RADIUS
-
-
-def _value(video: int, frame: int) -> int:
-  """The grey level of frame ``frame`` of video ``video``: identifies both (1..240)."""
-  return 1 + video * T + frame
-
-
-def _record(i: int) -> dict:
-  frames = np.zeros((T, S, S), np.uint8)
-  for t in range(T):
-    frames[t][_disk_mask()] = _value(i, t)
-  labels = {"ef": 40.0 + i, "sex": float(i % 2)}
-  if i == 11:
-    labels = {"ef": math.nan, "sex": math.nan}
-  return dict(video_id=f"v{i:02d}", patient_id=f"p{i // 2}", study_id=f"s{i}", split="train",
-              view="A2C" if i == 10 else "A4C", frames=frames,
-              frame_indices=np.arange(T, dtype=np.int32), frame_time_ms=100.0, fps_assumed=False,
-              labels=labels)
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-  root = str(tmp_path_factory.mktemp("cache"))
-  cache.write_shard(os.path.join(root, cache.shard_name("train", 0, 2)),
-                    [_record(i) for i in range(6)])
-  cache.write_shard(os.path.join(root, cache.shard_name("train", 1, 2)),
-                    [_record(i) for i in range(6, NUM_VIDEOS)])
-  cache.write_meta(root, {"format": 1, "image_size": S, "num_frames": T, "interval_ms": 100,
-                          "source": "test", "splits": {"train": NUM_VIDEOS}})
-  return root
+S = STREAM_SIZE
+T = STREAM_FRAMES
+RADIUS = STREAM_RADIUS
+LABELED_A4C = STREAM_LABELED_A4C
 
 
 def _loader(cache_dir, **kwargs):
   args = dict(tasks=["ef"], global_batch_size=5, seed=0, shard_index=0, num_shards=1,
               views=["A4C"])
   args.update(kwargs)
-  return ip.train_loader(cache_dir, **args)
+  return train_stream.train_loader(cache_dir, **args)
 
 
 def _take(iterator, n):
@@ -73,8 +40,9 @@ def _take(iterator, n):
 def _decode(images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """(video, frame, brightness shift) of each image of a batch, from its black corner and centre."""
   c = S // 2
-  shift = images[:, 0, 0, 0] - ip.BLACK
-  level = np.rint((images[:, c, c, 0] - shift) * ip.PIXEL_STD + ip.PIXEL_MEAN).astype(int)
+  shift = images[:, 0, 0, 0] - normalization.BLACK
+  level = np.rint((images[:, c, c, 0] - shift) * normalization.PIXEL_STD
+                  + normalization.PIXEL_MEAN).astype(int)
   return (level - 1) // T, (level - 1) % T, shift
 
 
@@ -101,19 +69,12 @@ def _ks_critical(n: int) -> float:
 # --- pure frame operations ------------------------------------------------------------------------
 
 
-def test_normalize_maps_black_to_black_constant():
-  out = ip.normalize(np.array([0, 11, 255], np.uint8))
-  assert out.dtype == np.float32
-  np.testing.assert_allclose(out, [ip.BLACK, (11 - ip.PIXEL_MEAN) / ip.PIXEL_STD,
-                                   (255 - ip.PIXEL_MEAN) / ip.PIXEL_STD], rtol=1e-6)
-
-
 def test_rotation_is_counter_clockwise_about_the_centre():
   frame = np.random.default_rng(0).integers(0, 256, (S, S), dtype=np.uint8)
   np.testing.assert_array_equal(augment.rotate(frame, 90.0), np.rot90(frame, 1))
   np.testing.assert_array_equal(augment.rotate(frame, 0.0), frame)
   # A disk centred on the image centre is unchanged by any rotation about that centre.
-  disk = _disk_mask().astype(np.uint8) * 200
+  disk = stream_disk().astype(np.uint8) * 200
   inner = np.zeros_like(disk, bool)
   c = (S - 1) / 2
   yy, xx = np.mgrid[:S, :S]
@@ -152,11 +113,11 @@ def test_augmentation_draws_cover_ranges_uniformly():
 
 
 def test_augment_frame_applies_its_drawn_rotation_and_shift():
-  frame = (np.random.default_rng(2).integers(0, 256, (S, S)) * _disk_mask()).astype(np.uint8)
-  aug = ip.AugmentFrame(20.0, 0.1, channels=3)
+  frame = (np.random.default_rng(2).integers(0, 256, (S, S)) * stream_disk()).astype(np.uint8)
+  aug = train_stream.AugmentFrame(20.0, 0.1, channels=3)
   out = aug.random_map({"frame": frame, "labels": {}}, np.random.default_rng(7))["image"]
   angle, shift = augment.draw_params(np.random.default_rng(7), 20.0, 0.1)
-  expected = ip.normalize(augment.rotate(frame, angle)) + np.float32(shift)
+  expected = normalization.normalize(augment.rotate(frame, angle)) + np.float32(shift)
   assert out.shape == (S, S, 3) and out.dtype == np.float32
   np.testing.assert_array_equal(out[..., 1], expected)
 
@@ -164,8 +125,8 @@ def test_augment_frame_applies_its_drawn_rotation_and_shift():
 # --- train stream ---------------------------------------------------------------------------------
 
 
-def test_train_batches_have_the_contracted_structure_and_labels(cache_dir):
-  it = iter(_loader(cache_dir, tasks=["ef", "sex"], views=None, global_batch_size=4))
+def test_train_batches_have_the_contracted_structure_and_labels(stream_cache):
+  it = iter(_loader(stream_cache, tasks=["ef", "sex"], views=None, global_batch_size=4))
   seen = set()
   for batch in _take(it, 15):
     assert batch["image"].shape == (4, S, S, 1) and batch["image"].dtype == np.float32
@@ -177,26 +138,16 @@ def test_train_batches_have_the_contracted_structure_and_labels(cache_dir):
   assert seen == set(range(11))  # video 11 has no label for ef or sex
 
 
-def test_train_stream_excludes_other_views_and_unlabelled_videos(cache_dir):
-  it = iter(_loader(cache_dir, global_batch_size=5))
+def test_train_stream_excludes_other_views_and_unlabelled_videos(stream_cache):
+  it = iter(_loader(stream_cache, global_batch_size=5))
   videos = np.concatenate([_decode(b["image"])[0] for b in _take(it, 12)])
   assert set(videos.tolist()) == set(LABELED_A4C)
   with pytest.raises(ValueError, match="no 'train' video has a label"):
-    _loader(cache_dir, views=["PLAX"])
+    _loader(stream_cache, views=["PLAX"])
 
 
-def test_views_match_case_insensitively_and_unknown_views_are_kept(tmp_path, caplog):
-  records = [_record(0), _record(1), _record(10)]
-  records[0]["view"] = "a4c"
-  records[1]["view"] = ""  # a labels CSV without a view column
-  cache.write_shard(os.path.join(tmp_path, cache.shard_name("train", 0, 1)), records)
-  rows = ip.select_videos(str(tmp_path), "train", tasks=["ef"], views=["A4C"])
-  assert [r["video_id"] for r in rows] == ["v00", "v01"]
-  assert "1 train videos have no view; kept" in caplog.text  # the same rule as the build
-
-
-def test_sampling_picks_each_video_once_per_epoch_then_a_random_frame(cache_dir):
-  it = iter(_loader(cache_dir, global_batch_size=5, rotation_deg=0.0, brightness=0.0))
+def test_sampling_picks_each_video_once_per_epoch_then_a_random_frame(stream_cache):
+  it = iter(_loader(stream_cache, global_batch_size=5, rotation_deg=0.0, brightness=0.0))
   batches = _take(it, 2 * 30)  # 30 epochs of the 10 videos
   video, frame, shift = _decode(np.concatenate([b["image"] for b in batches]))
   np.testing.assert_array_equal(shift, 0.0)
@@ -209,8 +160,8 @@ def test_sampling_picks_each_video_once_per_epoch_then_a_random_frame(cache_dir)
   assert float(np.sum((counts - expected) ** 2 / expected)) < 43.8  # chi², 19 dof, p = 0.001
 
 
-def test_brightness_is_uniform_and_the_background_stays_black(cache_dir):
-  it = iter(_loader(cache_dir, global_batch_size=25))
+def test_brightness_is_uniform_and_the_background_stays_black(stream_cache):
+  it = iter(_loader(stream_cache, global_batch_size=25))
   images = np.concatenate([b["image"] for b in _take(it, 24)])
   video, _, shift = _decode(images)
   assert set(video.tolist()) <= set(LABELED_A4C)
@@ -220,55 +171,55 @@ def test_brightness_is_uniform_and_the_background_stays_black(cache_dir):
   yy, xx = np.mgrid[:S, :S]
   outside = np.hypot(yy - c, xx - c) > RADIUS + 1.5
   background = images[:, outside, 0]
-  expected = np.broadcast_to((ip.BLACK + shift)[:, None], background.shape)
+  expected = np.broadcast_to((normalization.BLACK + shift)[:, None], background.shape)
   np.testing.assert_allclose(background, expected, atol=1e-6)
 
 
-def test_same_seed_same_batches_other_seed_other_order(cache_dir):
-  a = _take(iter(_loader(cache_dir, seed=1)), 4)
-  b = _take(iter(_loader(cache_dir, seed=1)), 4)
-  c = _take(iter(_loader(cache_dir, seed=2)), 4)
+def test_same_seed_same_batches_other_seed_other_order(stream_cache):
+  a = _take(iter(_loader(stream_cache, seed=1)), 4)
+  b = _take(iter(_loader(stream_cache, seed=1)), 4)
+  c = _take(iter(_loader(stream_cache, seed=2)), 4)
   _assert_same(a, b)
   assert not np.array_equal(a[0]["image"], c[0]["image"])
 
 
-def test_resumed_iterator_equals_uninterrupted_run(cache_dir):
-  full = _take(iter(_loader(cache_dir, num_threads=2)), 7)
-  first = iter(_loader(cache_dir, num_threads=2))
+def test_resumed_iterator_equals_uninterrupted_run(stream_cache):
+  full = _take(iter(_loader(stream_cache, num_threads=2)), 7)
+  first = iter(_loader(stream_cache, num_threads=2))
   _take(first, 3)
   state = first.get_state()
   _take(first, 2)  # the saved state must not move with the old iterator
-  resumed = iter(_loader(cache_dir, num_threads=2))
+  resumed = iter(_loader(stream_cache, num_threads=2))
   resumed.set_state(state)
   _assert_same(_take(resumed, 4), full[3:])
 
 
-def test_iterator_round_trips_through_orbax(cache_dir, tmp_path):
+def test_iterator_round_trips_through_orbax(stream_cache, tmp_path):
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
 
-  full = _take(iter(_loader(cache_dir)), 5)
-  it = iter(_loader(cache_dir))
+  full = _take(iter(_loader(stream_cache)), 5)
+  it = iter(_loader(stream_cache))
   _take(it, 2)
   with ocp.CheckpointManager(str(tmp_path / "ckpt")) as manager:
     manager.save(2, args=ocp.args.Composite(data=grain.checkpoint.CheckpointSave(it)))
     manager.wait_until_finished()
-  restored = iter(_loader(cache_dir))
+  restored = iter(_loader(stream_cache))
   with ocp.CheckpointManager(str(tmp_path / "ckpt")) as manager:
     manager.restore(2, args=ocp.args.Composite(data=grain.checkpoint.CheckpointRestore(restored)))
   _assert_same(_take(restored, 3), full[2:])
 
 
 @pytest.mark.slow
-def test_two_workers_match_in_process_and_resume(cache_dir):
+def test_two_workers_match_in_process_and_resume(stream_cache):
   """Spawns real Grain workers under pytest (absl flags unparsed here: google/grain#1355)."""
-  in_process = _take(iter(_loader(cache_dir, seed=5)), 6)
-  it = iter(_loader(cache_dir, seed=5, num_workers=2))
+  in_process = _take(iter(_loader(stream_cache, seed=5)), 6)
+  it = iter(_loader(stream_cache, seed=5, num_workers=2))
   try:
     _assert_same(_take(it, 4), in_process[:4])
     state = it.get_state()
   finally:
     it.close()
-  resumed = iter(_loader(cache_dir, seed=5, num_workers=2))
+  resumed = iter(_loader(stream_cache, seed=5, num_workers=2))
   try:
     resumed.set_state(state)
     _assert_same(_take(resumed, 2), in_process[4:])
@@ -276,75 +227,31 @@ def test_two_workers_match_in_process_and_resume(cache_dir):
     resumed.close()
 
 
-def test_shards_split_videos_and_batch(cache_dir):
+def test_shards_split_videos_and_batch(stream_cache):
   videos = []
   for index in range(2):
-    it = iter(_loader(cache_dir, global_batch_size=10, shard_index=index, num_shards=2))
+    it = iter(_loader(stream_cache, global_batch_size=10, shard_index=index, num_shards=2))
     batches = _take(it, 5)
     assert batches[0]["image"].shape[0] == 5
     videos.append(set(np.concatenate([_decode(b["image"])[0] for b in batches]).tolist()))
   assert not videos[0] & videos[1]
   assert videos[0] | videos[1] == set(LABELED_A4C)
   with pytest.raises(ValueError, match="does not split"):
-    _loader(cache_dir, global_batch_size=5, shard_index=0, num_shards=2)
+    _loader(stream_cache, global_batch_size=5, shard_index=0, num_shards=2)
 
 
-def test_resize_and_three_channels(cache_dir):
-  batch = _take(iter(_loader(cache_dir, image_size=16, channels=3, rotation_deg=0.0,
+def test_resize_and_three_channels(stream_cache):
+  batch = _take(iter(_loader(stream_cache, image_size=16, channels=3, rotation_deg=0.0,
                              brightness=0.0)), 1)[0]
   assert batch["image"].shape == (5, 16, 16, 3)
   np.testing.assert_array_equal(batch["image"][..., 0], batch["image"][..., 2])
-  np.testing.assert_allclose(batch["image"][:, 0, 0, :], ip.BLACK, rtol=1e-6)
+  np.testing.assert_allclose(batch["image"][:, 0, 0, :], normalization.BLACK, rtol=1e-6)
 
 
-def test_bad_arguments_raise_clear_errors(cache_dir, tmp_path):
+def test_bad_arguments_raise_clear_errors(stream_cache, tmp_path):
   with pytest.raises(ValueError, match="unknown task"):
-    _loader(cache_dir, tasks=["volume"])
+    _loader(stream_cache, tasks=["volume"])
   with pytest.raises(ValueError, match="channels"):
-    _loader(cache_dir, channels=2)
+    _loader(stream_cache, channels=2)
   with pytest.raises(FileNotFoundError, match="no cache shards"):
     _loader(str(tmp_path))
-
-
-# --- eval stream ----------------------------------------------------------------------------------
-
-
-def test_eval_yields_every_video_once_with_all_frames(cache_dir):
-  batches = list(ip.eval_batches(cache_dir, "train", videos_per_batch=5, shard_index=0,
-                                 num_shards=1))
-  assert len(batches) == 3
-  ids = []
-  for batch in batches:
-    assert batch["image"].shape == (5, T, S, S, 1)
-    assert batch["valid"].dtype == bool and batch["video_id"].shape == (5,)
-    for row in np.flatnonzero(batch["valid"]):
-      i = int(batch["video_id"][row][1:])
-      ids.append(i)
-      expected = _record(i)
-      np.testing.assert_array_equal(batch["image"][row, ..., 0], ip.normalize(expected["frames"]))
-      np.testing.assert_array_equal(batch["labels"]["ef"][row], expected["labels"]["ef"])
-      assert batch["patient_id"][row] == expected["patient_id"]
-  assert sorted(ids) == list(range(NUM_VIDEOS))
-  last = batches[-1]
-  np.testing.assert_array_equal(last["valid"], [True, True, False, False, False])
-  assert np.all(np.isnan(last["labels"]["ef"][2:])) and np.all(last["image"][2:] == 0)
-
-
-def test_eval_filters_and_shards(cache_dir):
-  ids = []
-  for index in range(3):
-    for batch in ip.eval_batches(cache_dir, "train", tasks=["ef"], views=["A4C"],
-                                 videos_per_batch=2, image_size=16, channels=3,
-                                 shard_index=index, num_shards=3):
-      assert batch["image"].shape == (2, T, 16, 16, 3) and set(batch["labels"]) == {"ef"}
-      ids.extend(batch["video_id"][batch["valid"]].tolist())
-  assert sorted(ids) == [f"v{i:02d}" for i in LABELED_A4C]
-
-
-def test_eval_rejects_a_video_of_the_wrong_length(tmp_path):
-  short = _record(0)
-  short["frames"] = short["frames"][:5]
-  cache.write_shard(str(tmp_path / cache.shard_name("val", 0, 1)), [short])
-  cache.write_meta(str(tmp_path), {"image_size": S, "num_frames": T})
-  with pytest.raises(ValueError, match="'v00'.*5 frames"):
-    list(ip.eval_batches(str(tmp_path), "val", shard_index=0, num_shards=1))
