@@ -27,8 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from echonet_jax.data import normalization  # pylint: disable=g-import-not-at-top,wrong-import-position
 from echonet_jax.data import prepare
 from echonet_jax.interpret import maps
-from echonet_jax.interpret import run
 from echonet_jax.interpret import scores
+from echonet_jax.interpret import sources
 from echonet_jax.interpret import viz
 from echonet_jax.training import restore
 
@@ -44,8 +44,8 @@ def main() -> None:
   trained = restore.load(args.workdir)
   config = trained.config
   name = trained.names[0]
-  videos = list(run.split_videos(prepare.prepare_cache(config), "test", trained.names, None,
-                                 config.data.image_size, args.videos))
+  videos = list(sources.split_videos(prepare.prepare_cache(config), "test", trained.names, None,
+                                     config.data.image_size, args.videos))
   state = trained.state
   shares: dict[int, list[float]] = {0: [], 2: []}
   first: dict[int, np.ndarray] = {}

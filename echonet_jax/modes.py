@@ -324,7 +324,7 @@ def predict(config: ml_collections.ConfigDict | None, workdirs: Sequence[str],
 
 def saliency(config: ml_collections.ConfigDict | None, workdir: str, split: str | None,
              inputs: Sequence[str] = ()) -> dict[str, Any]:
-  """Saliency maps, occlusion and localisation scores → WORKDIR/saliency/ (see interpret.py).
+  """Saliency maps, occlusion and localisation scores → WORKDIR/saliency/ (see interpret/run.py).
 
   Explains ``config.saliency.num_videos`` videos of ``split`` (none when ``split`` is empty) and the
   DICOM or AVI ``inputs``; returns the content of WORKDIR/saliency/scores.json.

@@ -1,5 +1,5 @@
-"""Helpers shared by the tests: synthetic cines, DICOM writers, real test files, a tiny stream
-cache, small configs."""
+"""Helpers shared by the tests: synthetic cines and model outputs, DICOM writers, real test
+files, a tiny stream cache, small configs."""
 
 from __future__ import annotations
 
@@ -238,3 +238,29 @@ def run_on_cpu_devices(script: str, tmp_path, counts=(1, 8)) -> list:
     subprocess.run([sys.executable, str(path), str(n), str(out)], check=True, cwd=REPO)
     results.append(np.load(out))
   return results
+def binary_frame_outputs(n=120, frames=8, seed=0):
+  """Labels (n,) of a binary task and per-frame probabilities (n, frames): informative, noisy."""
+  rng = np.random.default_rng(seed)
+  labels = rng.integers(0, 2, n).astype(float)
+  logits = 1.5 * (labels - 0.5)[:, None] + rng.normal(0, 1, (n, 1)) + rng.normal(0, 2, (n, frames))
+  return labels, 1 / (1 + np.exp(-logits))
+
+
+def regression_frame_outputs(n=120, frames=8, seed=0):
+  """Labels (n,) of a regression task and per-frame outputs (n, frames) scattered around them."""
+  rng = np.random.default_rng(seed)
+  labels = rng.normal(60, 20, n)
+  return labels, labels[:, None] + rng.normal(0, 8, (n, 1)) + rng.normal(0, 15, (n, frames))
+
+
+def video_patient_ids(n, videos_per_patient=2):
+  """``n`` video ids and their patient ids, ``videos_per_patient`` videos per patient."""
+  return [f"vid{i:03d}" for i in range(n)], [f"pt{i // videos_per_patient:03d}" for i in range(n)]
+
+
+def ef_volumes(n=60, seed=0):
+  """Plausible ESV, EDV (mL) and EF (%) of ``n`` videos, with EF = (EDV − ESV) / EDV · 100."""
+  rng = np.random.default_rng(seed)
+  edv = rng.normal(120, 30, n).clip(50)
+  ef = rng.normal(55, 10, n).clip(15, 80)
+  return edv * (1 - ef / 100), edv, ef

@@ -1,9 +1,11 @@
-"""Evaluation reports from per-frame model outputs: video predictions, metrics with patient CIs, plots.
+"""Evaluation reports: one task's eval folder (predictions, metrics with patient CIs, plots).
 
 Everything here takes plain arrays (no model, no JAX state): the caller runs the network over the
-frames of each video and passes ``frame_outputs`` of shape (videos, frames), probabilities for binary
-tasks and values in the task's unit for regression. Frames a video lacks may be NaN. As in the paper, the
-video prediction is the mean over its frames.
+frames of each video and passes ``frame_outputs`` of shape (videos, frames), probabilities for
+binary tasks and values in the task's unit for regression. Frames a video lacks may be NaN. Video
+predictions come from :mod:`~echonet_jax.evaluation.frame_averaging`, metrics from
+:mod:`~echonet_jax.evaluation.task_metrics` (categorical tasks:
+:mod:`~echonet_jax.evaluation.categorical`).
 
 :func:`write_eval` writes ``OUT_DIR`` (normally ``WORKDIR/eval/<split>/``)::
 
@@ -21,182 +23,24 @@ video prediction is the mean over its frames.
 from __future__ import annotations
 
 import csv
-import functools
 import json
 import math
 import os
 from typing import Any
-from typing import Callable
 from typing import Sequence
 
 import numpy as np
 
 from echonet_jax.evaluation import categorical
+from echonet_jax.evaluation import frame_averaging
 from echonet_jax.evaluation import metrics
 from echonet_jax.evaluation import plots
+from echonet_jax.evaluation import task_metrics
 from echonet_jax.tasks import Task
 from echonet_jax.training import writers
 
 PREDICTIONS_FILE = "predictions.csv"
 METRICS_FILE = "metrics.json"
-FRAME_ORDERS = ("first", "random")
-
-
-def _frame_matrix(frame_outputs) -> np.ndarray:
-  x = np.asarray(frame_outputs, dtype=np.float64)
-  if x.ndim == 1:
-    x = x[:, None]
-  if x.ndim != 2:
-    raise ValueError(f"frame_outputs must have shape (videos, frames); got {x.shape}")
-  return x
-
-
-def video_predictions(frame_outputs, num_frames: int | None = None) -> np.ndarray:
-  """Mean over the first ``num_frames`` frames (all when None) of each video, ignoring NaN frames.
-
-  A video with no frame in range gets NaN.
-  """
-  x = _frame_matrix(frame_outputs)
-  if num_frames is not None:
-    if num_frames < 1:
-      raise ValueError(f"num_frames must be at least 1; got {num_frames}")
-    x = x[:, :num_frames]
-  present = ~np.isnan(x)
-  count = present.sum(axis=1)
-  total = np.where(present, x, 0.0).sum(axis=1)
-  with np.errstate(invalid="ignore", divide="ignore"):
-    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
-
-
-def headline_metric(task: Task) -> tuple[str, Callable]:
-  """The metric a task is judged by: ROC AUC for binary tasks, R² for regression."""
-  return ("auc", metrics.roc_auc) if task.is_binary else ("r2", metrics.r2)
-
-
-def frames_curve(labels, frame_outputs, metric_fn: Callable, groups=None, max_frames: int = 20,
-                 seed: int = 0, *, order: str = "first", n_boot: int = 200,
-                 alpha: float = 0.05) -> dict[str, np.ndarray]:
-  """The metric when each video's prediction averages only k frames, for k = 1..max_frames.
-
-  ``order="first"`` averages the first k frames in time order (k × 100 ms of video at the paper's
-  sampling: what a shorter clip would give). ``order="random"`` averages a random subset of k frames per
-  video, drawn once per video with ``seed`` and nested (the k-subset contains the (k−1)-subset), which
-  separates the effect of more frames from that of a longer time span. Videos with a NaN label are left
-  out; NaN frames are ignored (random order puts them last).
-
-  Returns arrays of length ``max_frames``: ``num_frames``, ``value``, ``ci_low``, ``ci_high`` (patient
-  bootstrap with ``n_boot`` resamples; NaN when unavailable, see ``metrics.bootstrap_interval``) and
-  ``n_boot_valid``.
-  """
-  if order not in FRAME_ORDERS:
-    raise ValueError(f"order must be one of {FRAME_ORDERS}; got {order!r}")
-  x = _frame_matrix(frame_outputs)
-  if groups is None:
-    groups = np.arange(x.shape[0])
-  labels, (x, groups), _ = metrics.drop_missing_labels(labels, x, groups)
-  if not 1 <= max_frames <= x.shape[1]:
-    raise ValueError(f"max_frames must be in 1..{x.shape[1]} (the frames given); got {max_frames}")
-  if order == "random":
-    keys = np.random.default_rng(seed).random(x.shape)
-    keys[np.isnan(x)] = np.inf
-    x = np.take_along_axis(x, np.argsort(keys, axis=1), axis=1)
-  ks = np.arange(1, max_frames + 1)
-  value = np.empty(max_frames)
-  ci = np.full((max_frames, 2), np.nan)
-  n_valid = np.zeros(max_frames, np.int64)
-  for i, k in enumerate(ks):
-    preds = video_predictions(x, k)
-    value[i] = metric_fn(labels, preds)
-    if n_boot > 0:
-      interval = metrics.bootstrap_interval(metric_fn, groups, labels, preds, n_boot=n_boot,
-                                            seed=seed, alpha=alpha)
-      ci[i] = interval.low, interval.high
-      n_valid[i] = interval.n_valid
-  return {"num_frames": ks, "value": value, "ci_low": ci[:, 0], "ci_high": ci[:, 1],
-          "n_boot_valid": n_valid}
-
-
-def _row(name: str, fn: Callable, arrays: Sequence[np.ndarray], groups: np.ndarray, *, n_missing: int,
-         n_boot: int, seed: int, alpha: float, unit: str = "", undefined: str | None = None,
-         **extra) -> dict[str, Any]:
-  """One metrics.json row; ``undefined`` (a reason) makes the value NaN with that note."""
-  nan = float("nan")
-  value = nan if undefined else float(fn(*arrays))
-  row = {"metric": name, "value": value, "ci_low": nan, "ci_high": nan, "n_boot_valid": 0,
-         "n": int(arrays[0].size), "n_patients": int(np.unique(groups).size),
-         "n_missing_labels": n_missing, "unit": unit}
-  if math.isfinite(value):
-    interval = metrics.bootstrap_interval(fn, groups, *arrays, n_boot=n_boot, seed=seed, alpha=alpha)
-    row.update(ci_low=interval.low, ci_high=interval.high, n_boot_valid=interval.n_valid)
-    if interval.note:
-      row["ci_note"] = f"95% CI n/a: {interval.note}"
-  else:
-    row["ci_note"] = "95% CI n/a: the metric is undefined"
-  if undefined:
-    row["note"] = undefined
-  row.update(extra)
-  return row
-
-
-def task_metrics(task: Task, labels, preds, patient_ids, train_mean: float | None = None,
-                 threshold: float | None = None, n_boot: int = 1000, seed: int = 0, *,
-                 alpha: float = 0.05, threshold_source: str | None = None) -> dict[str, Any]:
-  """Metrics of one task on one split, each with a patient-bootstrap CI.
-
-  Binary: ``auc`` and ``f1`` at ``threshold`` (when None, the F1-maximising threshold on THIS split is
-  used and recorded as such: pass the validation threshold when evaluating test). Regression: ``r2``,
-  ``mae`` and ``baseline_mae`` (always predicting ``train_mean``, the training-split mean). Videos with
-  a NaN label are skipped and counted. Undefined metrics are NaN with a ``note``.
-  """
-  preds = np.asarray(preds, dtype=np.float64)
-  patient_ids = np.asarray(patient_ids)
-  labels, (preds, patient_ids), n_missing = metrics.drop_missing_labels(labels, preds, patient_ids)
-  if np.any(np.isnan(preds)):
-    raise ValueError(f"{task.name}: {int(np.isnan(preds).sum())} labelled videos have a NaN "
-                     "prediction (no valid frame?)")
-  common = dict(n_missing=n_missing, n_boot=n_boot, seed=seed, alpha=alpha)
-  out: dict[str, Any] = {
-      "task": task.name, "kind": task.kind, "unit": task.unit, "n": int(labels.size),
-      "n_patients": int(np.unique(patient_ids).size), "n_missing_labels": n_missing,
-      "n_boot": n_boot, "alpha": alpha, "seed": seed,
-      "ci": f"{100 * (1 - alpha):g}% percentile bootstrap over patients",
-  }
-  arrays = (labels, preds)
-  if task.is_binary:
-    auc_note = metrics.auc_undefined_reason(labels)  # also checks the labels are 0/1
-    out["n_positive"] = int(np.sum(labels == 1))
-    if threshold is None:
-      threshold, _ = metrics.best_f1_threshold(labels, preds)
-      threshold_source = "chosen on this split (max F1)"
-    elif threshold_source is None:
-      threshold_source = "given"
-    out["threshold"] = float(threshold)
-    out["threshold_source"] = threshold_source
-    f1_note = (None if math.isfinite(threshold) else
-               "F1 undefined: no threshold (no positive labels to choose it from)")
-    rows = [
-        _row("auc", metrics.roc_auc, arrays, patient_ids,
-             undefined=auc_note and f"AUC undefined: {auc_note}", **common),
-        _row("f1", functools.partial(metrics.f1, threshold=threshold), arrays, patient_ids,
-             undefined=f1_note, threshold=float(threshold), threshold_source=threshold_source,
-             **common),
-    ]
-  else:
-    r2_note = metrics.r2_undefined_reason(labels)
-    rows = [
-        _row("r2", metrics.r2, arrays, patient_ids,
-             undefined=r2_note and f"R² undefined: {r2_note}", **common),
-        _row("mae", metrics.mae, arrays, patient_ids, unit=task.unit, **common),
-    ]
-    if train_mean is not None:
-      out["train_mean"] = float(train_mean)
-      baseline = _row("baseline_mae", functools.partial(metrics.mean_baseline_mae,
-                                                         train_mean=float(train_mean)),
-                      (labels,), patient_ids, unit=task.unit, train_mean=float(train_mean), **common)
-      rows.append(baseline)
-      out["baseline_mae"] = baseline["value"]
-  out["metrics"] = rows
-  return out
 
 
 def read_threshold(metrics_json: str) -> float:
@@ -255,7 +99,7 @@ def write_eval(out_dir: str, task: Task, video_ids, patient_ids, labels, frame_o
   if task.is_categorical:  # accuracy, macro F1, AUC per class, confusion.png
     return categorical.write_eval(out_dir, task, video_ids, patient_ids, labels, frame_outputs,
                                   n_boot=n_boot, seed=seed, split=split)
-  frames = _frame_matrix(frame_outputs)
+  frames = frame_averaging.frame_matrix(frame_outputs)
   n = frames.shape[0]
   video_ids = [str(v) for v in video_ids]
   patient_ids = [str(p) for p in patient_ids]
@@ -265,9 +109,9 @@ def write_eval(out_dir: str, task: Task, video_ids, patient_ids, labels, frame_o
                      f"labels ({labels.shape[0]}) and frame_outputs ({n}) differ in length")
   split = split or os.path.basename(os.path.normpath(out_dir))
   os.makedirs(out_dir, exist_ok=True)
-  preds = video_predictions(frames)
-  report = task_metrics(task, labels, preds, patient_ids, train_mean, threshold, n_boot, seed,
-                        threshold_source=threshold_source)
+  preds = frame_averaging.video_predictions(frames)
+  report = task_metrics.task_metrics(task, labels, preds, patient_ids, train_mean, threshold,
+                                     n_boot, seed, threshold_source=threshold_source)
   report = {"split": split, "checkpoint_step": checkpoint_step, "data_source": data_source,
             **report}
   if quality is not None:
@@ -285,13 +129,13 @@ def write_eval(out_dir: str, task: Task, video_ids, patient_ids, labels, frame_o
 
   kept_labels, (kept_preds, kept_frames, kept_groups), _ = metrics.drop_missing_labels(
       labels, preds, frames, np.asarray(patient_ids))
-  metric_name, metric_fn = headline_metric(task)
+  metric_name, metric_fn = task_metrics.headline_metric(task)
   written = []
   main_row = report["metrics"][0]
   if kept_labels.size and math.isfinite(main_row["value"]):
-    curve = frames_curve(kept_labels, kept_frames, metric_fn, kept_groups,
-                         min(max_frames, frames.shape[1]), seed, order=frames_order,
-                         n_boot=frames_n_boot)
+    curve = frame_averaging.frames_curve(kept_labels, kept_frames, metric_fn, kept_groups,
+                                         min(max_frames, frames.shape[1]), seed,
+                                         order=frames_order, n_boot=frames_n_boot)
     report["frames_curve"] = {"metric": metric_name, "order": frames_order,
                               **{k: v.tolist() for k, v in curve.items()}}
     kinds = (("roc", plots.roc),) if task.is_binary else (

@@ -48,7 +48,7 @@ def make_clip_maps(model: Any, name: str, settings: maps.Settings) -> Callable[.
 
 
 def first_clip(video: Any, spec: windows.ClipSpec) -> Any:
-  """The video (``run.Video``) cut to its first covering clip: frames and masks of those frames."""
+  """The video (``sources.Video``) cut to its first covering clip: frames and masks of those frames."""
   index = windows.clip_indices(0, spec) % len(video.frames)
   masks = None if video.masks is None else video.masks[index]
   return dataclasses.replace(video, frames=video.frames[index], masks=masks)

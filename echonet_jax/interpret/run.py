@@ -27,6 +27,10 @@ What is explained: the logit for a binary task; the output in the task's unit (m
 regression task. The channel dimension is summed, which for a grey image repeated into C channels is
 exactly the attribution of the grey value. Frames are mapped with ``jax.vmap`` (or ``lax.map`` in
 ``frames_per_batch`` groups when memory demands), in one jitted program per task.
+
+This module is the driver (:func:`explain` one video after another, :func:`run` the mode); the
+videos come from :mod:`~echonet_jax.interpret.sources`, the files and titles from
+:mod:`~echonet_jax.interpret.outputs`.
 """
 
 from __future__ import annotations
@@ -35,191 +39,32 @@ import dataclasses
 import json
 import math
 import os
-import re
 from typing import Any
 from typing import Callable
 from typing import Iterable
 from typing import Sequence
 
-import cv2
 import jax
 import ml_collections
 import numpy as np
 
 from echonet_jax import tasks as tasks_lib
-from echonet_jax.data import augment
 from echonet_jax.data import cache
 from echonet_jax.data import normalization
 from echonet_jax.data import prepare
-from echonet_jax.data import selection
-from echonet_jax.data import video as video_lib
 from echonet_jax.errors import ConfigError
 from echonet_jax.evaluation import inference
 from echonet_jax.interpret import clips
 from echonet_jax.interpret import maps
+from echonet_jax.interpret import outputs
 from echonet_jax.interpret import scores
-from echonet_jax.interpret import viz
+from echonet_jax.interpret import sources
 from echonet_jax.training import restore
 from echonet_jax.training import writers
 
-# --------------------------------------------------------------------------------------------------
-# Files.
 
-
-def safe_name(name: str) -> str:
-  """A video id made safe as a folder name."""
-  cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._")
-  return cleaned or "video"
-
-
-def write_video(out_dir: str, frames: np.ndarray, maps: np.ndarray, frame_outputs: np.ndarray,
-                masks: np.ndarray | None = None, mask_names: Sequence[str] = (),
-                fps: float = 10.0, title: str | None = None, unit: str = "") -> dict[str, str]:
-  """maps.npz, panel.png, overlay.png and saliency.gif of one video; returns their paths.
-
-  ``panel.png``: the representative frame, its mean map with a colour bar (``unit``) and the overlay,
-  under ``title``, each at least ``viz.PANEL_PX`` px; ``overlay.png`` the overlay alone, upsampled
-  to the same size.
-  """
-  os.makedirs(out_dir, exist_ok=True)
-  maps = np.asarray(maps, np.float32)
-  mean_map = np.abs(maps).mean(0)
-  arrays = dict(maps=maps, mean_map=mean_map, frames=np.asarray(frames, np.uint8),
-                frame_outputs=np.asarray(frame_outputs, np.float32))
-  if masks is not None:
-    arrays.update(masks=np.asarray(masks, np.uint16), mask_names=np.asarray(list(mask_names)))
-  paths = {name: os.path.join(out_dir, file) for name, file in (
-      ("maps", "maps.npz"), ("panel", "panel.png"), ("overlay", "overlay.png"),
-      ("gif", "saliency.gif"))}
-  np.savez_compressed(paths["maps"], **arrays)
-  frame = frames[scores.representative_frame(frame_outputs)]
-  size = max(viz.PANEL_PX, frame.shape[-1])
-  heat = np.clip(viz.upsample(viz.to_display_map(mean_map), size), 0.0, 1.0)
-  viz.save_png(paths["overlay"], viz.overlay(np.clip(viz.upsample(frame / 255.0, size), 0, 1), heat))
-  viz.panel(paths["panel"], frame, mean_map, title=title, unit=unit)
-  viz.save_gif(paths["gif"], viz.video_overlays(frames, maps), fps=fps)
-  return paths
-
-
-def panel_from_npz(npz_path: str, region: str | None, out_png: str, title: str | None = None,
-                   unit: str = "") -> None:
-  """``viz.panel`` of a saved video: the mean map on its representative frame, ``region`` outlined."""
-  with np.load(npz_path) as data:
-    frames, mean_map, outputs = data["frames"], data["mean_map"], data["frame_outputs"]
-    t = scores.representative_frame(outputs)
-    mask = None
-    if region is not None:
-      if "masks" not in data:
-        raise ValueError(f"{npz_path}: no ground-truth masks to outline {region!r}")
-      regions = scores.region_masks(data["masks"][t:t + 1], [str(n) for n in data["mask_names"]])
-      if region not in regions:
-        raise ValueError(f"{npz_path}: no region {region!r}; have {sorted(regions)}")
-      mask = regions[region][0]
-  viz.panel(out_png, frames[t], mean_map, mask=mask, title=title, unit=unit)
-
-
-def _resize_masks(masks: np.ndarray, size: int) -> np.ndarray:
-  if masks.shape[-1] == size:
-    return masks
-  return np.stack([cv2.resize(m, (size, size), interpolation=cv2.INTER_NEAREST) for m in masks])
-
-
-# --------------------------------------------------------------------------------------------------
-# The driver.
-
-
-@dataclasses.dataclass
-class Video:
-  """One clip to explain: uint8 frames at the model's size, optional ground truth."""
-
-  source: str  # the split, or "inputs"
-  video_id: str
-  frames: np.ndarray  # uint8 (T, S, S)
-  labels: dict[str, float] = dataclasses.field(default_factory=dict)
-  masks: np.ndarray | None = None  # uint16 (T, S, S)
-  path: str = ""
-  quality: str = ""  # the sector quality flag of an input file ("ok" or a reason)
-
-
-def split_videos(cache_dir: str, split: str, names: Sequence[str], views: Sequence[str] | None,
-                 size: int, num_videos: int, video_ids: Sequence[str] = ()) -> Iterable[Video]:
-  """The first ``num_videos`` videos of a cache split with a label for one of ``names`` (or the
-  ``video_ids`` ones), frames (and masks) at ``size``."""
-  wanted = set(video_ids)
-  found = set()
-  count = 0
-  for record in selection.records(cache_dir, split, tasks=names, views=views):
-    video_id = str(record.get("video_id", ""))
-    if wanted and video_id not in wanted:
-      continue
-    if not wanted and count >= num_videos:
-      break
-    frames = np.stack([augment.resize(f, size) for f in record["frames"]])
-    masks = record.get("masks")
-    yield Video(source=split, video_id=video_id, frames=frames,
-                labels={k: float(v) for k, v in record.get("labels", {}).items() if k in names},
-                masks=None if masks is None else _resize_masks(np.asarray(masks), size))
-    found.add(video_id)
-    count += 1
-  missing = sorted(wanted - found)
-  if missing:
-    raise ConfigError(f"{cache_dir}: split {split!r} has no labelled video {missing}")
-
-
-def input_videos(paths: Sequence[str], data: ml_collections.ConfigDict, errors: list[dict[str, str]]
-                 ) -> Iterable[Video]:
-  """DICOM or AVI files (or folders), read as the model was trained; any failure to read one becomes
-  its row in ``errors`` (type and reason, see ``inference.input_error``) and the others go on."""
-  used: set[str] = set()
-  for path in video_lib.list_files(paths):
-    try:
-      clip = video_lib.read_for_model(path, data)
-    except Exception as e:  # pylint: disable=broad-except
-      errors.append({"path": path, **inference.input_error(e, "reading")})
-      continue
-    stem = safe_name(os.path.splitext(os.path.basename(path))[0])
-    video_id, k = stem, 1
-    while video_id in used:
-      k += 1
-      video_id = f"{stem}_{k}"
-    used.add(video_id)
-    yield Video(source="inputs", video_id=video_id, frames=clip.frames, path=path,
-                quality=inference.clip_quality(clip))
-
-
-def method_text(settings: maps.Settings) -> str:
-  """How the maps were made, for figure titles."""
-  if settings.method == "smoothgrad":
-    jitter = f", {settings.jitter}×{settings.jitter} px jitter" if settings.jitter > 1 else ""
-    return f"SmoothGrad ({settings.num_samples} samples, noise {settings.noise_frac:g}{jitter})"
-  if settings.method == "integrated_gradients":
-    return f"Integrated Gradients ({settings.ig_steps} steps)"
-  return {"vanilla": "gradient", "occlusion": "occlusion"}[settings.method]
-
-
-def _value(x: float | None, unit: str) -> str:
-  if x is None or not math.isfinite(x):
-    return "n/a"
-  return f"{x:.3g} {unit}".strip().replace("-", "\u2212")
-
-
-def _panel_title(name: str, video: Video, prediction: float, label: float | None,
-                 settings: maps.Settings, step: int) -> str:
-  task = tasks_lib.get_task(name)
-  what = "probability" if task.is_binary else task.name
-  unit = "" if task.is_binary else task.unit
-  return (f"{task.description}: {video.source}/{video.video_id}\n"
-          f"predicted {what} {_value(prediction, unit)}, label {_value(label, unit)} · "
-          f"{method_text(settings)} · checkpoint step {step}")
-
-
-def _map_unit(name: str) -> str:
-  task = tasks_lib.get_task(name)
-  return "logit per input unit" if task.is_binary else f"{task.unit or 'output'} per input unit"
-
-
-def explain(trained: restore.TrainedModel, videos: Iterable[Video], settings: maps.Settings,
-            out_root: str, mask_names: Sequence[str] = (),
+def explain(trained: restore.TrainedModel, videos: Iterable[sources.Video],
+            settings: maps.Settings, out_root: str, mask_names: Sequence[str] = (),
             thresholds: dict[str, dict[str, Any]] | None = None,
             progress: Callable[[str], None] | None = None,
             errors: list[dict[str, str]] | None = None,
@@ -254,9 +99,9 @@ def explain(trained: restore.TrainedModel, videos: Iterable[Video], settings: ma
 
 
 def _explain_video(trained: restore.TrainedModel, predict_fn: inference.PredictFn,
-                   map_fns: dict[str, Callable[..., Any]], video: Video, settings: maps.Settings,
-                   out_root: str, mask_names: Sequence[str], thresholds: dict[str, dict[str, Any]],
-                   key: jax.Array) -> list[dict[str, Any]]:
+                   map_fns: dict[str, Callable[..., Any]], video: sources.Video,
+                   settings: maps.Settings, out_root: str, mask_names: Sequence[str],
+                   thresholds: dict[str, dict[str, Any]], key: jax.Array) -> list[dict[str, Any]]:
   state = trained.state
   multitask = len(trained.names) > 1
   threshold_values = {k: v["threshold"] for k, v in thresholds.items()}
@@ -286,11 +131,13 @@ def _explain_video(trained: restore.TrainedModel, predict_fn: inference.PredictF
       raise FloatingPointError(f"non-finite saliency map for video {video.video_id!r}, task {name}")
     prediction = float(video_outputs[name].mean())
     label = video.labels.get(name, math.nan) if video.source != "inputs" else None
-    out_dir = os.path.join(out_root, video.source, safe_name(video.video_id),
+    out_dir = os.path.join(out_root, video.source, sources.safe_name(video.video_id),
                            *((name,) if multitask else ()))
-    files = write_video(out_dir, video.frames, video_maps, frame_outputs[name], video.masks,
-                        mask_names, fps=settings.fps, unit=_map_unit(name),
-                        title=_panel_title(name, video, prediction, label, settings, trained.step))
+    files = outputs.write_video(out_dir, video.frames, video_maps, frame_outputs[name],
+                                video.masks, mask_names, fps=settings.fps,
+                                unit=outputs.map_unit(name),
+                                title=outputs.panel_title(name, video, prediction, label, settings,
+                                                          trained.step))
     if clip is not None:
       files["clip_panel"] = clips.write_panel(os.path.join(out_dir, "clip_panel.png"), video.frames,
                                               video_maps)
@@ -308,28 +155,6 @@ def _explain_video(trained: restore.TrainedModel, predict_fn: inference.PredictF
                           for r, s in occluded[name].items()}
     rows.append(row)
   return rows
-
-
-def write_summary_sheet(out_root: str, rows: Sequence[dict[str, Any]], settings: maps.Settings,
-                        step: int, max_tiles: int = 24) -> str | None:
-  """``OUT_ROOT/summary.png``: every explained video and task (the first ``max_tiles``) on one sheet."""
-  tiles = []
-  for row in rows[:max_tiles]:
-    with np.load(os.path.join(out_root, row["files"]["maps"])) as data:
-      frame = data["frames"][row["representative_frame"]]
-      mean_map = data["mean_map"]
-    task = tasks_lib.get_task(row["task"])
-    unit = "" if task.is_binary else task.unit
-    caption = (f"{row['source']}/{row['video_id']} · {row['task']}\n"
-               f"pred {_value(row['prediction'], unit)}, label {_value(row['label'], unit)}")
-    tiles.append((frame, mean_map, caption))
-  if not tiles:
-    return None
-  path = os.path.join(out_root, "summary.png")
-  shown = f" (first {max_tiles} of {len(rows)})" if len(rows) > max_tiles else ""
-  viz.summary_sheet(path, tiles, title=f"Saliency{shown}: {method_text(settings)}, mean |map| over "
-                    f"the frames on the representative frame · checkpoint step {step}")
-  return path
 
 
 def run(config: ml_collections.ConfigDict | None, workdir: str, split: str | None,
@@ -359,14 +184,15 @@ def run(config: ml_collections.ConfigDict | None, workdir: str, split: str | Non
     mask_names = list(cache.read_meta(cache_dir).get("mask_names") or [])
     if mask_names:
       thresholds = scores.binary_thresholds(trained, cache_dir, predict_fn)
-    videos = split_videos(cache_dir, split, trained.names, tuple(saved.data.views) or None,
-                          saved.data.image_size, settings.num_videos, settings.video_ids)
+    videos = sources.split_videos(cache_dir, split, trained.names,
+                                  tuple(saved.data.views) or None, saved.data.image_size,
+                                  settings.num_videos, settings.video_ids)
     rows += explain(trained, videos, settings, out_root, mask_names, thresholds, progress=log,
                     errors=errors, predict_fn=predict_fn)
   if inputs:
-    rows += explain(trained, input_videos(inputs, saved.data, errors), settings, out_root,
+    rows += explain(trained, sources.input_videos(inputs, saved.data, errors), settings, out_root,
                     progress=log, errors=errors, predict_fn=predict_fn)
-  summary_png = write_summary_sheet(out_root, rows, settings, trained.step)
+  summary_png = outputs.write_summary_sheet(out_root, rows, settings, trained.step)
   result = {
       "checkpoint_step": trained.step, "tasks": list(trained.names),
       "settings": dataclasses.asdict(settings),

@@ -13,6 +13,7 @@ import numpy as np
 
 from echonet_jax import tasks as tasks_lib
 from echonet_jax.data import normalization
+from echonet_jax.evaluation import frame_averaging
 from echonet_jax.evaluation import inference
 from echonet_jax.evaluation import metrics
 from echonet_jax.evaluation import reports
@@ -132,7 +133,7 @@ def binary_thresholds(trained: restore.TrainedModel, cache_dir: str | None,
       if pred is None:
         break
       labels = pred["labels"][name]
-      probs = reports.video_predictions(pred["frame_outputs"][name])
+      probs = frame_averaging.video_predictions(pred["frame_outputs"][name])
       keep = ~np.isnan(labels)
       threshold, _ = metrics.best_f1_threshold(labels[keep], probs[keep])
       if math.isfinite(threshold):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from echonet_jax.evaluation import frame_averaging
 from echonet_jax.evaluation import plots
-from echonet_jax.evaluation import reports
+from echonet_jax.evaluation import task_metrics
 from echonet_jax.tasks import get_task
 
 
@@ -25,11 +26,11 @@ def _regression(n=60, seed=0):
 def test_legends_sit_below_the_axes_not_on_the_data(tmp_path):
   labels, frames = _regression()
   task = get_task("ef")
-  preds = reports.video_predictions(frames)
-  report = reports.task_metrics(task, labels, preds, np.arange(labels.size) // 2, train_mean=55.0,
-                                n_boot=50)
-  curve = reports.frames_curve(labels, frames, reports.headline_metric(task)[1],
-                               np.arange(labels.size) // 2, max_frames=6, n_boot=20)
+  preds = frame_averaging.video_predictions(frames)
+  report = task_metrics.task_metrics(task, labels, preds, np.arange(labels.size) // 2,
+                                     train_mean=55.0, n_boot=50)
+  curve = frame_averaging.frames_curve(labels, frames, task_metrics.headline_metric(task)[1],
+                                       np.arange(labels.size) // 2, max_frames=6, n_boot=20)
   figures = [plots.scatter(str(tmp_path / "s.png"), task, "test", labels, preds, report),
              plots.bland_altman(str(tmp_path / "b.png"), task, "test", labels, preds, report),
              plots.frames(str(tmp_path / "f.png"), task, "test", curve, "r2", "first")]
@@ -37,7 +38,8 @@ def test_legends_sit_below_the_axes_not_on_the_data(tmp_path):
   probs = np.clip(0.3 * binary + np.random.default_rng(1).random(60) * 0.7, 0, 1)
   lvh = get_task("lvh")
   figures.append(plots.roc(str(tmp_path / "r.png"), lvh, "test", binary, probs,
-                           reports.task_metrics(lvh, binary, probs, np.arange(60), n_boot=50)))
+                           task_metrics.task_metrics(lvh, binary, probs, np.arange(60),
+                                                     n_boot=50)))
   for fig in figures:
     (ax,) = fig.axes
     assert ax.get_legend() is None  # no legend inside the axes

@@ -1,4 +1,4 @@
-"""Tests for echonet_jax.evaluation.reports: frame averaging, task metrics and the files of an eval folder."""
+"""Tests for echonet_jax.evaluation.reports: the files of an eval folder, the recorded threshold."""
 
 from __future__ import annotations
 
@@ -8,121 +8,12 @@ import os
 
 import numpy as np
 import pytest
-from sklearn import metrics as skm
 
 from echonet_jax.evaluation import reports as evaluate
-from echonet_jax.evaluation import metrics
 from echonet_jax.tasks import get_task
+from tests import testing
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def _binary_frames(n=120, frames=8, seed=0):
-  rng = np.random.default_rng(seed)
-  labels = rng.integers(0, 2, n).astype(float)
-  logits = 1.5 * (labels - 0.5)[:, None] + rng.normal(0, 1, (n, 1)) + rng.normal(0, 2, (n, frames))
-  return labels, 1 / (1 + np.exp(-logits))
-
-
-def _regression_frames(n=120, frames=8, seed=0):
-  rng = np.random.default_rng(seed)
-  labels = rng.normal(60, 20, n)
-  return labels, labels[:, None] + rng.normal(0, 8, (n, 1)) + rng.normal(0, 15, (n, frames))
-
-
-def _ids(n, videos_per_patient=2):
-  return [f"vid{i:03d}" for i in range(n)], [f"pt{i // videos_per_patient:03d}" for i in range(n)]
-
-
-def test_video_predictions_mean_first_k_and_nan_frames():
-  x = np.array([[1.0, 2.0, 3.0, np.nan], [4.0, np.nan, 6.0, 8.0], [np.nan] * 4])
-  np.testing.assert_allclose(evaluate.video_predictions(x), [2.0, 6.0, np.nan])
-  np.testing.assert_allclose(evaluate.video_predictions(x, 2), [1.5, 4.0, np.nan])
-  np.testing.assert_allclose(evaluate.video_predictions(np.array([0.2, 0.4])), [0.2, 0.4])
-  with pytest.raises(ValueError, match="num_frames"):
-    evaluate.video_predictions(x, 0)
-
-
-@pytest.mark.parametrize("order", ["first", "random"])
-def test_frames_curve_length_and_end_point(order):
-  labels, frames = _binary_frames(frames=10)
-  labels[:3] = np.nan
-  curve = evaluate.frames_curve(labels, frames, metrics.roc_auc, np.arange(labels.size) // 2,
-                                max_frames=10, seed=1, order=order, n_boot=50)
-  for key in ("num_frames", "value", "ci_low", "ci_high"):
-    assert len(curve[key]) == 10
-  np.testing.assert_array_equal(curve["num_frames"], np.arange(1, 11))
-  keep = ~np.isnan(labels)
-  # With all frames, any order gives the video mean.
-  assert curve["value"][-1] == pytest.approx(
-      skm.roc_auc_score(labels[keep], frames[keep].mean(axis=1)))
-  if order == "first":
-    assert curve["value"][0] == pytest.approx(skm.roc_auc_score(labels[keep], frames[keep, 0]))
-  assert np.all(curve["ci_low"] <= curve["value"]) and np.all(curve["value"] <= curve["ci_high"])
-  # Averaging frames with independent noise helps.
-  assert curve["value"][-1] > curve["value"][0]
-
-
-def test_frames_curve_rejects_more_frames_than_given():
-  labels, frames = _regression_frames(frames=4)
-  with pytest.raises(ValueError, match="max_frames"):
-    evaluate.frames_curve(labels, frames, metrics.r2, None, max_frames=5)
-  with pytest.raises(ValueError, match="order"):
-    evaluate.frames_curve(labels, frames, metrics.r2, None, max_frames=2, order="last")
-
-
-def test_task_metrics_binary_threshold_chosen_or_given():
-  labels, frames = _binary_frames()
-  labels[[0, 5]] = np.nan
-  preds = evaluate.video_predictions(frames)
-  _, patients = _ids(labels.size)
-  task = get_task("lvh")
-  chosen = evaluate.task_metrics(task, labels, preds, patients, n_boot=100)
-  keep = ~np.isnan(labels)
-  threshold, best = metrics.best_f1_threshold(labels[keep], preds[keep])
-  assert chosen["threshold"] == threshold
-  assert chosen["threshold_source"] == "chosen on this split (max F1)"
-  auc, f1 = chosen["metrics"]
-  assert auc["metric"] == "auc" and auc["value"] == pytest.approx(
-      skm.roc_auc_score(labels[keep], preds[keep]))
-  assert f1["value"] == pytest.approx(best)
-  for row in (auc, f1):
-    assert row["n"] == 118 and row["n_missing_labels"] == 2 and row["n_patients"] == 60
-    assert row["ci_low"] <= row["value"] <= row["ci_high"]
-  given = evaluate.task_metrics(task, labels, preds, patients, threshold=0.9, n_boot=0,
-                                threshold_source="val")
-  assert given["threshold"] == 0.9 and given["metrics"][1]["threshold_source"] == "val"
-  assert given["metrics"][1]["value"] == pytest.approx(
-      skm.f1_score(labels[keep], preds[keep] >= 0.9, zero_division=0))
-  assert np.isnan(given["metrics"][1]["ci_low"])  # n_boot=0: no interval
-
-
-def test_task_metrics_one_class_reports_undefined_auc():
-  preds = np.linspace(0.1, 0.9, 10)
-  report = evaluate.task_metrics(get_task("sex"), np.zeros(10), preds, np.arange(10), n_boot=50)
-  auc, f1 = report["metrics"]
-  assert np.isnan(auc["value"]) and auc["note"] == "AUC undefined: all 10 labels are negative"
-  assert np.isnan(f1["value"]) and "no positive labels" in f1["note"]
-
-
-def test_task_metrics_regression_with_baseline():
-  labels, frames = _regression_frames()
-  preds = evaluate.video_predictions(frames)
-  _, patients = _ids(labels.size)
-  report = evaluate.task_metrics(get_task("edv"), labels, preds, patients, train_mean=55.0,
-                                 n_boot=100)
-  rows = {r["metric"]: r for r in report["metrics"]}
-  assert rows["r2"]["value"] == pytest.approx(skm.r2_score(labels, preds))
-  assert rows["mae"]["value"] == pytest.approx(skm.mean_absolute_error(labels, preds))
-  assert rows["mae"]["unit"] == "mL"
-  assert report["baseline_mae"] == pytest.approx(
-      skm.mean_absolute_error(labels, np.full(labels.shape, 55.0)))
-  assert rows["baseline_mae"]["ci_low"] < report["baseline_mae"] < rows["baseline_mae"]["ci_high"]
-
-
-def test_task_metrics_nan_prediction_raises():
-  with pytest.raises(ValueError, match="NaN prediction"):
-    evaluate.task_metrics(get_task("ef"), [50.0, 60.0], [np.nan, 55.0], ["a", "b"], n_boot=0)
 
 
 def _read_csv(path):
@@ -137,9 +28,9 @@ def _assert_png(path):
 
 
 def test_write_eval_binary(tmp_path):
-  labels, frames = _binary_frames(frames=6)
+  labels, frames = testing.binary_frame_outputs(frames=6)
   labels[3] = np.nan
-  videos, patients = _ids(labels.size)
+  videos, patients = testing.video_patient_ids(labels.size)
   out = tmp_path / "run" / "eval" / "val"
   report = evaluate.write_eval(str(out), get_task("pacemaker_leads"), videos, patients, labels,
                                frames, n_boot=100, frames_n_boot=20)
@@ -166,8 +57,8 @@ def test_write_eval_binary(tmp_path):
 
 
 def test_write_eval_regression(tmp_path):
-  labels, frames = _regression_frames(frames=20)
-  videos, patients = _ids(labels.size)
+  labels, frames = testing.regression_frame_outputs(frames=20)
+  videos, patients = testing.video_patient_ids(labels.size)
   out = tmp_path / "eval" / "test"
   report = evaluate.write_eval(str(out), get_task("esv"), videos, patients, labels, frames,
                                train_mean=58.0, n_boot=100, frames_n_boot=20)
@@ -185,7 +76,7 @@ def test_write_eval_regression(tmp_path):
 
 
 def test_write_eval_one_class_writes_null_and_no_roc(tmp_path):
-  videos, patients = _ids(10)
+  videos, patients = testing.video_patient_ids(10)
   report = evaluate.write_eval(str(tmp_path / "test"), get_task("lvh"), videos, patients,
                                np.ones(10), np.random.default_rng(0).random((10, 3)), n_boot=20)
   with open(tmp_path / "test" / "metrics.json") as f:
@@ -232,8 +123,8 @@ def test_write_eval_with_few_patients_reports_no_interval_and_records_the_step(t
 
 
 def test_write_eval_records_valid_resamples_when_the_interval_is_real(tmp_path):
-  labels, frames = _regression_frames(n=40)
-  videos, patients = _ids(40)
+  labels, frames = testing.regression_frame_outputs(n=40)
+  videos, patients = testing.video_patient_ids(40)
   report = evaluate.write_eval(str(tmp_path / "test"), get_task("ef"), videos, patients, labels,
                                frames, n_boot=100, frames_n_boot=0)
   r2 = report["metrics"][0]

@@ -19,15 +19,9 @@ from echonet_jax.evaluation import inference
 from echonet_jax.interpret import maps
 from echonet_jax.interpret import run as interpret
 from echonet_jax.interpret import scores
+from echonet_jax.interpret import sources
 from echonet_jax.training import restore
 from tests import testing
-
-
-def test_safe_name_and_method_text():
-  assert interpret.safe_name("../a b/c.dcm") == "a_b_c.dcm"
-  assert interpret.method_text(maps.Settings(num_samples=8)) == (
-      "SmoothGrad (8 samples, noise 0.15, 2×2 px jitter)")
-  assert interpret.method_text(maps.Settings(method="vanilla")) == "gradient"
 
 
 def test_jitter_setting_is_checked():
@@ -127,7 +121,7 @@ def test_occluding_the_lead_flips_a_lead_classifier_and_its_maps_fall_on_the_lea
   for split in ("val", "test"):
     ids = _videos_with_region(cache_dir, split, trained.names, "lead", mask_names)
     if ids:
-      videos += interpret.split_videos(cache_dir, split, trained.names, None, size, len(ids), ids)
+      videos += sources.split_videos(cache_dir, split, trained.names, None, size, len(ids), ids)
   assert len(videos) >= 4, f"only {len(videos)} val/test videos show a lead"
   rows = interpret.explain(trained, videos, settings, str(tmp_path), mask_names, thresholds)
   predict_fn = inference.batched_predict_fn(trained.eval_fn, trained.state, trained.mesh)
@@ -161,7 +155,7 @@ def test_lv_task_maps_concentrate_on_the_left_ventricle(trained_workdir, tmp_pat
   cache_dir = data.prepare_cache(trained.config)
   mask_names = cache.read_meta(cache_dir)["mask_names"]
   size = trained.config.data.image_size
-  videos = interpret.split_videos(cache_dir, "test", trained.names, None, size, 4)
+  videos = sources.split_videos(cache_dir, "test", trained.names, None, size, 4)
   rows = interpret.explain(trained, videos, maps.Settings(num_samples=8), str(tmp_path),
                            mask_names)
   summary = scores.summarise(rows)["test"]["ef"]["localisation"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from echonet_jax.interpret import run
 from echonet_jax.interpret import scores
 
 
@@ -49,7 +48,6 @@ def test_dilate_fan_and_representative_frame():
   frames[1, 0, 0] = 7
   assert scores.fan_mask(frames).sum() == 1
   assert scores.representative_frame(np.array([0.0, 0.9, 0.5, 1.0])) == 2
-  assert run.safe_name("../a b/c.dcm") == "a_b_c.dcm"
 
 
 def test_stride_power_measures_a_checkerboard():
