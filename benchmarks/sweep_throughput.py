@@ -8,7 +8,7 @@ compilation, in the same process: ``stacked`` is ``jax.vmap(train_step)`` over s
 member axis (sharded over the devices' "member" axis when several divide N); ``sequential`` calls
 the ordinary jitted step once per member. A member-image is one image seen by one member.
 ``faster`` is what ``sweep.strategy=auto`` should pick on this platform (see FASTER in
-echonet_jax/experiments/sweep.py).
+echonet_jax/experiments/sweep_grid.py).
 """
 
 from __future__ import annotations

@@ -2,11 +2,12 @@
 
 ``run`` trains the members of ``config.sweep`` that are not finished yet (all of them, or the
 ``config.sweep.members`` of one array job), stacked (``vmap``) or one after another
-(``sequential``). When the last member of the grid is done, ``summarize`` ranks them by the
-validation ``val/score`` that ranks checkpoints (the test split never chooses), writes
-WORKDIR/sweep/{summary.csv, grid.png, metrics.jsonl} and promotes the best member: its best
-checkpoint becomes WORKDIR/checkpoints and its config WORKDIR/config.json, so evaluate, predict and
-saliency use it unchanged; WORKDIR/sweep/promoted.json says which member it is.
+(``sequential``); sweep_grid.py says which members and how they are grouped. When the last member
+of the grid is done, ``summarize`` ranks them by the validation ``val/score`` that ranks
+checkpoints (the test split never chooses), writes WORKDIR/sweep/{summary.csv, grid.png,
+metrics.jsonl} and promotes the best member: its best checkpoint becomes WORKDIR/checkpoints and its
+config WORKDIR/config.json, so evaluate, predict and saliency use it unchanged;
+WORKDIR/sweep/promoted.json says which member it is.
 """
 
 from __future__ import annotations
@@ -28,17 +29,13 @@ import numpy as np
 from echonet_jax.data import cache
 from echonet_jax.data import prepare
 from echonet_jax.errors import ConfigError
+from echonet_jax.experiments import sweep_grid
 from echonet_jax.training import checkpoints as checkpoints_lib
 from echonet_jax.training import step as step_lib
 from echonet_jax.training import sweep as sweep_lib
 from echonet_jax.training import train as train_loop
 from echonet_jax.training import writers
 
-STRATEGIES = ("auto", "vmap", "sequential")
-# The faster strategy per platform, from benchmarks/sweep_throughput.py (see BENCHMARKS.md). On
-# XLA:CPU the stacked step's grouped convolutions run slower than N separate steps. Platforms not
-# measured yet take "vmap": one program, the input pipeline paid once, members on the mesh.
-FASTER = {"cpu": "sequential"}
 PROMOTED = "promoted.json"
 # What must match for a sweep folder to be resumed or extended: the grid and everything that
 # decides a member's trajectory (network, data, batches, schedule).
@@ -50,57 +47,6 @@ _GRID_KEYS = ("sweep.lr", "sweep.weight_decay", "task", "tasks", "model", "data.
 
 def sweep_dir(workdir: str) -> str:
   return os.path.join(workdir, "sweep")
-
-
-def grid(config: ml_collections.ConfigDict) -> list[sweep_lib.Member]:
-  """Every (lr, weight decay) of ``config.sweep``, row-major: member = i_lr · len(wd) + i_wd."""
-  lrs, wds = tuple(config.sweep.lr), tuple(config.sweep.weight_decay)
-  if not lrs or not wds:
-    raise ConfigError(f"the sweep grid is empty (sweep.lr={list(lrs)}, sweep.weight_decay="
-                      f"{list(wds)}); give at least one value of each")
-  for lr in lrs:
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-      raise ConfigError(f"sweep.lr contains {lr!r}; learning rates must be positive numbers")
-  for wd in wds:
-    if not (isinstance(wd, (int, float)) and math.isfinite(wd) and wd >= 0):
-      raise ConfigError(f"sweep.weight_decay contains {wd!r}; weight decays must be >= 0")
-  for name, values in (("lr", lrs), ("weight_decay", wds)):
-    if len(set(values)) != len(values):
-      raise ConfigError(f"sweep.{name}={list(values)} repeats a value")
-  return [sweep_lib.Member(i * len(wds) + j, float(lr), float(wd))
-          for i, lr in enumerate(lrs) for j, wd in enumerate(wds)]
-
-
-def selected(config: ml_collections.ConfigDict,
-             members: Sequence[sweep_lib.Member]) -> list[sweep_lib.Member]:
-  """The members this job trains: ``config.sweep.members`` (array jobs), or all of them."""
-  wanted = tuple(config.sweep.members)
-  if not wanted:
-    return list(members)
-  bad = [i for i in wanted if not (isinstance(i, int) and 0 <= i < len(members))]
-  if bad:
-    raise ConfigError(f"sweep.members={list(wanted)}: {bad} out of range; the grid has "
-                      f"{len(members)} members, 0..{len(members) - 1}")
-  return [members[i] for i in sorted(set(wanted))]
-
-
-def resolve_strategy(config: ml_collections.ConfigDict, platform: str | None = None) -> str:
-  """``config.sweep.strategy``, with ``auto`` resolved to the faster one on this platform."""
-  strategy = config.sweep.strategy
-  if strategy not in STRATEGIES:
-    raise ConfigError(f"sweep.strategy={strategy!r}; use one of {STRATEGIES}")
-  if strategy == "auto":
-    return FASTER.get(platform or jax.default_backend(), "vmap")
-  return strategy
-
-
-def groups(members: Sequence[sweep_lib.Member], strategy: str,
-           members_per_program: int) -> list[list[sweep_lib.Member]]:
-  """Members split into programs: one each (sequential), or up to ``members_per_program``."""
-  if members_per_program < 0:
-    raise ConfigError(f"sweep.members_per_program={members_per_program}; use 0 (all) or more")
-  size = 1 if strategy == "sequential" else (members_per_program or len(members) or 1)
-  return [list(members[i:i + size]) for i in range(0, len(members), size)]
 
 
 def _lookup(config: Any, dotted: str) -> Any:
@@ -145,17 +91,17 @@ def _check_promotable(workdir: str) -> None:
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]] | None:
   """Trains this job's unfinished members; returns the summary rows once the grid is complete."""
-  members = grid(config)
-  mine = selected(config, members)
-  strategy = resolve_strategy(config)
-  groups(mine, strategy, int(config.sweep.members_per_program))  # checks the group size
+  members = sweep_grid.grid(config)
+  mine = sweep_grid.selected(config, members)
+  strategy = sweep_grid.resolve_strategy(config)
+  sweep_grid.groups(mine, strategy, int(config.sweep.members_per_program))  # checks the group size
   _check_promotable(workdir)
   record_grid(config, workdir)
   cache_dir = prepare.prepare_cache(config)
   label_stats = cache.read_meta(cache_dir).get("label_stats", {})
   out = sweep_dir(workdir)
   built = None
-  for group in groups(mine, strategy, int(config.sweep.members_per_program)):
+  for group in sweep_grid.groups(mine, strategy, int(config.sweep.members_per_program)):
     pending = [m for m in group if sweep_lib.read_done(out, m.index) is None]
     if pending:
       print(f"sweep: training members {[m.index for m in pending]} ({strategy})")
@@ -210,7 +156,7 @@ def summarize(workdir: str) -> list[dict[str, Any]]:
     raise ConfigError(f"{workdir} holds no sweep (no {config_path}); run --mode=sweep first")
   with open(config_path) as f:
     config = ml_collections.ConfigDict(json.load(f))
-  members = grid(config)
+  members = sweep_grid.grid(config)
   rows = [_member_row(out, m) for m in members]
   best = best_member(rows)
   if jax.process_index() != 0:

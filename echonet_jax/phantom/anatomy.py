@@ -1,133 +1,34 @@
-"""Cardiac anatomy of one video, per view, as shapes in millimetres vectorised over frames.
+"""Cardiac anatomy of one video, per view: the apical views and PLAX, and the scene of every view.
 
-A :class:`Scene` holds filled regions, lines and discs; every coordinate array has a leading frame
-axis (F, n, 2) in millimetres of a "heart" frame (x lateral, y along the beam, away from the probe),
-which the renderer maps to pixels with one affine transform. Display follows the adult echo
-convention: apex at the top, LV on the image right, RV on the left, atria at the bottom.
-
-The LV cavity of the apical views (A4C, A2C, A3C, A5C) is built so that the area-length volume
-``8 A^2 / (3 pi L)`` of the drawn cavity equals the patient's LV volume at every frame.
+Shapes are in millimetres, vectorised over frames (see shapes.py); PSAX is drawn by short_axis.py.
+Display follows the adult echo convention: apex at the top, LV on the image right, RV on the left,
+atria at the bottom.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any
 
 import numpy as np
 
-# Label-map classes (drawing order matters; see render.py for their intensities and mask bits).
-FAN, MYOCARDIUM, HEART, LV, RV, LA, RA, NEAR_FIELD, PERICARDIUM, VESSEL, LIVER = range(1, 12)
+from echonet_jax.phantom import shapes
+from echonet_jax.phantom import short_axis
+from echonet_jax.phantom.shapes import Scene
+
 # Standard views the phantom draws (the view classifier adds "other"; see views.py).
 VIEWS = ("A4C", "A2C", "A3C", "A5C", "PLAX", "PSAX")
-
-
-@dataclasses.dataclass
-class Scene:
-  """Shapes of one video; coordinates in mm, arrays (F, n, 2)."""
-
-  regions: list[tuple[int, np.ndarray]] = dataclasses.field(default_factory=list)
-  # (polyline (F, n, 2), thickness mm, intensity 0-255, mask name or None, closed)
-  lines: list[tuple[np.ndarray, float, float, str | None]] = dataclasses.field(default_factory=list)
-  # (centres (F, 2), radius mm, intensity, mask name or None)
-  discs: list[tuple[np.ndarray, float, float, str | None]] = dataclasses.field(default_factory=list)
-  # (polyline (F, n, 2), thickness mm) drawn as PERICARDIUM class into the label map.
-  pericardium: list[tuple[np.ndarray, float]] = dataclasses.field(default_factory=list)
-  hull: bool = True  # fill the convex hull of ``periph`` with HEART tissue first.
-  periph: np.ndarray | None = None  # (F, n, 2) points whose hull is the heart
-
-
-def _smooth_knots(phase: np.ndarray, knots: list[float], values: list[float]) -> np.ndarray:
-  """Cosine-eased piecewise interpolation (flat at every knot) of a periodic waveform."""
-  phase = np.mod(phase, 1.0)
-  k = np.clip(np.searchsorted(knots, phase, side="right") - 1, 0, len(knots) - 2)
-  k0, k1 = np.asarray(knots)[k], np.asarray(knots)[k + 1]
-  v0, v1 = np.asarray(values)[k], np.asarray(values)[k + 1]
-  u = (phase - k0) / (k1 - k0)
-  return v0 + (v1 - v0) * 0.5 * (1.0 - np.cos(math.pi * u))
-
-
-def lv_volume_fraction(phase: np.ndarray) -> np.ndarray:
-  """LV volume between ESV (0) and EDV (1) over the cycle; phase 0 = end-diastole (ECG R wave)."""
-  return _smooth_knots(phase, [0.0, 0.35, 0.42, 0.62, 0.85, 1.0], [1.0, 0.0, 0.0, 0.8, 0.85, 1.0])
-
-
-def av_valve_opening(phase: np.ndarray) -> np.ndarray:
-  """Mitral/tricuspid opening 0..1: closed in systole, E and A waves in diastole."""
-  return _smooth_knots(phase, [0.0, 0.38, 0.47, 0.62, 0.82, 0.9, 0.98, 1.0],
-                       [0.0, 0.0, 1.0, 0.45, 0.45, 0.9, 0.0, 0.0])
-
-
-def _lv_half_width(s: np.ndarray) -> np.ndarray:
-  """Unit LV half-width profile, s = 0 at the apex, 1 at the mitral annulus."""
-  s0 = 0.55
-  h = np.where(s < s0, np.sqrt(np.clip(1.0 - (1.0 - s / s0)**2, 0.0, 1.0)), 1.0)
-  taper = np.clip((s - 0.75) / 0.25, 0.0, 1.0)
-  return 0.5 * h * (1.0 - 0.15 * taper * taper * (3 - 2 * taper))
-
-
-_S = np.concatenate([[0.0], np.geomspace(0.004, 1.0, 30)])
-_UNIT_AREA = 2.0 * float(np.sum(0.5 * (_lv_half_width(_S[1:]) + _lv_half_width(_S[:-1]))
-                                * np.diff(_S)))
-
-
-def _ellipse(center: np.ndarray, ax: np.ndarray, ay: np.ndarray, n: int = 40,
-             t0: float = 0.0, t1: float = 2 * math.pi, wobble=(0.0, 0.0, 0.0)) -> np.ndarray:
-  """Ellipse (or arc) points; ``wobble`` = (amplitude, phase2, phase3) of a 2nd/3rd harmonic."""
-  t = np.linspace(t0, t1, n, endpoint=(t1 - t0) < 2 * math.pi - 1e-6)
-  amp, p2, p3 = wobble
-  r = 1.0 + amp * (np.cos(2 * t + p2) + 0.6 * np.cos(3 * t + p3))
-  return np.stack([center[:, None, 0] + ax[:, None] * r * np.cos(t),
-                   center[:, None, 1] + ay[:, None] * r * np.sin(t)], axis=-1)
-
-
-def _offset(curve: np.ndarray, dist: np.ndarray, side: float) -> np.ndarray:
-  """Offsets an open curve (F, n, 2) by ``dist`` (F,) along its normal (side +1 = right of travel)."""
-  tangent = np.gradient(curve, axis=1)
-  tangent /= np.linalg.norm(tangent, axis=-1, keepdims=True) + 1e-9
-  normal = side * np.stack([-tangent[..., 1], tangent[..., 0]], axis=-1)
-  return curve + normal * dist[:, None, None]
-
-
-def _segment(p: np.ndarray, length: np.ndarray, angle: np.ndarray) -> np.ndarray:
-  """Line segments (F, 2, 2) from points p (F, 2) with lengths and angles (radians, y down)."""
-  tip = p + np.stack([np.cos(angle), np.sin(angle)], -1) * length[:, None]
-  return np.stack([p, tip], axis=1)
-
-
-def _lv(truth: dict[str, Any], vol: np.ndarray):
-  """LV cavity and outer wall for volumes ``vol`` (F,) in mL; returns shapes and sizes."""
-  length_ed = 42.0 * truth["edv"]**0.15 * truth["lv_length_scale"]
-  length = length_ed * (vol / truth["edv"])**0.2
-  area = np.sqrt(3.0 * math.pi * length * vol * 1000.0 / 8.0)  # mm^2
-  diameter = area / (length * _UNIT_AREA)
-  area_ed = math.sqrt(3.0 * math.pi * length_ed * truth["edv"] * 1000.0 / 8.0)
-  wall = np.minimum(truth["wall_mm"] * np.sqrt(area_ed / area), 2.0 * truth["wall_mm"])
-  hw = _lv_half_width(_S)[None] * diameter[:, None]
-  y = _S[None] * length[:, None]
-  right = np.stack([hw, y], -1)
-  left = np.stack([-hw, y], -1)
-  cavity = np.concatenate([right, left[:, ::-1][:, 1:-1]], axis=1)
-  outer_r = _offset(right, wall, -1.0)
-  outer_l = _offset(left, 1.1 * wall, 1.0)
-  outer = np.concatenate([outer_r, outer_l[:, ::-1]], axis=1)
-  return dict(cavity=cavity, outer=outer, outer_right=outer_r, length=length, diameter=diameter,
-              base=diameter * float(_lv_half_width(np.array([1.0]))[0]) * 2, wall=wall)
 
 
 def _mitral(scene: Scene, truth, hinge_s, hinge_l, width, opening, intensity, leaflet_ratio=0.6):
   """Two leaflets from the septal and lateral hinges; closed across the annulus, open into the LV."""
   ang = np.deg2rad(12.0 * (1 - opening) - 80.0 * opening)
-  scene.lines.append((_segment(hinge_s, leaflet_ratio * width, ang), 1.8, intensity, "valves"))
-  scene.lines.append((_segment(hinge_l, 0.75 * leaflet_ratio * width, math.pi - ang), 1.8,
+  scene.lines.append((shapes.segment(hinge_s, leaflet_ratio * width, ang), 1.8, intensity,
+                      "valves"))
+  scene.lines.append((shapes.segment(hinge_l, 0.75 * leaflet_ratio * width, math.pi - ang), 1.8,
                       intensity, "valves"))
   scene.discs.append((hinge_s, 2.0, intensity, "valves"))
   scene.discs.append((hinge_l, 2.0, intensity, "valves"))
-
-
-def _valve_intensity(truth) -> float:
-  return 110.0 + 145.0 * truth["valve_brightness"]
 
 
 def _outflow(scene: Scene, truth, phase, top: np.ndarray, bottom: np.ndarray,
@@ -145,7 +46,7 @@ def _outflow(scene: Scene, truth, phase, top: np.ndarray, bottom: np.ndarray,
   tube = np.stack([top + 0.38 * width * normal, root + 0.4 * width * normal,
                    bottom + 0.5 * width * normal, bottom - 0.5 * width * normal,
                    root - 0.4 * width * normal, top - 0.38 * width * normal], 1)
-  scene.regions.append((VESSEL, tube))
+  scene.regions.append((shapes.VESSEL, tube))
   for side in (slice(0, 3), slice(3, 6)):  # the aortic walls, continuous with the septum/leaflet
     scene.lines.append((tube[:, side], 2.0, 140.0, None))
   ph = np.mod(phase, 1.0)
@@ -155,7 +56,7 @@ def _outflow(scene: Scene, truth, phase, top: np.ndarray, bottom: np.ndarray,
     hinge = root + side * 0.4 * width * normal
     angle = np.where(open_, along + side * 0.15, along - side * 0.5 * math.pi)
     length = np.where(open_, 0.42 * width, 0.4 * width)
-    scene.lines.append((_segment(hinge, length, angle), 1.5, intensity, "valves"))
+    scene.lines.append((shapes.segment(hinge, length, angle), 1.5, intensity, "valves"))
   return tube
 
 
@@ -165,14 +66,14 @@ def apical_scene(truth: dict[str, Any], phase: np.ndarray, view: str) -> Scene:
   A4C: four chambers; A2C: LV and LA; A3C: LV, LA to the lower left and the aortic outflow to the
   lower right; A5C: A4C with the aortic root between the atria (the "fifth chamber").
   """
-  f = lv_volume_fraction(phase)
+  f = shapes.lv_volume_fraction(phase)
   vol = truth["esv"] + (truth["edv"] - truth["esv"]) * f
-  lv = _lv(truth, vol)
+  lv = shapes.lv(truth, vol)
   num = len(phase)
   hs = truth["heart_scale"]
   length, base, wall = lv["length"], lv["base"], lv["wall"]
-  opening = av_valve_opening(phase)
-  vint = _valve_intensity(truth)
+  opening = shapes.av_valve_opening(phase)
+  vint = shapes.valve_intensity(truth)
   scene = Scene()
 
   # Left atrium: largest at end-systole; area-length shape from its volume.
@@ -180,10 +81,10 @@ def apical_scene(truth: dict[str, Any], phase: np.ndarray, view: str) -> Scene:
   la_len = 58.0 * (la_vol / 55.0)**(1 / 3)
   la_w = 4.0 * np.sqrt(3.0 * math.pi * la_len * la_vol * 1000.0 / 8.0) / (math.pi * la_len)
   la_c = np.stack([(-0.3 if view == "A3C" else 0.1) * la_w, length + 2.5 + la_len / 2], -1)
-  la = _ellipse(la_c, la_w / 2, la_len / 2, wobble=truth["atrial_shape"][:3])
-  scene.regions.append((MYOCARDIUM, lv["outer"]))
+  la = shapes.ellipse(la_c, la_w / 2, la_len / 2, wobble=truth["atrial_shape"][:3])
+  scene.regions.append((shapes.MYOCARDIUM, lv["outer"]))
 
-  periph = [lv["outer"], _ellipse(la_c, la_w / 2 + 3, la_len / 2 + 3)]
+  periph = [lv["outer"], shapes.ellipse(la_c, la_w / 2 + 3, la_len / 2 + 3)]
   if view in ("A4C", "A5C"):
     # Right ventricle along the septum; tricuspid annulus a little more apical than the mitral.
     rv_w = 31.0 * hs * truth["rv_scale"] * (1.0 - 0.22 * (1.0 - f))
@@ -191,21 +92,21 @@ def apical_scene(truth: dict[str, Any], phase: np.ndarray, view: str) -> Scene:
     y_tv = length - 6.0 * hs
     u = np.linspace(0.0, 1.0, 20)[None]
     y = y0[:, None] + u * (y_tv - y0)[:, None]
-    x_sept = -(_lv_half_width(np.clip(y / length[:, None], 0, 1)) * lv["diameter"][:, None]
+    x_sept = -(shapes.lv_half_width(np.clip(y / length[:, None], 0, 1)) * lv["diameter"][:, None]
                + 1.1 * wall[:, None])
     septal = np.stack([x_sept, y], -1)
     free = np.stack([x_sept - rv_w[:, None] * np.sin(0.5 * math.pi * u)**0.6, y], -1)
-    scene.regions.append((MYOCARDIUM, np.concatenate(
-        [septal, _offset(free, np.full(num, 4.0), 1.0)[:, ::-1]], 1)))
+    scene.regions.append((shapes.MYOCARDIUM, np.concatenate(
+        [septal, shapes.offset(free, np.full(num, 4.0), 1.0)[:, ::-1]], 1)))
     rv = np.concatenate([septal, free[:, ::-1]], axis=1)
     # Right atrium, separated from the LA by the interatrial septum.
     ra_h = 46.0 * hs * (1.0 - 0.25 * f)
     ra_w = 36.0 * hs * (1.0 - 0.2 * f)
     ra_c = np.stack([la_c[:, 0] - la_w / 2 - truth["septum_ias_mm"] - ra_w / 2,
                      y_tv + 2.5 + ra_h / 2], -1)
-    ra = _ellipse(ra_c, ra_w / 2, ra_h / 2, wobble=truth["atrial_shape"][3:])
-    periph += [free, _ellipse(ra_c, ra_w / 2 + 3, ra_h / 2 + 3)]
-    scene.regions += [(RV, rv), (RA, ra)]
+    ra = shapes.ellipse(ra_c, ra_w / 2, ra_h / 2, wobble=truth["atrial_shape"][3:])
+    periph += [free, shapes.ellipse(ra_c, ra_w / 2 + 3, ra_h / 2 + 3)]
+    scene.regions += [(shapes.RV, rv), (shapes.RA, ra)]
     tv_s = septal[:, -1]
     tv_l = free[:, -1]
     _mitral(scene, truth, tv_l, tv_s, rv_w, opening, vint * 0.9, 0.55)
@@ -224,11 +125,11 @@ def apical_scene(truth: dict[str, Any], phase: np.ndarray, view: str) -> Scene:
     x_top = (0.22 if view == "A3C" else -0.2) * base
     top = np.stack([x_top, length - 1.0], -1)
     bottom = top + np.array([14.0 if view == "A3C" else -5.0, 38.0]) * hs
-    scene.regions.append((LA, la))
+    scene.regions.append((shapes.LA, la))
     periph.append(_outflow(scene, truth, phase, top, bottom, vint))
-    scene.regions.append((LV, lv["cavity"]))
+    scene.regions.append((shapes.LV, lv["cavity"]))
   else:
-    scene.regions += [(LV, lv["cavity"]), (LA, la)]
+    scene.regions += [(shapes.LV, lv["cavity"]), (shapes.LA, la)]
 
   hinge_s = np.stack([-base / 2, length], -1)
   hinge_l = np.stack([base / 2, length], -1)
@@ -242,18 +143,19 @@ def apical_scene(truth: dict[str, Any], phase: np.ndarray, view: str) -> Scene:
   right = pts[..., 0].max(1) + 3.0
   bottom = pts[..., 1].max(1) + 2.0
   center = np.stack([(left + right) / 2, length], -1)
-  scene.pericardium.append((_ellipse(center, (right - left) / 2, bottom - length, 30,
-                                     0.2 * math.pi, 0.8 * math.pi), 3.0))
-  scene.lines.append((_offset(lv["outer_right"][:, 8:], np.full(num, 3.0), -1.0), 2.0, 150.0, None))
+  scene.pericardium.append((shapes.ellipse(center, (right - left) / 2, bottom - length, 30,
+                                           0.2 * math.pi, 0.8 * math.pi), 3.0))
+  scene.lines.append((shapes.offset(lv["outer_right"][:, 8:], np.full(num, 3.0), -1.0), 2.0,
+                      150.0, None))
   scene.periph = pts  # used for the hull
   return scene
 
 
 def plax_scene(truth: dict[str, Any], phase: np.ndarray) -> Scene:
   """Parasternal long axis: RV on top, septum, LV with apex off to the left, aorta and LA right."""
-  f = lv_volume_fraction(phase)
+  f = shapes.lv_volume_fraction(phase)
   vol = truth["esv"] + (truth["edv"] - truth["esv"]) * f
-  lv = _lv(truth, vol)
+  lv = shapes.lv(truth, vol)
   num = len(phase)
   hs = truth["heart_scale"]
   wall = lv["wall"]
@@ -264,8 +166,8 @@ def plax_scene(truth: dict[str, Any], phase: np.ndarray) -> Scene:
   rv_top = 4.0 * ones
   rv_bot = rv_top + rv_h
   lv_c = np.stack([-45.0 * ones, rv_bot + 1.1 * wall + diam / 2], -1)
-  outer = _ellipse(lv_c, 55.0 + wall, diam / 2 + 1.05 * wall, 48)
-  cavity = _ellipse(lv_c, 55.0 * ones, diam / 2, 48)
+  outer = shapes.ellipse(lv_c, 55.0 + wall, diam / 2 + 1.05 * wall, 48)
+  cavity = shapes.ellipse(lv_c, 55.0 * ones, diam / 2, 48)
   rv = np.stack([np.stack([-110 * ones, rv_top], -1), np.stack([25 * ones, rv_top + 2], -1),
                  np.stack([25 * ones, rv_bot], -1), np.stack([-110 * ones, rv_bot], -1)], 1)
   rv_wall = rv + np.array([[0, -4.0], [0, -4.0], [4.0, 0], [0, 0]])
@@ -277,26 +179,26 @@ def plax_scene(truth: dict[str, Any], phase: np.ndarray) -> Scene:
   la_vol = truth["la_volume"] * (1.0 - 0.35 * f)
   la_d = 38.0 * (la_vol / 55.0)**(1 / 3)
   la_c = np.stack([40.0 * ones, ao_top + dao + 4.0 + la_d / 2], -1)
-  la = _ellipse(la_c, 0.6 * la_d * ones, la_d / 2, wobble=truth["atrial_shape"][:3])
-  scene.regions += [(MYOCARDIUM, rv_wall), (MYOCARDIUM, outer), (RV, rv), (VESSEL, aorta),
-                    (LV, cavity), (LA, la)]
-  vint = _valve_intensity(truth)
-  opening = av_valve_opening(phase)
+  la = shapes.ellipse(la_c, 0.6 * la_d * ones, la_d / 2, wobble=truth["atrial_shape"][:3])
+  scene.regions += [(shapes.MYOCARDIUM, rv_wall), (shapes.MYOCARDIUM, outer), (shapes.RV, rv),
+                    (shapes.VESSEL, aorta), (shapes.LV, cavity), (shapes.LA, la)]
+  vint = shapes.valve_intensity(truth)
+  opening = shapes.av_valve_opening(phase)
   ao_bot = ao_top + dao
   hinge_a = np.stack([8.0 * ones, ao_bot], -1)
   hinge_p = np.stack([14.0 * ones, lv_c[:, 1] + diam / 2], -1)
   gap = np.hypot(*(hinge_p - hinge_a).T)
   ang = np.deg2rad(100.0 * (1 - opening) + 185.0 * opening)
-  scene.lines.append((_segment(hinge_a, 0.9 * gap + 4, ang), 1.8, vint, "valves"))
-  scene.lines.append((_segment(hinge_p, 0.45 * gap + 2, ang - np.deg2rad(40.0) * (1 - opening)
-                               - math.pi / 2 * (1 - opening)), 1.8, vint, "valves"))
+  scene.lines.append((shapes.segment(hinge_a, 0.9 * gap + 4, ang), 1.8, vint, "valves"))
+  scene.lines.append((shapes.segment(hinge_p, 0.45 * gap + 2, ang - np.deg2rad(40.0) * (1 - opening)
+                                      - math.pi / 2 * (1 - opening)), 1.8, vint, "valves"))
   systole = np.clip(1.0 - (np.mod(phase, 1.0) - 0.02) / 0.3, 0, 1) * (np.mod(phase, 1.0) < 0.34)
   cusp = 0.45 * dao
   hinge_top = np.stack([12.0 * ones, ao_top - 1], -1)
   hinge_bot = np.stack([12.0 * ones, ao_bot - 1], -1)
   a_top = np.deg2rad(90.0 - 80.0 * (systole > 0.1))
-  scene.lines.append((_segment(hinge_top, cusp, a_top), 1.5, vint, "valves"))
-  scene.lines.append((_segment(hinge_bot, cusp, -a_top), 1.5, vint, "valves"))
+  scene.lines.append((shapes.segment(hinge_top, cusp, a_top), 1.5, vint, "valves"))
+  scene.lines.append((shapes.segment(hinge_bot, cusp, -a_top), 1.5, vint, "valves"))
   if truth["lead_visible"]:
     y = rv_top + 0.55 * rv_h
     lead = np.stack([np.stack([-80 * ones, y - 3], -1), np.stack([15 * ones, y + 2], -1)], 1)
@@ -322,6 +224,5 @@ def build_scene(truth: dict[str, Any], phase: np.ndarray, view: str, **options: 
   if view == "PLAX":
     return plax_scene(truth, phase)
   if view == "PSAX":
-    from echonet_jax.phantom import short_axis  # pylint: disable=g-import-not-at-top
     return short_axis.psax_scene(truth, phase, **options)
   raise ValueError(f"unknown view {view!r}; expected one of {VIEWS}")

@@ -1,6 +1,6 @@
 """Parasternal short-axis (PSAX) anatomy: a ring-shaped LV with the RV crescent wrapped around it.
 
-Same conventions as anatomy.py (mm, arrays (F, n, 2), y away from the probe). Display follows the
+Same conventions as shapes.py (mm, arrays (F, n, 2), y away from the probe). Display follows the
 echo convention for PSAX: anterior (RV) at the top and to the image left, the inferolateral wall at
 the bottom. The cut is at the papillary-muscle level (two muscles inside the cavity) or at the
 mitral level (the "fish-mouth" leaflets opening in diastole).
@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from echonet_jax.phantom import anatomy
-from echonet_jax.phantom.anatomy import Scene
+from echonet_jax.phantom import shapes
+from echonet_jax.phantom.shapes import Scene
 
 PSAX_LEVELS = ("papillary", "mitral")
 
@@ -32,9 +32,9 @@ def psax_scene(truth: dict[str, Any], phase: np.ndarray, level: str = "papillary
   """PSAX scene, origin at the LV centre; the LV cavity radius follows the LV volume."""
   if level not in PSAX_LEVELS:
     raise ValueError(f"unknown PSAX level {level!r}; expected one of {PSAX_LEVELS}")
-  f = anatomy.lv_volume_fraction(phase)
+  f = shapes.lv_volume_fraction(phase)
   vol = truth["esv"] + (truth["edv"] - truth["esv"]) * f
-  lv = anatomy._lv(truth, vol)  # pylint: disable=protected-access
+  lv = shapes.lv(truth, vol)
   num = len(phase)
   hs = truth["heart_scale"]
   wall = lv["wall"]
@@ -54,19 +54,18 @@ def psax_scene(truth: dict[str, Any], phase: np.ndarray, level: str = "papillary
   rv_along = 0.95 * r_ed * rv_scale * np.ones(num)
   rv = _rotated_ellipse(rv_c, rv_radial, rv_along, toward)
   rv_wall = _rotated_ellipse(rv_c, rv_radial + 4.0, rv_along + 4.0, toward)
-  outer = anatomy._ellipse(centre, r_out, 0.97 * r_out, 48)  # pylint: disable=protected-access
-  cavity = anatomy._ellipse(  # pylint: disable=protected-access
-      centre, r_cav, 0.97 * r_cav, 48, wobble=wobble)
-  scene.regions += [(anatomy.MYOCARDIUM, rv_wall), (anatomy.RV, rv),
-                    (anatomy.MYOCARDIUM, outer), (anatomy.LV, cavity)]
-  vint = anatomy._valve_intensity(truth)  # pylint: disable=protected-access
+  outer = shapes.ellipse(centre, r_out, 0.97 * r_out, 48)
+  cavity = shapes.ellipse(centre, r_cav, 0.97 * r_cav, 48, wobble=wobble)
+  scene.regions += [(shapes.MYOCARDIUM, rv_wall), (shapes.RV, rv),
+                    (shapes.MYOCARDIUM, outer), (shapes.LV, cavity)]
+  vint = shapes.valve_intensity(truth)
 
   if level == "papillary":  # muscles inside the cavity; counted as cavity, like EchoNet's traces
     for angle in (math.radians(35.0), math.radians(135.0)):
       spot = centre + 0.6 * r_cav[:, None] * np.array([math.cos(angle), math.sin(angle)])
       scene.discs.append((spot, 0.22 * float(np.mean(r_cav)), 62.0, None))
   else:  # mitral leaflets: two arcs apart in diastole, meeting at the centre in systole
-    opening = anatomy.av_valve_opening(phase)
+    opening = shapes.av_valve_opening(phase)
     x = np.linspace(-0.75, 0.75, 12)[None] * r_cav[:, None]
     bow = 0.18 * r_cav[:, None] * (1.0 - (x / (0.75 * r_cav[:, None]))**2)
     gap = (0.05 + 0.55 * opening)[:, None] * r_cav[:, None]
@@ -82,7 +81,7 @@ def psax_scene(truth: dict[str, Any], phase: np.ndarray, level: str = "papillary
     scene.discs.append((spot, 1.4, 255.0, "lead"))
 
   # Pericardium: bright behind the inferolateral wall (specular), thin around the rest.
-  scene.pericardium.append((anatomy._ellipse(  # pylint: disable=protected-access
+  scene.pericardium.append((shapes.ellipse(
       centre, r_out + 3.0, 0.97 * r_out + 3.0, 24, 0.1 * math.pi, 0.9 * math.pi), 3.0))
   scene.periph = np.concatenate([outer, rv_wall], axis=1)
   return scene

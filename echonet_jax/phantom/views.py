@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Sequence
+from typing import Any
+from typing import Sequence
 
 import numpy as np
 
 from echonet_jax.phantom import anatomy
+from echonet_jax.phantom import shapes
 
 OTHER = "other"
 VIEW_CLASSES = anatomy.VIEWS + (OTHER,)
@@ -134,7 +136,7 @@ def _rot(a: float) -> np.ndarray:
   return np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
 
 
-def apply_cut(plan: ViewPlan, scene: anatomy.Scene) -> anatomy.Scene:
+def apply_cut(plan: ViewPlan, scene: shapes.Scene) -> shapes.Scene:
   """Stretches ``scene`` in place for an oblique cut (nothing for other plans); returns it."""
   if plan.stretch is None:
     return scene
@@ -151,7 +153,7 @@ def apply_cut(plan: ViewPlan, scene: anatomy.Scene) -> anatomy.Scene:
   return scene
 
 
-def place(plan: ViewPlan, scene: anatomy.Scene, depth0_mm: float) -> tuple[float, tuple]:
+def place(plan: ViewPlan, scene: shapes.Scene, depth0_mm: float) -> tuple[float, tuple]:
   """Rotation (radians) and origin (mm) of the scene in the fan (see render.py's ``to_px``).
 
   The first frame's heart near the LV (within 80 mm of the cavity's centre, which leaves out the
@@ -160,7 +162,7 @@ def place(plan: ViewPlan, scene: anatomy.Scene, depth0_mm: float) -> tuple[float
   """
   beta = math.radians(plan.beta_deg)
   pts = np.concatenate([poly[0] for _, poly in scene.regions], axis=0) @ _rot(beta).T
-  lv = np.concatenate([poly[0] for cls, poly in scene.regions if cls == anatomy.LV], axis=0)
+  lv = np.concatenate([poly[0] for cls, poly in scene.regions if cls == shapes.LV], axis=0)
   near = pts[np.linalg.norm(pts - lv.mean(0) @ _rot(beta).T, axis=1) < 80.0]
   centre_x = 0.5 * (near[:, 0].min() + near[:, 0].max())
   return beta, (plan.lateral_mm - centre_x, depth0_mm + plan.extra_depth_mm - near[:, 1].min())

@@ -16,6 +16,7 @@ from echonet_jax import modes
 from echonet_jax.data import prepare
 from echonet_jax.errors import ConfigError
 from echonet_jax.experiments import sweep
+from echonet_jax.experiments import sweep_grid
 from echonet_jax.training import sweep as sweep_lib
 from echonet_jax.training import writers
 from tests.testing import REPO
@@ -101,7 +102,7 @@ def test_resumed_sweeps_agree_and_equal_plain_training(killed_and_resumed, tmp_p
   assert set(seq[0]) >= {"best_step", "best_score", "val/weight/mae", "val/weight/r2"}
 
   # A plain --mode=train with member 1's hyperparameters: the same validation trajectory.
-  config = sweep_lib.member_config(_config("sequential"), sweep.grid(_config("sequential"))[1])
+  config = sweep_lib.member_config(_config("sequential"), sweep_grid.grid(_config("sequential"))[1])
   config.train.evaluate_at_end = False
   train_dir = str(tmp_path / "train")
   modes.train(config, train_dir)
@@ -145,20 +146,6 @@ def test_best_member_is_promoted_and_evaluate_says_so(killed_and_resumed):
 
 
 def test_bad_sweep_inputs_get_one_clear_line(tmp_path):
-  config = _config("vmap")
-  config.sweep.lr = ()
-  with pytest.raises(ConfigError, match=r"the sweep grid is empty \(sweep.lr=\[\]"):
-    sweep.grid(config)
-  config.sweep.lr = (1e-3, -1e-4)
-  with pytest.raises(ConfigError, match="sweep.lr contains -0.0001; learning rates must be"):
-    sweep.grid(config)
-  config = _config("vmap")
-  config.sweep.members = (0, 4, 7)
-  with pytest.raises(ConfigError, match=r"\[4, 7\] out of range; the grid has 4 members, 0..3"):
-    sweep.selected(config, sweep.grid(config))
-  config.sweep.strategy = "pmap"
-  with pytest.raises(ConfigError, match="sweep.strategy='pmap'"):
-    sweep.resolve_strategy(config)
   sweep.record_grid(_config("vmap"), str(tmp_path))
   sweep.record_grid(_config("sequential"), str(tmp_path))  # the strategy may change on resume
   other = _config("vmap")
@@ -169,12 +156,3 @@ def test_bad_sweep_inputs_get_one_clear_line(tmp_path):
   (tmp_path / "trained" / "checkpoints" / "6").mkdir(parents=True)
   with pytest.raises(ConfigError, match="holds checkpoints of a --mode=train run"):
     sweep.run(_config("vmap"), str(tmp_path / "trained"))
-
-
-def test_members_split_into_programs():
-  members = sweep.grid(weight.get_config("cpu"))  # the paper's 6 x 4
-  assert len(members) == 24 and members[5] == sweep_lib.Member(5, 1e-3, 1e-4)
-  assert [len(g) for g in sweep.groups(members, "vmap", 10)] == [10, 10, 4]
-  assert [len(g) for g in sweep.groups(members, "vmap", 0)] == [24]
-  assert [len(g) for g in sweep.groups(members, "sequential", 10)] == [1] * 24
-  assert sweep.resolve_strategy(_config("auto"), platform="cpu") == "sequential"
