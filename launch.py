@@ -55,7 +55,7 @@ def _run(argv):
     raise ConfigError(
         f"--config is required for --mode={mode}, e.g. --config=configs/weight.py:cpu")
   # Imports after flag parsing: JAX must not start before multi-host initialisation.
-  from echonet_jax.training import parallel  # pylint: disable=g-import-not-at-top
+  from echonet_jax import parallel  # pylint: disable=g-import-not-at-top
   parallel.maybe_initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes,
                                         FLAGS.process_id)
   logging.info("%s", parallel.describe_devices())

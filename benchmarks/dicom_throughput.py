@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from echonet_jax.data import dicom  # pylint: disable=g-import-not-at-top,wrong-import-position
 from echonet_jax.data import dicom_header  # pylint: disable=g-import-not-at-top,wrong-import-position
-from echonet_jax.data import preprocess  # pylint: disable=g-import-not-at-top,wrong-import-position
+from echonet_jax.data import ingest  # pylint: disable=g-import-not-at-top,wrong-import-position
 from echonet_jax.data.spec import CacheSpec  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
@@ -74,7 +74,7 @@ def main() -> None:
       for i in range(args.copies):
         writer.writerow(["p0", f"s{i}", path, "train"])  # one file under two patients is refused
     start = time.perf_counter()
-    summary = preprocess.build_cache(labels, os.path.join(tmp, "cache"),
+    summary = ingest.build_cache(labels, os.path.join(tmp, "cache"),
                                      CacheSpec(videos_per_shard=8), workers=args.workers,
                                      progress=False)
     cache_s = time.perf_counter() - start

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from configs import default  # pylint: disable=g-import-not-at-top
-from echonet_jax.training import parallel
+from echonet_jax import parallel
 from echonet_jax.training import step as step_lib
 from echonet_jax.training import sweep as sweep_lib
 

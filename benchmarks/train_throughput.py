@@ -27,7 +27,7 @@ import numpy as np
 
 from configs import default  # pylint: disable=g-import-not-at-top
 from echonet_jax import models
-from echonet_jax.training import parallel
+from echonet_jax import parallel
 from echonet_jax.training import step as train
 
 # Dense bf16 peak FLOP/s (no sparsity) by device kind substring.

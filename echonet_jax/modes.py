@@ -11,6 +11,7 @@ import ml_collections
 
 from echonet_jax import models
 from echonet_jax import tasks as tasks_lib
+from echonet_jax import writers
 from echonet_jax.data import cache
 from echonet_jax.data import prepare as data
 from echonet_jax.data import settings
@@ -26,7 +27,6 @@ from echonet_jax.models import MIN_INPUT_SIZE
 from echonet_jax.training import restore
 from echonet_jax.training import train as trainer
 from echonet_jax.training import workdir as workdir_lib
-from echonet_jax.training import writers
 
 _LOSSES = {"classification": ("xent", "focal"), "regression": ("mse", "huber")}
 
@@ -171,7 +171,7 @@ def preprocess(config: ml_collections.ConfigDict) -> str:
   """Builds (or finds) the cache of ``config``'s data source and returns its folder."""
   validate_config(config)
   resolve_image_size(config)
-  cache_dir = data.prepare_cache(config)
+  cache_dir = data.prepare_cache(config, load_view_predictor=restore.load_view_predictor)
   print(cache_dir)
   return cache_dir
 
@@ -197,7 +197,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str) -> dic
   trained = restore.load(workdir)
   saved = trained.config
   print(f"evaluate: checkpoint step {trained.step} of {workdir}")
-  cache_dir = data.prepare_cache(saved)
+  cache_dir = data.prepare_cache(saved, load_view_predictor=restore.load_view_predictor)
   meta = cache.read_meta(cache_dir)
   stats = meta.get("label_stats", {})
   predict_fn = inference.batched_predict_fn(trained.eval_fn, trained.state, trained.mesh)
@@ -252,7 +252,7 @@ def predict(config: ml_collections.ConfigDict | None, workdirs: Sequence[str],
     raise ConfigError("predict needs --models (trained workdirs) or --workdir")
   if not inputs:
     raise ConfigError("predict needs --input: DICOM or AVI files, or folders")
-  return predict_lib.predict_files(workdirs, inputs, output)
+  return predict_lib.predict_files([restore.load(w) for w in workdirs], inputs, output)
 
 
 def saliency(config: ml_collections.ConfigDict | None, workdir: str, split: str | None,

@@ -11,7 +11,6 @@ from configs import default
 from echonet_jax import modes
 from echonet_jax import tasks
 from echonet_jax.errors import ConfigError
-
 from tests.testing import REPO
 
 

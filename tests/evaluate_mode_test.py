@@ -77,8 +77,8 @@ def test_predict_batch_survives_any_failure_of_one_input(trained_workdir, real_a
 
 @pytest.mark.slow
 def test_evaluate_loads_the_best_checkpoint_by_val_score(trained_workdir):
+  from echonet_jax import writers  # pylint: disable=g-import-not-at-top
   from echonet_jax.training import restore  # pylint: disable=g-import-not-at-top
-  from echonet_jax.training import writers  # pylint: disable=g-import-not-at-top
   workdir = trained_workdir("weight")
   kept = sorted(int(n) for n in os.listdir(os.path.join(workdir, "checkpoints")) if n.isdigit())
   scores = {r["step"]: r["val/score"] for r in writers.read_metrics(workdir)

@@ -14,8 +14,7 @@ import time
 
 import pytest
 
-from echonet_jax.training import writers
-
+from echonet_jax import writers
 from tests.testing import REPO
 
 

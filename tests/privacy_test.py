@@ -10,11 +10,13 @@ import os
 import pydicom
 import pytest
 
-from echonet_jax.data import dicom
 from configs import default
-from echonet_jax.data import preprocess
+from echonet_jax import preprocess
+from echonet_jax.data import dicom
+from echonet_jax.data import ingest
 from echonet_jax.data.spec import CacheSpec
-from tests.testing import fan_video, write_us_dicom
+from tests.testing import fan_video
+from tests.testing import write_us_dicom
 
 PATIENT = {
     "PatientName": "Qzxwerty^Plokijuh",
@@ -98,7 +100,7 @@ def test_no_patient_identifier_anywhere_under_the_output(tmp_path, capfd, caplog
   caplog.clear()  # pydicom itself logs the odd Modality while the test writes it
   capfd.readouterr()
   out = tmp_path / "cache"
-  summary = preprocess.build_cache(labels_csv, str(out), CacheSpec(num_frames=4, image_size=32),
+  summary = ingest.build_cache(labels_csv, str(out), CacheSpec(num_frames=4, image_size=32),
                                    workers=0, progress=True)
   assert summary["written"] == 1
   assert summary["failed"] == {"NotUltrasoundError": 2, "TruncatedFileError": 1}

@@ -264,3 +264,20 @@ def ef_volumes(n=60, seed=0):
   edv = rng.normal(120, 30, n).clip(50)
   ef = rng.normal(55, 10, n).clip(15, 80)
   return edv * (1 - ef / 100), edv, ef
+
+
+def binary_scores(seed, n=300, decimals=None):
+  """Binary labels (n,) and informative scores in (0, 1); ``decimals`` rounds them into ties."""
+  rng = np.random.default_rng(seed)
+  y = rng.integers(0, 2, n)
+  scores = 1 / (1 + np.exp(-(1.2 * (y - 0.5) + rng.normal(size=n))))
+  if decimals is not None:  # many ties
+    scores = np.round(scores, decimals)
+  return y, scores
+
+
+def regression_outputs(seed, n=300):
+  """Regression labels (n,) and noisy, biased predictions of them."""
+  rng = np.random.default_rng(seed)
+  y = rng.normal(50, 12, n)
+  return y, y + rng.normal(2, 8, n)

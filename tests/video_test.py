@@ -112,7 +112,7 @@ _SHARDING_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, {repo!r})
     import numpy as np
     from configs import ef_video
-    from echonet_jax.training import parallel
+    from echonet_jax import parallel
     from echonet_jax.training import step as train
     config = ef_video.get_config("test")
     model = train.create_model(config, ("ef",))

@@ -9,14 +9,14 @@ import pytest
 
 from configs import view as view_config
 from echonet_jax import modes
+from echonet_jax import preprocess
 from echonet_jax import tasks
 from echonet_jax.data import cache
 from echonet_jax.data import prepare
-from echonet_jax.data import preprocess
 from echonet_jax.data import selection
 from echonet_jax.data import views as views_lib
 from echonet_jax.errors import ConfigError
-from echonet_jax.evaluation import view_model
+from echonet_jax.training import restore
 from tests.testing import pydicom_file
 
 
@@ -67,9 +67,9 @@ def test_predict_adds_view_columns_beside_a_task_model(workdirs, tmp_path):
 def test_bad_view_models_are_clear_errors(workdirs):
   view_dir, weight_dir = workdirs
   with pytest.raises(ConfigError, match="not a view model"):
-    view_model.load_predictor(weight_dir)
+    restore.load_view_predictor(weight_dir)
   with pytest.raises(ConfigError, match="cannot select view.*SUBCOSTAL"):
-    view_model.load_predictor(view_dir, ["A4C", "SUBCOSTAL"])
+    restore.load_view_predictor(view_dir, ["A4C", "SUBCOSTAL"])
 
 
 @pytest.mark.slow

@@ -23,8 +23,13 @@ import numpy as np
 
 from echonet_jax import errors
 from echonet_jax.data import sector as sector_lib
-from echonet_jax.data.clip import (DEFAULT_FPS, EchoClip, Timing, default_timing,
-                                   plausible_frame_time, positive_float, sample_uniform)
+from echonet_jax.data.clip import DEFAULT_FPS
+from echonet_jax.data.clip import EchoClip
+from echonet_jax.data.clip import Timing
+from echonet_jax.data.clip import default_timing
+from echonet_jax.data.clip import plausible_frame_time
+from echonet_jax.data.clip import positive_float
+from echonet_jax.data.clip import sample_uniform
 
 SECTOR_MODES = ("detect", "mask", "none")
 # Video codecs (MJPG, XVID...) are lossy: the detector's background margin for lossy pixels.

@@ -44,8 +44,10 @@ import json
 import math
 import os
 import struct
+from typing import Any
+from typing import Iterable
+from typing import Sequence
 import zlib
-from typing import Any, Iterable, Sequence
 
 from array_record.python import array_record_module
 import grain

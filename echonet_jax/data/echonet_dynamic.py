@@ -13,10 +13,10 @@ import io
 import math
 import os
 
+from echonet_jax import tasks
 from echonet_jax.data import avi
 from echonet_jax.data import dicom
 from echonet_jax.data import labels as labels_lib
-from echonet_jax import tasks
 
 FILELIST = "FileList.csv"
 VIDEOS = "Videos"

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+from concurrent.futures.process import BrokenProcessPool
 import hashlib
 import math
 import multiprocessing
 import os
 import signal
-from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Iterator, Sequence
+from typing import Any
+from typing import Iterator
+from typing import Sequence
 
 from absl import logging
 import numpy as np

@@ -18,8 +18,9 @@ import hashlib
 import io
 import math
 import os
+from typing import Iterable
+from typing import Sequence
 import warnings
-from typing import Iterable, Sequence
 
 from echonet_jax import tasks
 from echonet_jax.errors import EchonetError

@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from typing import Callable
+from typing import Sequence
 
 from absl import logging
 import jax
@@ -28,13 +30,16 @@ from echonet_jax import phantom
 from echonet_jax.data import build
 from echonet_jax.data import cache
 from echonet_jax.data import echonet_dynamic
+from echonet_jax.data import ingest
 from echonet_jax.data import labels as labels_lib
-from echonet_jax.data import preprocess
 from echonet_jax.data import shard_plan
 from echonet_jax.data import views
 from echonet_jax.data.spec import CacheSpec
 from echonet_jax.errors import CacheError
 from echonet_jax.errors import ConfigError
+
+# (view-model workdir, views a run selects) -> a ``data.views`` predictor.
+ViewPredictorLoader = Callable[[str, Sequence[str]], views.Predictor]
 
 
 def cache_root() -> str:
@@ -73,8 +78,13 @@ def phantom_dir(config: ml_collections.ConfigDict) -> str:
   return os.path.join(cache_root(), f"phantom-{p['num_studies']}-{_digest(p)}")
 
 
-def prepare_cache(config: ml_collections.ConfigDict) -> str:
+def prepare_cache(config: ml_collections.ConfigDict, *,
+                  load_view_predictor: ViewPredictorLoader | None = None) -> str:
   """Returns a cache folder holding this config's data as its inputs say now.
+
+  With ``config.data.view_model`` set, ``load_view_predictor(workdir, views)`` (e.g.
+  ``training.restore.load_view_predictor``) loads the model that fills blank views; the data stage
+  does not load trained models itself.
 
   On process 0, builds the cache, or updates it when the labels rows or the spec changed; other
   processes wait for the result. Raises CacheError/LabelsError (one line) when that is impossible.
@@ -84,7 +94,7 @@ def prepare_cache(config: ml_collections.ConfigDict) -> str:
   failure = None
   if jax.process_index() == 0:
     try:
-      _ensure_current(config, cache_dir)
+      _ensure_current(config, cache_dir, load_view_predictor)
     except Exception as e:  # pylint: disable=broad-except
       if jax.process_count() == 1:
         raise
@@ -122,13 +132,16 @@ def _source_rows(config: ml_collections.ConfigDict, spec: CacheSpec
   return labels_lib.read_labels(labels_csv, ranges), labels_csv
 
 
-def _ensure_current(config: ml_collections.ConfigDict, cache_dir: str) -> None:
+def _ensure_current(config: ml_collections.ConfigDict, cache_dir: str,
+                    load_view_predictor: ViewPredictorLoader | None) -> None:
   spec = CacheSpec.from_config(config)
   rows, rows_source = _source_rows(config, spec)
   d = config.data
-  if d.get("view_model"):  # a trained view model fills blank views (the one higher-stage import)
-    from echonet_jax.evaluation import view_model  # pylint: disable=g-import-not-at-top
-    rows = views.fill_views(rows, view_model.load_predictor(d.view_model, spec.views), progress=True)
+  if d.get("view_model"):  # a trained view model fills blank views
+    if load_view_predictor is None:
+      raise ConfigError(f"config.data.view_model={d.view_model!r} needs a view-model loader: "
+                        "prepare_cache(config, load_view_predictor=restore.load_view_predictor)")
+    rows = views.fill_views(rows, load_view_predictor(d.view_model, spec.views), progress=True)
   if shard_plan.is_current(cache_dir, rows, spec):
     return
   exists = os.path.exists(os.path.join(cache_dir, cache.META_FILE))
@@ -141,7 +154,7 @@ def _ensure_current(config: ml_collections.ConfigDict, cache_dir: str) -> None:
     raise CacheError(f"{e.filename or cache_dir}: cannot {'update' if exists else 'build'} the "
                      f"cache ({e.strerror or type(e).__name__}); its inputs "
                      f"{'changed' if exists else 'are new'}, so it cannot be used as it is") from None
-  logging.info("cache %s:\n%s", cache_dir, preprocess.format_summary(summary))
+  logging.info("cache %s:\n%s", cache_dir, ingest.format_summary(summary))
   if not summary["meta"]["complete"]:
     raise ConfigError(f"{cache_dir}: the cache is incomplete after the build; run again")
   if not summary["meta"]["splits"].get("train"):

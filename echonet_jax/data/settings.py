@@ -8,9 +8,12 @@ first setting that cannot work; ``label`` turns a setting's name into what the u
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping
+from typing import Any
+from typing import Callable
+from typing import Mapping
 
-from echonet_jax.data.clip import MAX_FRAME_TIME_MS, MIN_FRAME_TIME_MS
+from echonet_jax.data.clip import MAX_FRAME_TIME_MS
+from echonet_jax.data.clip import MIN_FRAME_TIME_MS
 from echonet_jax.errors import ConfigError
 
 _MIN_FPS, _MAX_FPS = 1000.0 / MAX_FRAME_TIME_MS, 1000.0 / MIN_FRAME_TIME_MS

@@ -8,11 +8,13 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from typing import Any
+from typing import Sequence
 
 from echonet_jax.data import avi
 from echonet_jax.data import dicom
-from echonet_jax.data.clip import DEFAULT_FPS, EchoClip
+from echonet_jax.data.clip import DEFAULT_FPS
+from echonet_jax.data.clip import EchoClip
 
 # ``data.image_size = 0`` means the source's native size: EchoNet-Dynamic's videos are 112 x 112;
 # DICOM cines (and the phantom) use the paper's 299 x 299.

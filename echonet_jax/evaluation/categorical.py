@@ -24,9 +24,10 @@ from typing import Sequence
 from matplotlib.figure import Figure
 import numpy as np
 
+from echonet_jax import writers
+from echonet_jax.evaluation import bootstrap
 from echonet_jax.evaluation import metrics
 from echonet_jax.tasks import Task
-from echonet_jax.training import writers
 
 PREDICTIONS_FILE = "predictions.csv"
 METRICS_FILE = "metrics.json"
@@ -50,7 +51,7 @@ def _row(name: str, fn, labels, probs, groups, *, n_boot: int, seed: int, alpha:
          n_missing: int, note: str | None = None, **extra) -> dict[str, Any]:
   nan = float("nan")
   value = nan if note else float(fn(labels, probs))
-  lo, hi = (metrics.bootstrap_ci(fn, groups, labels, probs, n_boot=n_boot, seed=seed, alpha=alpha)
+  lo, hi = (bootstrap.bootstrap_ci(fn, groups, labels, probs, n_boot=n_boot, seed=seed, alpha=alpha)
             if math.isfinite(value) else (nan, nan))
   row = {"metric": name, "value": value, "ci_low": lo, "ci_high": hi, "n": int(labels.size),
          "n_patients": int(np.unique(groups).size), "n_missing_labels": n_missing, "unit": ""}

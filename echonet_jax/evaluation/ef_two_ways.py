@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from echonet_jax.evaluation import bootstrap
 from echonet_jax.evaluation import markdown
 from echonet_jax.evaluation import metrics
 from echonet_jax.evaluation import paper
@@ -86,8 +87,8 @@ def ef_two_ways(ef_pred_csv: str | None, esv_pred_csv: str, edv_pred_csv: str, *
   ci = dict(n_boot=n_boot, seed=seed, alpha=alpha)
   rows = []
   for key, description, pred in methods:
-    r2_ci = metrics.bootstrap_interval(metrics.r2, groups, y, pred, **ci)
-    mae_ci = metrics.bootstrap_interval(metrics.mae, groups, y, pred, **ci)
+    r2_ci = bootstrap.bootstrap_interval(metrics.r2, groups, y, pred, **ci)
+    mae_ci = bootstrap.bootstrap_interval(metrics.mae, groups, y, pred, **ci)
     reference, figures = (paper.paper_figures("ef", source) if key == "direct" else
                           (paper.GHORBANI, paper.PAPER[paper.DERIVED_EF]))
     rows.append({
@@ -105,7 +106,7 @@ def ef_two_ways(ef_pred_csv: str | None, esv_pred_csv: str, edv_pred_csv: str, *
   if direct is not None:
     d = _paired_r2_difference(y, direct[keep], derived[keep])
     out["r2_difference"] = float(d)
-    difference = metrics.bootstrap_interval(_paired_r2_difference, groups, y, direct[keep],
+    difference = bootstrap.bootstrap_interval(_paired_r2_difference, groups, y, direct[keep],
                                             derived[keep], **ci)
     out["r2_difference_ci"] = (difference.low, difference.high)
     out["r2_difference_ci_note"] = difference.note

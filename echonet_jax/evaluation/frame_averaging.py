@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 
+from echonet_jax.evaluation import bootstrap
 from echonet_jax.evaluation import metrics
 
 FRAME_ORDERS = ("first", "random")
@@ -56,7 +57,7 @@ def frames_curve(labels, frame_outputs, metric_fn: Callable, groups=None, max_fr
   out; NaN frames are ignored (random order puts them last).
 
   Returns arrays of length ``max_frames``: ``num_frames``, ``value``, ``ci_low``, ``ci_high`` (patient
-  bootstrap with ``n_boot`` resamples; NaN when unavailable, see ``metrics.bootstrap_interval``) and
+  bootstrap with ``n_boot`` resamples; NaN when unavailable, see ``bootstrap.bootstrap_interval``) and
   ``n_boot_valid``.
   """
   if order not in FRAME_ORDERS:
@@ -79,7 +80,7 @@ def frames_curve(labels, frame_outputs, metric_fn: Callable, groups=None, max_fr
     preds = video_predictions(x, k)
     value[i] = metric_fn(labels, preds)
     if n_boot > 0:
-      interval = metrics.bootstrap_interval(metric_fn, groups, labels, preds, n_boot=n_boot,
+      interval = bootstrap.bootstrap_interval(metric_fn, groups, labels, preds, n_boot=n_boot,
                                             seed=seed, alpha=alpha)
       ci[i] = interval.low, interval.high
       n_valid[i] = interval.n_valid

@@ -28,10 +28,10 @@ import numpy as np
 
 from echonet_jax import errors
 from echonet_jax import models
+from echonet_jax import parallel
 from echonet_jax.data import eval_stream
 from echonet_jax.data import extract
 from echonet_jax.data import windows
-from echonet_jax.training import parallel
 
 # ``predict_fn(images (N, S, S, C) or clips (N, T, S, S, C)) -> {task: (N,)}``: probabilities
 # (binary), task units (regression) or class probabilities (N, classes) (categorical).

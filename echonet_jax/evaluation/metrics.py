@@ -1,4 +1,5 @@
-"""Evaluation metrics: ROC AUC, F1, R², MAE, the mean-prediction baseline and patient bootstrap CIs.
+"""Evaluation metrics: ROC AUC, F1, R², MAE and the mean-prediction baseline (the patient bootstrap
+CIs over them are :mod:`echonet_jax.evaluation.bootstrap`).
 
 Pure numpy, no I/O. Definitions match scikit-learn's on the same data (``roc_auc_score``, ``roc_curve``
 with ``drop_intermediate=False``, ``f1_score``, ``r2_score``, ``mean_absolute_error``). Undefined
@@ -8,10 +9,10 @@ constant labels (scikit-learn returns 0.0 or -inf); :func:`auc_undefined_reason`
 
 Every metric takes an optional ``weights`` argument: shape ``(n,)`` gives one value, shape ``(B, n)``
 gives ``B`` values at once. Integer weights are multiplicities, so a bootstrap resample is a weight row
-(how many times each video was drawn) and :func:`bootstrap_ci` evaluates all resamples in a few
+(how many times each video was drawn) and ``bootstrap.bootstrap_ci`` evaluates all resamples in a few
 vectorised numpy calls instead of a Python loop.
 
-Honest intervals: :func:`bootstrap_interval` counts the resamples whose metric is defined and reports
+Honest intervals: ``bootstrap.bootstrap_interval`` counts the resamples whose metric is defined and reports
 the interval as unavailable (NaN bounds and a note; "n/a" in text, null in JSON) with fewer than
 ``MIN_CI_PATIENTS`` patients, fewer than ``MIN_VALID_FRACTION`` of the resamples defined, or a zero
 width. It never presents the point estimate as a CI.
@@ -20,17 +21,6 @@ width. It never presents the point estimate as a CI.
 from __future__ import annotations
 
 import numpy as np
-
-# The patient bootstrap lives in bootstrap.py; its names are part of this module's interface.
-from echonet_jax.evaluation.bootstrap import MIN_CI_PATIENTS  # pylint: disable=unused-import
-from echonet_jax.evaluation.bootstrap import MIN_VALID_FRACTION  # pylint: disable=unused-import
-from echonet_jax.evaluation.bootstrap import Interval  # pylint: disable=unused-import
-from echonet_jax.evaluation.bootstrap import bootstrap_ci  # pylint: disable=unused-import
-from echonet_jax.evaluation.bootstrap import bootstrap_interval  # pylint: disable=unused-import
-from echonet_jax.evaluation.bootstrap import bootstrap_values  # pylint: disable=unused-import
-from echonet_jax.evaluation.bootstrap import format_interval  # pylint: disable=unused-import
-from echonet_jax.evaluation.bootstrap import format_number  # pylint: disable=unused-import
-from echonet_jax.evaluation.bootstrap import interval_note  # pylint: disable=unused-import
 
 
 def _as_weights(weights, n: int) -> tuple[np.ndarray, bool]:

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 import numpy as np
 
+from echonet_jax.evaluation import bootstrap
 from echonet_jax.evaluation import metrics
 from echonet_jax.tasks import Task
 
@@ -34,9 +35,9 @@ def ci_text(row: dict[str, Any], digits: int = 2, unit: str = "") -> str:
   value = row.get("value")
   if value is None or not math.isfinite(value):
     return "undefined"
-  value_text = f"{metrics.format_number(value, digits)} {unit}".rstrip()
+  value_text = f"{bootstrap.format_number(value, digits)} {unit}".rstrip()
   return (f"{value_text} (95% CI "
-          f"{metrics.format_interval(row.get('ci_low'), row.get('ci_high'), digits)})")
+          f"{bootstrap.format_interval(row.get('ci_low'), row.get('ci_high'), digits)})")
 
 
 def _legend_below(fig: Figure, ax, extra: Sequence[str] = ()) -> None:
@@ -95,7 +96,7 @@ def scatter(path: str, task: Task, split: str, labels, preds, report: dict[str, 
   digits = 3 if mae_row["value"] is not None and abs(mae_row["value"]) < 1 else 1
   extra = [f"R² = {ci_text(r2_row)}", f"MAE = {ci_text(mae_row, digits, task.unit)}"]
   if "baseline_mae" in report:
-    extra.append(f"mean-prediction MAE = {metrics.format_number(report['baseline_mae'], digits)} "
+    extra.append(f"mean-prediction MAE = {bootstrap.format_number(report['baseline_mae'], digits)} "
                  f"{task.unit}".rstrip())
   _legend_below(fig, ax, extra)
   fig.savefig(path)
@@ -111,7 +112,7 @@ def bland_altman(path: str, task: Task, split: str, labels, preds, report: dict[
   fig, ax = _figure((6.0, 4.8))
   ax.scatter(mean, diff, s=10, alpha=0.6, label="videos")
   ax.axhline(bias, color="C3", lw=1.5,
-             label=f"mean difference {metrics.format_number(bias, 3)} {task.unit}".rstrip())
+             label=f"mean difference {bootstrap.format_number(bias, 3)} {task.unit}".rstrip())
   for sign in (-1, 1):
     ax.axhline(bias + sign * 1.96 * sd, color="C3", ls="--", lw=1)
   ax.axhline(0, color="k", lw=0.5)

@@ -14,7 +14,6 @@ from typing import Sequence
 from echonet_jax.data import video
 from echonet_jax.evaluation import inference
 from echonet_jax.evaluation import view_model
-from echonet_jax.training import restore
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,10 +28,11 @@ class BatchResult:
     return self.path
 
 
-def predict_files(workdirs: Sequence[str], inputs: Sequence[str],
+def predict_files(models: Sequence[Any], inputs: Sequence[str],
                   output: str | None) -> BatchResult:
-  """Runs the trained task models of ``workdirs`` on the DICOM or AVI files (or folders) ``inputs``;
-  writes one CSV row per file to ``output`` (default: the first workdir's predictions.csv).
+  """Runs trained task models (``training.restore.load`` of each workdir) on the DICOM or AVI files
+  (or folders) ``inputs``; writes one CSV row per file to ``output`` (default: the first model's
+  workdir's predictions.csv).
 
   A view model (configs/view.py) among them adds ``view``, ``view_confidence`` and
   ``view_prob_<class>`` columns. Each model reads the file through the ingestion path at its own
@@ -41,7 +41,6 @@ def predict_files(workdirs: Sequence[str], inputs: Sequence[str],
   sector ``quality`` flag and the ``checkpoint_step`` of each model (``<task>_checkpoint_step``
   columns with several models). Returns the CSV path and counts.
   """
-  models = [restore.load(w) for w in workdirs]
   steps: dict[str, int] = {}
   for trained in models:
     print(f"predict: {', '.join(trained.names)} from checkpoint step {trained.step} of "
@@ -75,7 +74,7 @@ def predict_files(workdirs: Sequence[str], inputs: Sequence[str],
     return {"path": path, **values, **steps, "error_type": "", "error": ""}
 
   rows = [predict_one(path) for path in video.list_files(inputs)]
-  output = output or os.path.join(workdirs[0], "predictions.csv")
+  output = output or os.path.join(models[0].workdir, "predictions.csv")
   os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
   names = view_model.columns(n for m in models for n in m.names)
   columns = ["path", *names, "quality", *steps, "frame_time_ms", "fps_assumed", "error_type",

@@ -31,13 +31,13 @@ from typing import Sequence
 
 import numpy as np
 
+from echonet_jax import writers
 from echonet_jax.evaluation import categorical
 from echonet_jax.evaluation import frame_averaging
 from echonet_jax.evaluation import metrics
 from echonet_jax.evaluation import plots
 from echonet_jax.evaluation import task_metrics
 from echonet_jax.tasks import Task
-from echonet_jax.training import writers
 
 PREDICTIONS_FILE = "predictions.csv"
 METRICS_FILE = "metrics.json"

@@ -4,26 +4,23 @@ The figures come from :mod:`~echonet_jax.evaluation.paper`, the EF comparison fr
 :mod:`~echonet_jax.evaluation.ef_two_ways`.
 
 Reads what :mod:`echonet_jax.evaluation.reports` wrote (``metrics.json`` and ``predictions.csv`` under
-``WORKDIR/eval/<split>/``). Usage::
+``WORKDIR/eval/<split>/``). The CLI is ``python -m echonet_jax.report`` (``echonet_jax/report.py``).
 
-  python -m echonet_jax.evaluation.results_table WORKDIR [WORKDIR ...] [--split test] [--out results.md]
-
-Each argument may be a workdir, its ``eval`` folder, a split folder, a ``metrics.json`` file, or a folder
+Each path may be a workdir, its ``eval`` folder, a split folder, a ``metrics.json`` file, or a folder
 holding many workdirs (searched recursively for ``eval/<split>/metrics.json``).
 """
 
 from __future__ import annotations
 
-import argparse
 import glob
 import json
 import os
 from typing import Any
 from typing import Sequence
 
+from echonet_jax.evaluation import bootstrap
 from echonet_jax.evaluation import ef_two_ways
 from echonet_jax.evaluation import markdown
-from echonet_jax.evaluation import metrics
 from echonet_jax.evaluation import paper
 from echonet_jax.evaluation.reports import METRICS_FILE
 from echonet_jax.evaluation.reports import PREDICTIONS_FILE
@@ -149,7 +146,7 @@ def results_table(paths: str | Sequence[str], split: str = "test", *, n_boot: in
   lines = [
       f"Results on the {split} split. 95% CI: percentile bootstrap over patients "
       f"({', '.join(str(b) for b in n_boots) or '?'} resamples; n/a with fewer than "
-      f"{metrics.MIN_CI_PATIENTS} patients, under {metrics.MIN_VALID_FRACTION:.0%} of resamples "
+      f"{bootstrap.MIN_CI_PATIENTS} patients, under {bootstrap.MIN_VALID_FRACTION:.0%} of resamples "
       "defined, or a zero width). Paper: "
       f"{'; '.join(cited[r] for r in references) or 'none for these tasks'}. Baseline: MAE of "
       "always predicting the training mean.",
@@ -161,25 +158,3 @@ def results_table(paths: str | Sequence[str], split: str = "test", *, n_boot: in
   if two_ways is not None:
     lines += ["", two_ways["markdown"].rstrip("\n")]
   return "\n".join(lines) + "\n"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-  """CLI entry point: prints the results table and writes results.md."""
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("dirs", nargs="+", help="workdirs (or eval folders, or folders of workdirs)")
-  parser.add_argument("--split", default="test")
-  parser.add_argument("--out", default="results.md", help="markdown file to write")
-  parser.add_argument("--n_boot", type=int, default=1000, help="bootstrap resamples for derived EF")
-  args = parser.parse_args(argv)
-  try:
-    table = results_table(args.dirs, args.split, n_boot=args.n_boot)
-  except (ValueError, FileNotFoundError) as e:
-    parser.exit(2, f"error: {e}\n")
-  print(table, end="")
-  with open(args.out, "w") as f:
-    f.write(table)
-  return 0
-
-
-if __name__ == "__main__":
-  raise SystemExit(main())

@@ -17,6 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
+from echonet_jax.evaluation import bootstrap
 from echonet_jax.evaluation import metrics
 from echonet_jax.tasks import Task
 
@@ -36,7 +37,7 @@ def _row(name: str, fn: Callable, arrays: Sequence[np.ndarray], groups: np.ndarr
          "n": int(arrays[0].size), "n_patients": int(np.unique(groups).size),
          "n_missing_labels": n_missing, "unit": unit}
   if math.isfinite(value):
-    interval = metrics.bootstrap_interval(fn, groups, *arrays, n_boot=n_boot, seed=seed, alpha=alpha)
+    interval = bootstrap.bootstrap_interval(fn, groups, *arrays, n_boot=n_boot, seed=seed, alpha=alpha)
     row.update(ci_low=interval.low, ci_high=interval.high, n_boot_valid=interval.n_valid)
     if interval.note:
       row["ci_note"] = f"95% CI n/a: {interval.note}"

@@ -1,7 +1,7 @@
 """A trained view classifier (``configs/view.py``) applied to DICOM files: which view each video is.
 
 Used by ``preprocess --view_model W`` / ``config.data.view_model`` (fill blank views, see
-``data/views.py``) and by ``--mode=predict`` (the ``view`` columns). A video's view is the class of
+``data/views.py``; ``training.restore.load_view_predictor`` loads the workdir) and by ``--mode=predict`` (the ``view`` columns). A video's view is the class of
 highest mean frame probability; its confidence is that probability.
 """
 
@@ -20,7 +20,6 @@ from echonet_jax.data import video
 from echonet_jax.data import views as views_lib
 from echonet_jax.errors import ConfigError
 from echonet_jax.evaluation import inference
-from echonet_jax.training import restore
 
 
 def categorical_names(trained: Any) -> list[str]:
@@ -83,17 +82,13 @@ def row_values(outputs: Mapping[str, np.ndarray]) -> dict[str, Any]:
   return row
 
 
-def load_predictor(workdir: str, views: Iterable[str] | None = None
-                   ) -> Callable[[Any], tuple[str, float]]:
-  """A ``data.views`` predictor: a video row (with ``.path``) -> (view, confidence).
+def predictor(trained: Any, views: Iterable[str] | None = None) -> Callable[[Any], tuple[str, float]]:
+  """A ``data.views`` predictor of a restored view model: a video row (with ``.path``) -> (view,
+  confidence).
 
-  Raises ConfigError when ``workdir`` is not a view model or cannot tell apart the ``views`` asked
+  Raises ConfigError when ``trained`` is not a view model or cannot tell apart the ``views`` asked
   for; the predictor raises an EchoReadError for a file it cannot read.
   """
-  try:
-    trained = restore.load(workdir)
-  except FileNotFoundError as e:
-    raise ConfigError(f"view model: {e}") from None
   task = check_view_model(trained, views)
 
   def predict(row: Any) -> tuple[str, float]:

@@ -26,15 +26,16 @@ from matplotlib.patches import Rectangle
 import ml_collections
 import numpy as np
 
+from echonet_jax import writers
 from echonet_jax.data import cache
 from echonet_jax.data import prepare
 from echonet_jax.errors import ConfigError
 from echonet_jax.experiments import sweep_grid
 from echonet_jax.training import checkpoints as checkpoints_lib
+from echonet_jax.training import restore
 from echonet_jax.training import step as step_lib
 from echonet_jax.training import sweep as sweep_lib
 from echonet_jax.training import train as train_loop
-from echonet_jax.training import writers
 
 PROMOTED = "promoted.json"
 # What must match for a sweep folder to be resumed or extended: the grid and everything that
@@ -97,7 +98,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]
   sweep_grid.groups(mine, strategy, int(config.sweep.members_per_program))  # checks the group size
   _check_promotable(workdir)
   record_grid(config, workdir)
-  cache_dir = prepare.prepare_cache(config)
+  cache_dir = prepare.prepare_cache(config, load_view_predictor=restore.load_view_predictor)
   label_stats = cache.read_meta(cache_dir).get("label_stats", {})
   out = sweep_dir(workdir)
   built = None

@@ -49,7 +49,7 @@ def evaluate_on(workdir: str, views: Sequence[str], split: str = "test") -> dict
 
   trained = restore.load(workdir)
   trained.config.data.views = tuple(views)
-  cache_dir = prepare.prepare_cache(trained.config)
+  cache_dir = prepare.prepare_cache(trained.config, load_view_predictor=restore.load_view_predictor)
   stats = cache.read_meta(cache_dir).get("label_stats", {})
   predict_fn = inference.batched_predict_fn(trained.eval_fn, trained.state, trained.mesh)
   pred = inference.predict_split(predict_fn, trained.config, trained.names, cache_dir, split)
@@ -81,7 +81,7 @@ def run(task: str, arg: str, out: str, studies: int, steps: int = 0) -> list[dic
   for arm, views in ARMS.items():
     config = arm_config(task, arg, views, studies, steps)
     workdir = os.path.join(out, f"{task}_{arm}")
-    cache_dir = prepare.prepare_cache(config)
+    cache_dir = prepare.prepare_cache(config, load_view_predictor=restore.load_view_predictor)
     train_videos = len(selection.select_videos(cache_dir, "train", tasks=[task],
                                                views=views or None))
     timing = os.path.join(workdir, "train_seconds.json")

@@ -49,6 +49,7 @@ import ml_collections
 import numpy as np
 
 from echonet_jax import tasks as tasks_lib
+from echonet_jax import writers
 from echonet_jax.data import cache
 from echonet_jax.data import normalization
 from echonet_jax.data import prepare
@@ -60,7 +61,6 @@ from echonet_jax.interpret import outputs
 from echonet_jax.interpret import scores
 from echonet_jax.interpret import sources
 from echonet_jax.training import restore
-from echonet_jax.training import writers
 
 
 def explain(trained: restore.TrainedModel, videos: Iterable[sources.Video],
@@ -180,7 +180,7 @@ def run(config: ml_collections.ConfigDict | None, workdir: str, split: str | Non
   log(f"checkpoint step {trained.step} of {workdir}")
   predict_fn = inference.batched_predict_fn(trained.eval_fn, trained.state, trained.mesh)
   if split:
-    cache_dir = prepare.prepare_cache(saved)
+    cache_dir = prepare.prepare_cache(saved, load_view_predictor=restore.load_view_predictor)
     mask_names = list(cache.read_meta(cache_dir).get("mask_names") or [])
     if mask_names:
       thresholds = scores.binary_thresholds(trained, cache_dir, predict_fn)

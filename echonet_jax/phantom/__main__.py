@@ -6,7 +6,8 @@ import argparse
 import sys
 import time
 
-from echonet_jax.phantom import views, writer
+from echonet_jax.phantom import views
+from echonet_jax.phantom import writer
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,13 +7,16 @@ import json
 import os
 from typing import Any
 from typing import Callable
+from typing import Iterable
 
 from absl import logging
 import jax
 import ml_collections
 
+from echonet_jax import parallel
+from echonet_jax.errors import ConfigError
+from echonet_jax.evaluation import view_model
 from echonet_jax.training import checkpoints as checkpoints_lib
-from echonet_jax.training import parallel
 from echonet_jax.training import step as train_lib
 
 BEST_METRIC = "val/score"  # how the training loop ranks checkpoints (lower is better)
@@ -78,3 +81,14 @@ def describe(score: float | None, which: str = "best") -> str:
   if score is None:
     return f"{which} readable; no {BEST_METRIC} saved"
   return f"{which} {BEST_METRIC} {score:.4g}"
+
+
+def load_view_predictor(workdir: str, views: Iterable[str] | None = None
+                        ) -> Callable[[Any], tuple[str, float]]:
+  """The view model trained in ``workdir`` (configs/view.py) as a ``data.views`` predictor: a video
+  row (with ``.path``) -> (view, confidence). ConfigError when ``workdir`` holds no such model."""
+  try:
+    trained = load(workdir)
+  except FileNotFoundError as e:
+    raise ConfigError(f"view model: {e}") from None
+  return view_model.predictor(trained, views)

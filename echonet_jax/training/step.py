@@ -25,8 +25,8 @@ import ml_collections
 import optax
 
 from echonet_jax import models
+from echonet_jax import parallel
 from echonet_jax import tasks as tasks_lib
-from echonet_jax.training import parallel
 
 PyTree = Any
 # (logits, labels, state) -> {task: mean loss}; built by make_loss.
@@ -281,7 +281,7 @@ def make_steps(model: nn.Module, tx: optax.GradientTransformation,
   ``loss`` is a loss callable, or the config's ``loss`` section bound to the model's task heads.
 
   The state is replicated and donated; batches arrive split over the data axis (see
-  :func:`echonet_jax.training.parallel.global_batch`) and metrics/outputs come back replicated.
+  :func:`echonet_jax.parallel.global_batch`) and metrics/outputs come back replicated.
   """
   loss_fn = loss_for_model(loss, model)
   rep = parallel.replicated(mesh)

@@ -28,14 +28,14 @@ import ml_collections
 import numpy as np
 import tqdm
 
+from echonet_jax import parallel
+from echonet_jax import writers
 from echonet_jax.errors import ConfigError
 from echonet_jax.errors import TrainingError
 from echonet_jax.evaluation import inference
 from echonet_jax.training import checkpoints as checkpoints_lib
-from echonet_jax.training import parallel
 from echonet_jax.training import step as step_lib
 from echonet_jax.training import train as train_loop
-from echonet_jax.training import writers
 
 MEMBER_AXIS = "member"
 DONE = "done.json"  # written in a member's folder when it has finished (or diverged)

@@ -14,7 +14,9 @@ import ml_collections
 import numpy as np
 import tqdm
 
+from echonet_jax import parallel
 from echonet_jax import tasks as tasks_lib
+from echonet_jax import writers
 from echonet_jax.data import cache
 from echonet_jax.data import eval_stream as eval_stream_lib
 from echonet_jax.data import prepare as data_lib
@@ -25,11 +27,9 @@ from echonet_jax.errors import TrainingError
 from echonet_jax.evaluation import inference
 from echonet_jax.evaluation import metrics as metrics_lib
 from echonet_jax.training import checkpoints as checkpoints_lib
-from echonet_jax.training import parallel
 from echonet_jax.training import restore
 from echonet_jax.training import step as train_lib
 from echonet_jax.training import workdir as workdir_lib
-from echonet_jax.training import writers
 
 BEST_METRIC = restore.BEST_METRIC  # lower is better; see validation_metrics
 
@@ -173,7 +173,7 @@ def _resume(ckpts, state, data_iter, workdir):
 def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
   names = train_lib.task_names(config)
   check_workdir(config, workdir)
-  cache_dir = data_lib.prepare_cache(config)
+  cache_dir = data_lib.prepare_cache(config, load_view_predictor=restore.load_view_predictor)
   meta = cache.read_meta(cache_dir)
   label_stats = meta.get("label_stats", {})
 

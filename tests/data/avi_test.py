@@ -18,8 +18,9 @@ from echonet_jax.data import avi
 from echonet_jax.data import dicom
 from echonet_jax.data import sector
 from echonet_jax.data import video
-
-from tests.testing import REPO, pydicom_file, write_us_dicom
+from tests.testing import REPO
+from tests.testing import pydicom_file
+from tests.testing import write_us_dicom
 
 
 def _phantom(rows=240, cols=320, num_frames=30, frame_time_ms=50.0, seed=3):

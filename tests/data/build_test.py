@@ -16,9 +16,9 @@ from configs import default
 from echonet_jax.data import build
 from echonet_jax.data import cache
 from echonet_jax.data import extract
+from echonet_jax.data import ingest
 from echonet_jax.data import labels as labels_lib
 from echonet_jax.data import prepare
-from echonet_jax.data import preprocess
 from echonet_jax.data import shard_plan
 from echonet_jax.data.spec import CacheSpec
 from echonet_jax.errors import CacheError
@@ -63,14 +63,14 @@ def test_rerun_follows_edited_added_and_removed_rows(tmp_path):
   rows = _videos(tmp_path, 6)
   csv_path = _write(tmp_path, rows[:5])
   out = tmp_path / "cache"
-  first = preprocess.build_cache(csv_path, str(out), SPEC, workers=0, progress=False)
+  first = ingest.build_cache(csv_path, str(out), SPEC, workers=0, progress=False)
   assert first["read"] == 5 and first["changes"] is None
   assert _labels(out) == {f"S{i}": 40.0 + i for i in range(5)}
 
   rows[1]["ef"] = "77"                  # a corrected label
   edited = rows[:1] + rows[1:2] + rows[3:6]  # S2 removed, S5 added
   csv_path = _write(tmp_path, edited)
-  second = preprocess.build_cache(csv_path, str(out), SPEC, workers=0, progress=False)
+  second = ingest.build_cache(csv_path, str(out), SPEC, workers=0, progress=False)
   assert second["changes"] == {"added": 1, "removed": 1, "relabelled": 1, "other_file": 0}
   assert second["read"] == 1  # only the added video is decoded; the others are copied
   assert _labels(out) == {"S0": 40.0, "S1": 77.0, "S3": 43.0, "S4": 44.0, "S5": 45.0}
@@ -81,11 +81,11 @@ def test_rerun_follows_edited_added_and_removed_rows(tmp_path):
   assert shard_plan.is_current(str(out), labels_lib.read_labels(csv_path), SPEC)
   # The copied records keep their pixels byte for byte.
   fresh = tmp_path / "fresh"
-  preprocess.build_cache(csv_path, str(fresh), SPEC, workers=0, progress=False)
+  ingest.build_cache(csv_path, str(fresh), SPEC, workers=0, progress=False)
   for a, b in zip(cache.shard_paths(str(out), "train"), cache.shard_paths(str(fresh), "train")):
     for x, y in zip(cache.read_shard(a), cache.read_shard(b)):
       assert x["video_id"] == y["video_id"] and (x["frames"] == y["frames"]).all()
-  printed = preprocess.format_summary(second)
+  printed = ingest.format_summary(second)
   assert "1 added, 1 removed, 1 relabelled" in printed
 
 
@@ -111,7 +111,7 @@ def test_prepare_cache_follows_the_labels_csv_as_the_launcher_calls_it(tmp_path)
 def test_other_spec_in_a_given_cache_dir_is_refused_in_one_line(tmp_path):
   rows = _videos(tmp_path, 2)
   csv_path = _write(tmp_path, rows)
-  preprocess.build_cache(csv_path, str(tmp_path / "c"), SPEC, workers=0, progress=False)
+  ingest.build_cache(csv_path, str(tmp_path / "c"), SPEC, workers=0, progress=False)
   config = default.get_config("test", task="ef")
   config.data.update(labels_csv=csv_path, cache_dir=str(tmp_path / "c"), num_frames=3)
   with pytest.raises(CacheError) as info:
@@ -127,7 +127,7 @@ def test_a_killed_worker_never_hangs_the_build_and_its_video_is_an_error_row(tmp
   out = tmp_path / "cache"
   monkeypatch.setenv(extract.KILL_ENV, victim.video_id)  # its reader SIGKILLs itself, like OOM
   start = time.monotonic()
-  summary = preprocess.build_cache(csv_path, str(out), SPEC, workers=2, progress=False)
+  summary = ingest.build_cache(csv_path, str(out), SPEC, workers=2, progress=False)
   assert time.monotonic() - start < 120
   assert summary["failed"] == {"WorkerDiedError": 1} and summary["written"] == 5
   assert summary["meta"]["complete"]
@@ -137,13 +137,13 @@ def test_a_killed_worker_never_hangs_the_build_and_its_video_is_an_error_row(tmp
   assert "died" in error["error"]
   monkeypatch.delenv(extract.KILL_ENV)
   # A rerun resumes: nothing left to do; deleting the victim's shard retries it.
-  again = preprocess.build_cache(csv_path, str(out), SPEC, workers=2, progress=False)
+  again = ingest.build_cache(csv_path, str(out), SPEC, workers=2, progress=False)
   assert again["written"] == 0 and again["skipped"] == 6
   kept, _ = shard_plan.select_rows(labels_lib.read_labels(csv_path), SPEC)
   planned = shard_plan.plan_shards(kept, 2)
   shard = next(p.name for p in planned if victim.video_id in [r.video_id for r in p.rows])
   os.remove(out / shard)
-  retried = preprocess.build_cache(csv_path, str(out), SPEC, workers=2, progress=False)
+  retried = ingest.build_cache(csv_path, str(out), SPEC, workers=2, progress=False)
   assert retried["written"] == 2 and retried["meta"]["failed"] == 0
 
 
@@ -155,7 +155,7 @@ def test_the_same_file_content_under_two_patients_is_an_error(tmp_path):
   with pytest.raises(labels_lib.LabelsError,
                      match=r"labels.csv:5: the same file content as line 2 under two patients "
                            r"\(P0, P9\)"):
-    preprocess.build_cache(csv_path, str(tmp_path / "c"), SPEC, workers=0, progress=False)
+    ingest.build_cache(csv_path, str(tmp_path / "c"), SPEC, workers=0, progress=False)
   assert not os.path.exists(tmp_path / "c" / cache.META_FILE)  # never a usable cache
 
 
@@ -166,14 +166,14 @@ def test_views_rule_at_build_time_and_degenerate_videos_counted(tmp_path):
   write_us_dicom(str(tmp_path / "videos" / "v3.dcm"), np.zeros((4, 40, 48), np.uint8))  # black
   csv_path = _write(tmp_path, rows)
   spec = CacheSpec(num_frames=3, image_size=24, videos_per_shard=2, views=("a4c",))
-  summary = preprocess.build_cache(csv_path, str(tmp_path / "c"), spec, workers=0,
+  summary = ingest.build_cache(csv_path, str(tmp_path / "c"), spec, workers=0,
                                    progress=False)
   assert summary["views"] == {"kept": 3, "dropped": 1, "unknown": 1}
   index = cache.read_index(str(tmp_path / "c"), "train")
   assert sorted(r["study_id"] for r in index) == ["S0", "S2", "S3"]
   assert {r["study_id"]: r["quality"] for r in index} == {"S0": "ok", "S2": "ok", "S3": "blank"}
   assert summary["meta"]["degenerate"] == {"blank": 1}
-  printed = preprocess.format_summary(summary)
+  printed = ingest.format_summary(summary)
   assert "rows left out by the views rule: 1" in printed
   assert "1 rows have no view and were kept" in printed and "blank: 1" in printed
 

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from echonet_jax import errors
+from echonet_jax import preprocess
 from echonet_jax.data import cache
 from echonet_jax.data import echonet_dynamic
+from echonet_jax.data import ingest
 from echonet_jax.data import labels
-from echonet_jax.data import preprocess
 from echonet_jax.data.spec import CacheSpec
 
 FILELIST_COLUMNS = ("FileName", "EF", "ESV", "EDV", "FrameHeight", "FrameWidth", "FPS",
@@ -106,7 +107,7 @@ def test_import_into_cache(tmp_path):
   root = _dataset(tmp_path)
   out = tmp_path / "cache"
   spec = CacheSpec(source="echonet_dynamic", num_frames=5, image_size=64)
-  summary = preprocess.build_echonet_dynamic_cache(root, str(out), spec, workers=0,
+  summary = ingest.build_echonet_dynamic_cache(root, str(out), spec, workers=0,
                                                    progress=False)
   assert summary["written"] == 4 and summary["failed"] == {}
   meta = cache.read_meta(str(out))

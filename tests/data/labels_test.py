@@ -9,8 +9,8 @@ import random
 
 import pytest
 
-from echonet_jax.data import labels
 from echonet_jax import tasks
+from echonet_jax.data import labels
 
 
 def _write(tmp_path, text: str, name: str = "labels.csv") -> str:

@@ -7,11 +7,10 @@ import sys
 
 import pytest
 
-from echonet_jax.data import preprocess
+from echonet_jax import preprocess
 from echonet_jax.data import settings
 from echonet_jax.data.spec import CacheSpec
 from echonet_jax.errors import ConfigError
-
 from tests.testing import REPO
 
 
@@ -41,12 +40,12 @@ def test_preprocess_cli_refuses_bad_settings(tmp_path, capsys, flags, message):
 
 def test_preprocess_cli_error_has_no_traceback(tmp_path):
   proc = subprocess.run(
-      [sys.executable, "-m", "echonet_jax.data.preprocess", "--labels", "x.csv", "--out",
+      [sys.executable, "-m", "echonet_jax.preprocess", "--labels", "x.csv", "--out",
        str(tmp_path / "c"), "--num_frames", "0"], cwd=REPO, capture_output=True, text=True,
       timeout=120)
   assert proc.returncode == 2 and "Traceback" not in proc.stderr
   assert [l for l in proc.stderr.splitlines() if "error:" in l] == [
-      "python -m echonet_jax.data.preprocess: error: --num_frames=0; must be >= 1"]
+      "python -m echonet_jax.preprocess: error: --num_frames=0; must be >= 1"]
 
 
 def test_size_zero_is_the_native_size(tmp_path):

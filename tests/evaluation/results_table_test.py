@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 
+from echonet_jax import report as report_cli
 from echonet_jax.evaluation import reports as evaluate
 from echonet_jax.evaluation import results_table as report
 from echonet_jax.tasks import get_task
@@ -79,9 +80,9 @@ def test_results_table_missing_or_bad_input(tmp_path, workdirs):
 def test_cli_prints_and_writes_results_md(workdirs, tmp_path, capsys):
   out = tmp_path / "results.md"
   with pytest.raises(SystemExit):  # a missing workdir is an error naming it
-    report.main([str(workdirs / "run_lvh_missing"), "--out", str(out)])
+    report_cli.main([str(workdirs / "run_lvh_missing"), "--out", str(out)])
   assert "run_lvh_missing" in capsys.readouterr().err
-  assert report.main([str(workdirs / "run_ef"), str(workdirs / "run_sex"), "--out", str(out),
+  assert report_cli.main([str(workdirs / "run_ef"), str(workdirs / "run_sex"), "--out", str(out),
                       "--n_boot", "20"]) == 0
   printed = capsys.readouterr().out
   assert out.read_text() == printed

@@ -13,12 +13,12 @@ import pytest
 
 from configs import weight
 from echonet_jax import modes
+from echonet_jax import writers
 from echonet_jax.data import prepare
 from echonet_jax.errors import ConfigError
 from echonet_jax.experiments import sweep
 from echonet_jax.experiments import sweep_grid
 from echonet_jax.training import sweep as sweep_lib
-from echonet_jax.training import writers
 from tests.testing import REPO
 
 # A child process that trains the sweep and SIGKILLs itself right after the 5th checkpoint save:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from PIL import Image
+import pytest
 
 from echonet_jax.interpret import viz
 

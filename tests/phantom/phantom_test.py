@@ -10,10 +10,11 @@ import os
 import numpy as np
 import pytest
 
-from echonet_jax import tasks
 from echonet_jax import phantom
+from echonet_jax import tasks
 from echonet_jax.phantom import __main__ as phantom_cli
-from echonet_jax.phantom import patients, render
+from echonet_jax.phantom import patients
+from echonet_jax.phantom import render
 
 
 def _bit(name):
@@ -289,6 +290,7 @@ _PINNED_DATASET = "1f17cc818f66195ccb528efad5f5cf42e60261e4cf277984ef57e45d6abd2
 
 def test_default_dataset_is_unchanged(tmp_path):
   import hashlib  # pylint: disable=g-import-not-at-top
+
   import pydicom  # pylint: disable=g-import-not-at-top
 
   for view, digest in _PINNED_VIDEOS.items():

@@ -16,7 +16,7 @@ _WORKER = textwrap.dedent("""
     import sys
     sys.path.insert(0, {repo!r})
     num_processes, process_id, port, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-    from echonet_jax.training import parallel
+    from echonet_jax import parallel
     if num_processes > 1:
       assert parallel.maybe_initialize_distributed(f"127.0.0.1:{{port}}", num_processes, process_id)
     import jax

@@ -9,7 +9,7 @@ import optax
 import pytest
 
 from configs import default
-from echonet_jax.training import parallel
+from echonet_jax import parallel
 from echonet_jax.training import step as train
 from tests import testing
 from tests.testing import REPO
@@ -134,7 +134,7 @@ _SHARDING_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, {repo!r})
     import numpy as np
     from tests import testing as t
-    from echonet_jax.training import parallel
+    from echonet_jax import parallel
     from echonet_jax.training import step as train
     config, names, model, tx, state = t.training_setup(tasks=("weight", "sex"))
     mesh = parallel.make_mesh()

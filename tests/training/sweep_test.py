@@ -20,7 +20,7 @@ _SCRIPT = textwrap.dedent("""
     sys.path.insert(0, {repo!r})
     import numpy as np
     from tests import testing as t
-    from echonet_jax.training import parallel
+    from echonet_jax import parallel
     from echonet_jax.training import step
     from echonet_jax.training import sweep
     config, names, model, tx, state = t.training_setup()

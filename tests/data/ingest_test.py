@@ -1,4 +1,5 @@
-"""Tests for echonet_jax.data.preprocess: labels CSV -> cache, errors, resumability, machine sharding."""
+"""Tests for echonet_jax.data.ingest (and its CLI): labels CSV -> cache, errors, resumability, machine
+sharding."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import os
 import numpy as np
 import pytest
 
+from echonet_jax import preprocess
 from echonet_jax.data import cache
 from echonet_jax.data import dicom
-from echonet_jax.data import preprocess
+from echonet_jax.data import ingest
 from echonet_jax.data.spec import CacheSpec
 from echonet_jax.errors import CacheError
-from tests.testing import fan_video, write_us_dicom
+from tests.testing import fan_video
+from tests.testing import write_us_dicom
 
 SIZE = 32
 NUM_FRAMES = 4
@@ -63,7 +66,7 @@ def _study(tmp_path, n_good: int = 6):
 def _build(csv_path, out, workers=0, **spec):
   spec = CacheSpec(**{"num_frames": NUM_FRAMES, "image_size": SIZE, "videos_per_shard": 2,
                       **spec})
-  return preprocess.build_cache(csv_path, str(out), spec, workers=workers, progress=False)
+  return ingest.build_cache(csv_path, str(out), spec, workers=workers, progress=False)
 
 
 def _errors(out):
@@ -149,10 +152,10 @@ def test_machines_split_the_shards(tmp_path):
   single, multi = tmp_path / "single", tmp_path / "multi"
   _build(csv_path, single)
   spec = CacheSpec(num_frames=NUM_FRAMES, image_size=SIZE, videos_per_shard=2)
-  part0 = preprocess.build_cache(csv_path, str(multi), spec, workers=0, progress=False,
+  part0 = ingest.build_cache(csv_path, str(multi), spec, workers=0, progress=False,
                                  shard_index=0, num_shards=2)
   assert not part0["meta"]["complete"]
-  part1 = preprocess.build_cache(csv_path, str(multi), spec, workers=0, progress=False,
+  part1 = ingest.build_cache(csv_path, str(multi), spec, workers=0, progress=False,
                                  shard_index=1, num_shards=2)
   assert part0["shards_written"] + part1["shards_written"] == part1["meta"]["shards_expected"]
   assert part0["shards_written"] > 0 and part1["shards_written"] > 0
@@ -182,8 +185,8 @@ def test_views_filter_and_split_assignment(tmp_path):
 def test_bad_csv_stops_before_any_work(tmp_path):
   path = tmp_path / "labels.csv"
   path.write_text("patient_id,study_id,path,ef\np,s,a.dcm,oops\n")
-  with pytest.raises(preprocess.labels_lib.LabelsError, match="labels.csv:2: column 'ef'"):
-    preprocess.build_cache(str(path), str(tmp_path / "cache"), progress=False, workers=0)
+  with pytest.raises(ingest.labels_lib.LabelsError, match="labels.csv:2: column 'ef'"):
+    ingest.build_cache(str(path), str(tmp_path / "cache"), progress=False, workers=0)
   assert not (tmp_path / "cache").exists()
 
 
