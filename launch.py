@@ -26,13 +26,19 @@ from echonet_jax import errors
 from echonet_jax.errors import ConfigError
 
 config_flags.DEFINE_config_file(
-    "config", None, "Config file, e.g. configs/weight.py:cpu. Required to train and preprocess; "
+    "config",
+    None,
+    "Config file, e.g. configs/weight.py:cpu. Required to train and preprocess; "
     "evaluate, predict and saliency use the workdir's saved config when it is left out.",
-    lock_config=True)
+    lock_config=True,
+)
 flags.DEFINE_string("workdir", None, "Folder for checkpoints, logs and outputs.")
-flags.DEFINE_enum("mode", "train", ["train", "evaluate", "predict", "saliency", "preprocess",
-                                   "sweep", "sweep_summary"],
-                  "What to run.")
+flags.DEFINE_enum(
+    "mode",
+    "train",
+    ["train", "evaluate", "predict", "saliency", "preprocess", "sweep", "sweep_summary"],
+    "What to run.",
+)
 flags.DEFINE_string("split", None, "evaluate/saliency: the split (default: config.eval.split).")
 flags.DEFINE_list("input", [], "predict/saliency: DICOM files or folders.")
 flags.DEFINE_list("models", [], "predict: workdirs of trained task models (default: --workdir).")
@@ -53,11 +59,14 @@ def _run(argv):
   given = _given_config()
   if given is None and mode in ("train", "preprocess", "sweep"):
     raise ConfigError(
-        f"--config is required for --mode={mode}, e.g. --config=configs/weight.py:cpu")
+        f"--config is required for --mode={mode}, e.g. --config=configs/weight.py:cpu"
+    )
   # Imports after flag parsing: JAX must not start before multi-host initialisation.
   from echonet_jax import parallel  # pylint: disable=g-import-not-at-top
-  parallel.maybe_initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes,
-                                        FLAGS.process_id)
+
+  parallel.maybe_initialize_distributed(
+      FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id
+  )
   logging.info("%s", parallel.describe_devices())
   if given is not None:
     parallel.check_platform(given.get("platform"))  # no silent fall-back to the CPU
@@ -77,13 +86,16 @@ def _run(argv):
   elif mode == "saliency":
     config = modes.matching_config(given, FLAGS.workdir)
     # With --input and no --split, explain only the given files.
-    split = FLAGS.split if FLAGS.split is not None else ("" if FLAGS.input else
-                                                        config.saliency.split)
+    split = (
+        FLAGS.split if FLAGS.split is not None else ("" if FLAGS.input else config.saliency.split)
+    )
     scores = modes.saliency(given, FLAGS.workdir, split, FLAGS.input)
     failed = len(scores["errors"])
-    _exit_if_inputs_failed(failed, failed + len({(v["source"], v["video_id"])
-                                                 for v in scores["videos"]}),
-                           os.path.join(FLAGS.workdir, "saliency", "scores.json"))
+    _exit_if_inputs_failed(
+        failed,
+        failed + len({(v["source"], v["video_id"]) for v in scores["videos"]}),
+        os.path.join(FLAGS.workdir, "saliency", "scores.json"),
+    )
   elif mode == "preprocess":
     modes.preprocess(given)
   elif mode == "sweep":
@@ -100,12 +112,12 @@ def _given_config():
   try:
     FLAGS.config.get("task")  # an unloadable file only raises when the config is first used
   except OSError as e:
-      raise ConfigError(_config_load_error(e)) from None
+    raise ConfigError(_config_load_error(e)) from None
   return FLAGS.config
 
 
 def _config_load_error(error: BaseException) -> str:
-  """"cannot load --config=PATH: reason" from ml_collections' multi-line loading error."""
+  """ "cannot load --config=PATH: reason" from ml_collections' multi-line loading error."""
   lines = [l.strip() for l in str(error).splitlines() if l.strip()]
   reason = next((l for l in reversed(lines) if l.startswith("[Errno")), lines[-1] if lines else "")
   given = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--config=")]
@@ -118,8 +130,10 @@ INPUTS_FAILED_EXIT_CODE = 3
 def _exit_if_inputs_failed(failed: int, total: int, where: str) -> None:
   """Exit code 3 and one line when some inputs of a batch failed (the others were written)."""
   if failed:
-    print(f"error: {failed} of {total} inputs failed; their rows (type and reason) are in {where}",
-          file=sys.stderr)
+    print(
+        f"error: {failed} of {total} inputs failed; their rows (type and reason) are in {where}",
+        file=sys.stderr,
+    )
     sys.exit(INPUTS_FAILED_EXIT_CODE)
 
 
@@ -132,8 +146,10 @@ def _parse_flags(argv):
   except (AttributeError, KeyError) as e:
     key, hint = _unknown_key(e)
     bad = [a for a in argv[1:] if a.startswith("--config.") and key in a.split("=", 1)[0]]
-    _exit_with(f"unknown config key {key!r} in {' '.join(bad) or 'a --config override'}"
-               + (f" ({hint})" if hint else ""))
+    _exit_with(
+        f"unknown config key {key!r} in {' '.join(bad) or 'a --config override'}"
+        + (f" ({hint})" if hint else "")
+    )
   except OSError as e:  # an override of a --config file that could not be loaded
     _exit_with(_config_load_error(e))
   except (TypeError, ValueError) as e:
@@ -180,8 +196,11 @@ class _QuietLibraries:
   _ORPHANS = "exception was never retrieved"
   # Harmless: a checkpoint saved on a step without validation is simply not ranked; evaluate
   # opens the checkpoints read-only.
-  _EXPECTED = ("Requested `tracked_metric`; did not provide metrics.",
-               "CheckpointManagerOptions.read_only=True", "Given directory is read only")
+  _EXPECTED = (
+      "Requested `tracked_metric`; did not provide metrics.",
+      "CheckpointManagerOptions.read_only=True",
+      "Given directory is read only",
+  )
 
   def filter(self, record) -> bool:
     if record.name == "asyncio" and self._ORPHANS in str(record.msg):

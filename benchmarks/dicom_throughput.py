@@ -46,6 +46,7 @@ def main() -> None:
 
   import pydicom  # pylint: disable=g-import-not-at-top
   from pydicom.data import get_testdata_file  # pylint: disable=g-import-not-at-top
+
   path = get_testdata_file("color3d_jpeg_baseline.dcm")
   if path is None:
     sys.exit("color3d_jpeg_baseline.dcm not found: pip install pydicom-data")
@@ -74,31 +75,49 @@ def main() -> None:
       for i in range(args.copies):
         writer.writerow(["p0", f"s{i}", path, "train"])  # one file under two patients is refused
     start = time.perf_counter()
-    summary = ingest.build_cache(labels, os.path.join(tmp, "cache"),
-                                     CacheSpec(videos_per_shard=8), workers=args.workers,
-                                     progress=False)
+    summary = ingest.build_cache(
+        labels,
+        os.path.join(tmp, "cache"),
+        CacheSpec(videos_per_shard=8),
+        workers=args.workers,
+        progress=False,
+    )
     cache_s = time.perf_counter() - start
   assert summary["written"] == args.copies, summary
 
-  print(json.dumps({
-      "benchmark": "dicom_throughput",
-      "machine": f"{platform.platform()} {platform.processor() or platform.machine()}, "
-                 f"{os.cpu_count()} CPUs",
-      "date": datetime.date.today().isoformat(),
-      "file": "color3d_jpeg_baseline.dcm (120 frames, 640x480, JPEG baseline YBR_FULL_422)",
-      "read_echo": {"frames": 20, "interval_ms": 100, "size": 299,
-                    "ms_per_video": round(read_s * 1000, 1),
-                    "videos_per_s": round(1 / read_s, 2)},
-      "full_pixel_array_decode": {"frames": 120, "ms_per_video": round(full_s * 1000, 1),
-                                  "videos_per_s": round(1 / full_s, 2)},
-      "full_decode_same_plugin": {"frames": 120, "ms_per_video": round(same_s * 1000, 1)},
-      "speedup_vs_full_decode": round(full_s / read_s, 2),
-      "speedup_vs_full_decode_same_plugin": round(same_s / read_s, 2),
-      "build_cache": {"copies": args.copies, "workers": args.workers,
-                      "seconds": round(cache_s, 2),
-                      "videos_per_s": round(args.copies / cache_s, 2),
-                      "ms_per_video": round(cache_s * 1000 / args.copies, 1)},
-  }))
+  print(
+      json.dumps(
+          {
+              "benchmark": "dicom_throughput",
+              "machine": f"{platform.platform()} {platform.processor() or platform.machine()}, "
+              f"{os.cpu_count()} CPUs",
+              "date": datetime.date.today().isoformat(),
+              "file": "color3d_jpeg_baseline.dcm (120 frames, 640x480, JPEG baseline YBR_FULL_422)",
+              "read_echo": {
+                  "frames": 20,
+                  "interval_ms": 100,
+                  "size": 299,
+                  "ms_per_video": round(read_s * 1000, 1),
+                  "videos_per_s": round(1 / read_s, 2),
+              },
+              "full_pixel_array_decode": {
+                  "frames": 120,
+                  "ms_per_video": round(full_s * 1000, 1),
+                  "videos_per_s": round(1 / full_s, 2),
+              },
+              "full_decode_same_plugin": {"frames": 120, "ms_per_video": round(same_s * 1000, 1)},
+              "speedup_vs_full_decode": round(full_s / read_s, 2),
+              "speedup_vs_full_decode_same_plugin": round(same_s / read_s, 2),
+              "build_cache": {
+                  "copies": args.copies,
+                  "workers": args.workers,
+                  "seconds": round(cache_s, 2),
+                  "videos_per_s": round(args.copies / cache_s, 2),
+                  "ms_per_video": round(cache_s * 1000 / args.copies, 1),
+              },
+          }
+      )
+  )
 
 
 if __name__ == "__main__":

@@ -43,23 +43,33 @@ def phantom_video(rng: np.random.Generator, frames: int, size: int) -> np.ndarra
   return video
 
 
-def build_cache(root: str, videos: int, records: int, frames: int, size: int,
-                writer_options: str = "") -> None:
+def build_cache(
+    root: str, videos: int, records: int, frames: int, size: int, writer_options: str = ""
+) -> None:
   """``records`` cache records cycling over ``videos`` distinct phantom videos."""
   rng = np.random.default_rng(0)
   distinct = [phantom_video(rng, frames, size) for _ in range(videos)]
 
   def rows():
     for i in range(records):
-      yield dict(video_id=f"bench{i}", patient_id=f"p{i}", study_id=f"s{i}", split="train",
-                 view="A4C", frames=distinct[i % videos],
-                 frame_indices=np.arange(frames, dtype=np.int32), frame_time_ms=100.0,
-                 fps_assumed=False, labels={"ef": 40.0 + i % 30})
+      yield dict(
+          video_id=f"bench{i}",
+          patient_id=f"p{i}",
+          study_id=f"s{i}",
+          split="train",
+          view="A4C",
+          frames=distinct[i % videos],
+          frame_indices=np.arange(frames, dtype=np.int32),
+          frame_time_ms=100.0,
+          fps_assumed=False,
+          labels={"ef": 40.0 + i % 30},
+      )
 
   path = os.path.join(root, cache.shard_name("train", 0, 1))
   cache.write_shard(path, rows())
   if writer_options:  # rewrite the records with other ArrayRecord options (e.g. uncompressed)
     from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
+
     reader = array_record_module.ArrayRecordReader(path)
     writer = array_record_module.ArrayRecordWriter(path + ".tmp", writer_options)
     for _ in range(reader.num_records()):
@@ -67,15 +77,33 @@ def build_cache(root: str, videos: int, records: int, frames: int, size: int,
     writer.close()
     reader.close()
     os.replace(path + ".tmp", path)
-  cache.write_meta(root, {"format": 1, "image_size": size, "num_frames": frames,
-                          "interval_ms": 100, "source": "benchmark", "splits": {"train": records}})
+  cache.write_meta(
+      root,
+      {
+          "format": 1,
+          "image_size": size,
+          "num_frames": frames,
+          "interval_ms": 100,
+          "source": "benchmark",
+          "splits": {"train": records},
+      },
+  )
 
 
 def stream_fps(cache_dir: str, *, workers: int, augmented: bool, batch: int, batches: int) -> float:
   loader = train_stream.train_loader(
-      cache_dir, tasks=["ef"], global_batch_size=batch, seed=0, num_workers=workers,
-      rotation_deg=20.0 if augmented else 0.0, brightness=0.1 if augmented else 0.0,
-      shard_index=0, num_shards=1, num_threads=1, prefetch=2)
+      cache_dir,
+      tasks=["ef"],
+      global_batch_size=batch,
+      seed=0,
+      num_workers=workers,
+      rotation_deg=20.0 if augmented else 0.0,
+      brightness=0.1 if augmented else 0.0,
+      shard_index=0,
+      num_shards=1,
+      num_threads=1,
+      prefetch=2,
+  )
   it = iter(loader)
   try:
     for _ in range(max(2, workers)):  # start-up (worker spawn, first batch of each) is not timed
@@ -126,35 +154,52 @@ def main() -> None:
   parser.add_argument("--batch", type=int, default=64)
   parser.add_argument("--batches", type=int, default=20, help="timed batches per configuration")
   parser.add_argument("--workers", default="0,1,2", help="comma-separated worker counts")
-  parser.add_argument("--writer_options", default="",
-                      help="ArrayRecord writer options to rewrite the cache with, e.g. "
-                           "'group_size:1,uncompressed' (default: cache.write_shard's)")
+  parser.add_argument(
+      "--writer_options",
+      default="",
+      help="ArrayRecord writer options to rewrite the cache with, e.g. "
+      "'group_size:1,uncompressed' (default: cache.write_shard's)",
+  )
   parser.add_argument("--repeats", type=int, default=200, help="repeats of each stage timing")
   args = parser.parse_args()
   cv2.setNumThreads(1)
 
   with tempfile.TemporaryDirectory() as root:
-    build_cache(root, args.videos, args.records, args.frames, args.size,
-                args.writer_options)
+    build_cache(root, args.videos, args.records, args.frames, args.size, args.writer_options)
     results = []
     for workers in (int(w) for w in args.workers.split(",")):
       for augmented in (True, False):
-        fps = stream_fps(root, workers=workers, augmented=augmented, batch=args.batch,
-                         batches=args.batches)
-        results.append({"workers": workers, "augmented": augmented,
-                        "frames_per_s": round(fps, 1),
-                        "frames_per_s_per_process": round(fps / max(workers, 1), 1)})
+        fps = stream_fps(
+            root, workers=workers, augmented=augmented, batch=args.batch, batches=args.batches
+        )
+        results.append(
+            {
+                "workers": workers,
+                "augmented": augmented,
+                "frames_per_s": round(fps, 1),
+                "frames_per_s_per_process": round(fps / max(workers, 1), 1),
+            }
+        )
     stages = stage_ms(root, args.repeats)
 
-  print(json.dumps({
-      "benchmark": "input_pipeline",
-      "machine": f"{platform.platform()}; {platform.processor() or platform.machine()}; "
-                 f"{os.cpu_count()} cpus; {datetime.date.today().isoformat()}",
-      "image_size": args.size, "frames_per_video": args.frames, "videos": args.videos,
-      "records": args.records, "writer_options": args.writer_options or "cache.write_shard",
-      "batch": args.batch, "timed_batches": args.batches,
-      "results": results, "stage_ms_per_example": stages,
-  }))
+  print(
+      json.dumps(
+          {
+              "benchmark": "input_pipeline",
+              "machine": f"{platform.platform()}; {platform.processor() or platform.machine()}; "
+              f"{os.cpu_count()} cpus; {datetime.date.today().isoformat()}",
+              "image_size": args.size,
+              "frames_per_video": args.frames,
+              "videos": args.videos,
+              "records": args.records,
+              "writer_options": args.writer_options or "cache.write_shard",
+              "batch": args.batch,
+              "timed_batches": args.batches,
+              "results": results,
+              "stage_ms_per_example": stages,
+          }
+      )
+  )
 
 
 if __name__ == "__main__":

@@ -35,9 +35,11 @@ def main():
   parser.add_argument("--studies", type=int, default=8)
   args = parser.parse_args()
   cv2.setNumThreads(1)  # one core
-  result = {"benchmark": "phantom_throughput",
-            "machine": f"{platform.platform()} {platform.processor() or platform.machine()} "
-                       f"cpus={os.cpu_count()} {datetime.date.today().isoformat()}"}
+  result = {
+      "benchmark": "phantom_throughput",
+      "machine": f"{platform.platform()} {platform.processor() or platform.machine()} "
+      f"cpus={os.cpu_count()} {datetime.date.today().isoformat()}",
+  }
   for rows, cols, frame_ms, frames in ((480, 640, 33.3, 66), (240, 320, 50.0, 44)):
     key = f"{rows}x{cols}x{frames}"
 
@@ -49,7 +51,8 @@ def main():
       os.makedirs(os.path.join(tmp, "dicom"))
       os.makedirs(os.path.join(tmp, "masks"))
       full = lambda i: writer._make_study(  # pylint: disable=protected-access
-          (tmp, i, 0, ("A4C",), rows, cols, frames, frame_ms, "MONOCHROME2", "none"))
+          (tmp, i, 0, ("A4C",), rows, cols, frames, frame_ms, "MONOCHROME2", "none")
+      )
       result[f"render_studies_per_s_{key}"] = round(_rate(render, args.studies), 2)
       result[f"write_studies_per_s_{key}"] = round(_rate(full, args.studies), 2)
   print(json.dumps(result))

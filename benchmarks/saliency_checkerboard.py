@@ -44,8 +44,16 @@ def main() -> None:
   trained = restore.load(args.workdir)
   config = trained.config
   name = trained.names[0]
-  videos = list(sources.split_videos(prepare.prepare_cache(config), "test", trained.names, None,
-                                     config.data.image_size, args.videos))
+  videos = list(
+      sources.split_videos(
+          prepare.prepare_cache(config),
+          "test",
+          trained.names,
+          None,
+          config.data.image_size,
+          args.videos,
+      )
+  )
   state = trained.state
   shares: dict[int, list[float]] = {0: [], 2: []}
   first: dict[int, np.ndarray] = {}
@@ -54,17 +62,31 @@ def main() -> None:
     settings = maps.Settings(num_samples=args.samples, jitter=jitter)
     fn = maps.make_video_maps(trained.model, name, settings)
     for video in videos:
-      images = normalization.to_images(video.frames[:args.frames], config.data.channels)
-      out = np.asarray(fn(state.params, state.batch_stats, state.label_mean[name],
-                          state.label_std[name], images, jax.random.key(0)))
+      images = normalization.to_images(video.frames[: args.frames], config.data.channels)
+      out = np.asarray(
+          fn(
+              state.params,
+              state.batch_stats,
+              state.label_mean[name],
+              state.label_std[name],
+              images,
+              jax.random.key(0),
+          )
+      )
       mean_map = np.abs(out).mean(0)
       shares[jitter].append(scores.stride_power(mean_map))
       first.setdefault(jitter, mean_map)
-  result = {"benchmark": "saliency_checkerboard", "task": name, "image_size": config.data.image_size,
-            "videos": len(videos), "frames": args.frames, "samples": args.samples,
-            "period2_share_no_jitter": float(np.mean(shares[0])),
-            "period2_share_jitter2": float(np.mean(shares[2])),
-            "seconds": round(time.perf_counter() - start, 1)}
+  result = {
+      "benchmark": "saliency_checkerboard",
+      "task": name,
+      "image_size": config.data.image_size,
+      "videos": len(videos),
+      "frames": args.frames,
+      "samples": args.samples,
+      "period2_share_no_jitter": float(np.mean(shares[0])),
+      "period2_share_jitter2": float(np.mean(shares[2])),
+      "seconds": round(time.perf_counter() - start, 1),
+  }
   print(json.dumps(result))
   if args.out:
     frame = videos[0].frames[0]
@@ -75,14 +97,21 @@ def main() -> None:
     axes[0].imshow(viz.upsample(frame / 255.0, size, smooth=False), cmap="gray", vmin=0, vmax=1)
     axes[0].set_title("frame")
     for axis, jitter in zip(axes[1:], (0, 2)):
-      axis.imshow(viz.upsample(viz.to_display_map(first[jitter]), size, smooth=False),
-                  cmap="inferno", vmin=0, vmax=1)
+      axis.imshow(
+          viz.upsample(viz.to_display_map(first[jitter]), size, smooth=False),
+          cmap="inferno",
+          vmin=0,
+          vmax=1,
+      )
       label = "no jitter" if not jitter else "2×2 px jitter"
       axis.set_title(f"SmoothGrad, {label}\nperiod-2 power {100 * np.mean(shares[jitter]):.1f}%")
     for axis in axes:
       axis.set_axis_off()
-    figure.suptitle(f"{name} model, mean |map| over {args.frames} frames ({args.samples} samples, "
-                    "noise 0.15); nearest-neighbour upsampling", fontsize=12)
+    figure.suptitle(
+        f"{name} model, mean |map| over {args.frames} frames ({args.samples} samples, "
+        "noise 0.15); nearest-neighbour upsampling",
+        fontsize=12,
+    )
     figure.savefig(args.out)
 
 

@@ -58,8 +58,11 @@ def main() -> None:
   args = p.parse_args()
 
   config = default.get_config(task="weight")
-  config.model.update(width=args.width, blocks=tuple(int(b) for b in args.blocks.split(",")),
-                      dtype="bfloat16" if args.dtype == "bf16" else "float32")
+  config.model.update(
+      width=args.width,
+      blocks=tuple(int(b) for b in args.blocks.split(",")),
+      dtype="bfloat16" if args.dtype == "bf16" else "float32",
+  )
   names = ("weight",)
   model = step_lib.create_model(config, names)
   tx = step_lib.make_optimizer(config.optim, 1000)
@@ -69,14 +72,17 @@ def main() -> None:
   grid = [(lr, wd) for lr in default.SWEEP_LR for wd in default.SWEEP_WEIGHT_DECAY]
   states = [step_lib.with_hyperparams(fresh, *grid[k % len(grid)]) for k in range(args.members)]
   rng = np.random.default_rng(0)
-  host_batch = {"image": rng.normal(size=(args.batch, *shape)).astype(np.float32),
-                "labels": {"weight": rng.normal(80, 15, args.batch).astype(np.float32)}}
+  host_batch = {
+      "image": rng.normal(size=(args.batch, *shape)).astype(np.float32),
+      "labels": {"weight": rng.normal(80, 15, args.batch).astype(np.float32)},
+  }
 
   mesh = sweep_lib.member_mesh(args.members)
   stacked_fn, _, members = sweep_lib.make_stacked_steps(model, tx, loss_fn, mesh, args.members)
   stacked = jax.device_put(sweep_lib.stack(states), members)
-  t_stacked = _time(stacked_fn, stacked, parallel.global_batch(host_batch, mesh), args.steps,
-                    args.warmup)
+  t_stacked = _time(
+      stacked_fn, stacked, parallel.global_batch(host_batch, mesh), args.steps, args.warmup
+  )
   del stacked
 
   flat_mesh = parallel.make_mesh()
@@ -94,20 +100,32 @@ def main() -> None:
   work = args.members * args.batch * args.steps
   stacked_rate, seq_rate = work / t_stacked, work / t_seq
   device = jax.devices()[0]
-  print(json.dumps({
-      "benchmark": "sweep_throughput", "members": args.members,
-      "stacked_member_images_per_s": round(stacked_rate, 2),
-      "sequential_member_images_per_s": round(seq_rate, 2),
-      "stacked_over_sequential": round(stacked_rate / seq_rate, 3),
-      "faster": "vmap" if stacked_rate > seq_rate else "sequential",
-      "member_mesh": dict(mesh.shape), "device": device.device_kind,
-      "num_devices": jax.device_count(), "platform": device.platform,
-      "jax_version": jax.__version__, "batch": args.batch, "size": args.size,
-      "channels": args.channels, "width": args.width, "blocks": args.blocks,
-      "dtype": args.dtype, "steps": args.steps,
-      "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
-      "date": datetime.date.today().isoformat(),
-  }))
+  print(
+      json.dumps(
+          {
+              "benchmark": "sweep_throughput",
+              "members": args.members,
+              "stacked_member_images_per_s": round(stacked_rate, 2),
+              "sequential_member_images_per_s": round(seq_rate, 2),
+              "stacked_over_sequential": round(stacked_rate / seq_rate, 3),
+              "faster": "vmap" if stacked_rate > seq_rate else "sequential",
+              "member_mesh": dict(mesh.shape),
+              "device": device.device_kind,
+              "num_devices": jax.device_count(),
+              "platform": device.platform,
+              "jax_version": jax.__version__,
+              "batch": args.batch,
+              "size": args.size,
+              "channels": args.channels,
+              "width": args.width,
+              "blocks": args.blocks,
+              "dtype": args.dtype,
+              "steps": args.steps,
+              "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
+              "date": datetime.date.today().isoformat(),
+          }
+      )
+  )
 
 
 if __name__ == "__main__":

@@ -31,8 +31,17 @@ from echonet_jax import parallel
 from echonet_jax.training import step as train
 
 # Dense bf16 peak FLOP/s (no sparsity) by device kind substring.
-_PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L4": 121e12, "V100": 125e12,
-              "TPU v4": 275e12, "TPU v5e": 197e12, "TPU v5p": 459e12, "TPU v6": 918e12}
+_PEAK_BF16 = {
+    "H200": 989e12,
+    "H100": 989e12,
+    "A100": 312e12,
+    "L4": 121e12,
+    "V100": 125e12,
+    "TPU v4": 275e12,
+    "TPU v5e": 197e12,
+    "TPU v5p": 459e12,
+    "TPU v6": 918e12,
+}
 
 
 def forward_gflops_per_image(model, variables, shape: tuple[int, ...]) -> float:
@@ -41,8 +50,11 @@ def forward_gflops_per_image(model, variables, shape: tuple[int, ...]) -> float:
   x = jax.ShapeDtypeStruct((2, *shape), jnp.float32)
   abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), variables)
   with jax.default_device(cpu):
-    lowered = jax.jit(lambda v, x: model.apply(v, x, train=False)).trace(abstract, x).lower(
-        lowering_platforms=("cpu",))
+    lowered = (
+        jax.jit(lambda v, x: model.apply(v, x, train=False))
+        .trace(abstract, x)
+        .lower(lowering_platforms=("cpu",))
+    )
   cost = lowered.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   return float(cost["flops"]) / 2 / 1e9
@@ -57,8 +69,9 @@ def main() -> None:
   p.add_argument("--warmup", type=int, default=2)
   p.add_argument("--dtype", choices=["bf16", "fp32"], default="fp32")
   p.add_argument("--width", type=float, default=1.0)
-  p.add_argument("--blocks", type=str, default=None,
-                  help="per stage; default: the model's (5,10,5 / 2,2,2,2)")
+  p.add_argument(
+      "--blocks", type=str, default=None, help="per stage; default: the model's (5,10,5 / 2,2,2,2)"
+  )
   p.add_argument("--model", choices=sorted(models.MODELS), default="inception_resnet_v1")
   p.add_argument("--frames", type=int, default=32, help="clip length T of a video model")
   args = p.parse_args()
@@ -72,20 +85,28 @@ def main() -> None:
   mesh = parallel.make_mesh()
   if video:
     model = models.get_model(
-        args.model, num_outputs={name: 1 for name in names}, width=args.width,
+        args.model,
+        num_outputs={name: 1 for name in names},
+        width=args.width,
         dtype=jnp.dtype(config.model.dtype),
-        **({"blocks": config.model.blocks} if args.blocks else {}))
+        **({"blocks": config.model.blocks} if args.blocks else {}),
+    )
   else:
     model = train.create_model(config, names)
   tx = train.make_optimizer(config.optim, 1000)
   shape = ((args.frames,) if video else ()) + (args.size, args.size, args.channels)
-  state = jax.jit(lambda r: train.init(model, tx, r, shape, {}, names),
-                  out_shardings=parallel.replicated(mesh))(jax.random.PRNGKey(0))
+  state = jax.jit(
+      lambda r: train.init(model, tx, r, shape, {}, names), out_shardings=parallel.replicated(mesh)
+  )(jax.random.PRNGKey(0))
   step, _ = train.make_steps(model, tx, config.loss, mesh)
   rng = np.random.default_rng(0)
-  batch = parallel.global_batch({
-      "image": rng.normal(size=(args.batch, *shape)).astype(np.float32),
-      "labels": {"weight": rng.normal(80, 15, args.batch).astype(np.float32)}}, mesh)
+  batch = parallel.global_batch(
+      {
+          "image": rng.normal(size=(args.batch, *shape)).astype(np.float32),
+          "labels": {"weight": rng.normal(80, 15, args.batch).astype(np.float32)},
+      },
+      mesh,
+  )
 
   t_compile = time.perf_counter()
   step = step.lower(state, batch).compile()
@@ -105,21 +126,30 @@ def main() -> None:
 
   params = sum(x.size for x in jax.tree.leaves(state.params))
   gflops = forward_gflops_per_image(
-      model, {"params": state.params, "batch_stats": state.batch_stats}, shape)
+      model, {"params": state.params, "batch_stats": state.batch_stats}, shape
+  )
   examples_per_s = args.batch * args.steps / elapsed
   # A video model's "images" are its frames; MFU counts clips.
   images_per_s = examples_per_s * (args.frames if video else 1)
   device = jax.devices()[0]
   result = {
-      "benchmark": "train_throughput", "model": args.model,
+      "benchmark": "train_throughput",
+      "model": args.model,
       "images_per_s": round(images_per_s, 2),
-      "step_ms": round(1e3 * elapsed / args.steps, 2), "params": int(params),
+      "step_ms": round(1e3 * elapsed / args.steps, 2),
+      "params": int(params),
       f"fwd_gflops_per_{'clip' if video else 'image'}": round(gflops, 3),
       "device": device.device_kind,
-      "num_devices": jax.device_count(), "platform": device.platform,
-      "jax_version": jax.__version__, "batch": args.batch, "size": args.size,
-      "channels": args.channels, "dtype": args.dtype, "width": args.width,
-      "blocks": ",".join(str(b) for b in model.blocks), "steps": args.steps,
+      "num_devices": jax.device_count(),
+      "platform": device.platform,
+      "jax_version": jax.__version__,
+      "batch": args.batch,
+      "size": args.size,
+      "channels": args.channels,
+      "dtype": args.dtype,
+      "width": args.width,
+      "blocks": ",".join(str(b) for b in model.blocks),
+      "steps": args.steps,
       "warmup_s": round(compile_s, 1),
       "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
       "date": datetime.date.today().isoformat(),

@@ -23,84 +23,122 @@ def get_config(arg: str | None = None, *, task: str = "weight") -> ml_collection
   c.seed = 0
   c.platform = ""  # "gpu", "tpu" or "cpu" to require a device kind; "" takes what exists.
 
-  c.loss = ml_collections.ConfigDict(dict(
-      classification="xent",  # or "focal" (the paper's alternative; it did not help)
-      regression="mse",  # or "huber"
-      focal_gamma=2.0,
-      huber_delta=1.0,
-  ))
+  c.loss = ml_collections.ConfigDict(
+      dict(
+          classification="xent",  # or "focal" (the paper's alternative; it did not help)
+          regression="mse",  # or "huber"
+          focal_gamma=2.0,
+          huber_delta=1.0,
+      )
+  )
 
-  c.data = ml_collections.ConfigDict(dict(
-      labels_csv="",  # A labels CSV (see echonet_jax/labels.py). Empty: the phantom.
-      echonet_dynamic_dir="",  # An EchoNet-Dynamic folder (FileList.csv + Videos/) instead.
-      cache_dir="",  # Where the de-identified cache goes; empty: ~/.cache/echonet_jax/...
-      num_frames=20,  # frames the cache keeps per video ...
-      interval_ms=100.0,  # ... this far apart (the cache's frame rate)
-      # Clip models (model.name="r2plus1d_18") read clip_frames cache frames clip_interval_ms apart
-      # (EchoNet-Dynamic: 32 frames, every 2nd at 50 fps); see echonet_jax/data/windows.py.
-      clip_frames=32,
-      clip_interval_ms=40.0,
-      image_size=0,  # 0: the source's native size, 299 (DICOM, phantom) or 112 (EchoNet-Dynamic)
-      channels=1,
-      views=("A4C",),  # kept by the cache build and the pipeline; rows without a view are kept; ()=all
-      label_ranges="",  # e.g. "weight=1:500": plausible label ranges other than tasks.py's
-      view_model="",  # a trained view workdir: fills blank views of the labels CSV (docs/views.md)
-      view_min_confidence=0.5,  # predicted views below this probability are left out and listed
-      default_fps=30.0,  # assumed when a file has no plausible timing (1-1,000 ms a frame)
-      preprocess_workers=2,
-      split_seed=0,
-      test_frac=0.1,
-      val_frac=0.1,
-  ))
-  c.data.phantom = ml_collections.ConfigDict(dict(
-      num_studies=2000, rows=480, cols=640, frame_time_ms=33.3, duration_s=2.2, seed=0,
-      views="A4C",  # comma list of phantom.VIEW_CLASSES, or "all": one video of each per study
-  ))
+  c.data = ml_collections.ConfigDict(
+      dict(
+          labels_csv="",  # A labels CSV (see echonet_jax/labels.py). Empty: the phantom.
+          echonet_dynamic_dir="",  # An EchoNet-Dynamic folder (FileList.csv + Videos/) instead.
+          cache_dir="",  # Where the de-identified cache goes; empty: ~/.cache/echonet_jax/...
+          num_frames=20,  # frames the cache keeps per video ...
+          interval_ms=100.0,  # ... this far apart (the cache's frame rate)
+          # Clip models (model.name="r2plus1d_18") read clip_frames cache frames clip_interval_ms apart
+          # (EchoNet-Dynamic: 32 frames, every 2nd at 50 fps); see echonet_jax/data/windows.py.
+          clip_frames=32,
+          clip_interval_ms=40.0,
+          image_size=0,  # 0: the source's native size, 299 (DICOM, phantom) or 112 (EchoNet-Dynamic)
+          channels=1,
+          views=(
+              "A4C",
+          ),  # kept by the cache build and the pipeline; rows without a view are kept; ()=all
+          label_ranges="",  # e.g. "weight=1:500": plausible label ranges other than tasks.py's
+          view_model="",  # a trained view workdir: fills blank views of the labels CSV (docs/views.md)
+          view_min_confidence=0.5,  # predicted views below this probability are left out and listed
+          default_fps=30.0,  # assumed when a file has no plausible timing (1-1,000 ms a frame)
+          preprocess_workers=2,
+          split_seed=0,
+          test_frac=0.1,
+          val_frac=0.1,
+      )
+  )
+  c.data.phantom = ml_collections.ConfigDict(
+      dict(
+          num_studies=2000,
+          rows=480,
+          cols=640,
+          frame_time_ms=33.3,
+          duration_s=2.2,
+          seed=0,
+          views="A4C",  # comma list of phantom.VIEW_CLASSES, or "all": one video of each per study
+      )
+  )
 
   c.aug = ml_collections.ConfigDict(dict(rotation_deg=20.0, brightness=0.1))
 
-  c.model = ml_collections.ConfigDict(dict(
-      name="inception_resnet_v1",  # or "r2plus1d_18" (clips; see configs/ef_video.py)
-      width=1.0, blocks=(5, 10, 5), dropout_rate=0.2, dtype="bfloat16",
-  ))
+  c.model = ml_collections.ConfigDict(
+      dict(
+          name="inception_resnet_v1",  # or "r2plus1d_18" (clips; see configs/ef_video.py)
+          width=1.0,
+          blocks=(5, 10, 5),
+          dropout_rate=0.2,
+          dtype="bfloat16",
+      )
+  )
 
-  c.optim = ml_collections.ConfigDict(dict(
-      lr=1e-4, weight_decay=1e-4, schedule="constant", warmup_steps=0, final_lr_frac=0.0,
-  ))
+  c.optim = ml_collections.ConfigDict(
+      dict(
+          lr=1e-4,
+          weight_decay=1e-4,
+          schedule="constant",
+          warmup_steps=0,
+          final_lr_frac=0.0,
+      )
+  )
 
-  c.train = ml_collections.ConfigDict(dict(
-      batch_size=128,  # global, over all devices and hosts
-      steps=60_000,
-      log_every=100,
-      eval_every=2_000,
-      checkpoint_every=2_000,
-      keep_checkpoints=2,
-      workers=8,  # Grain worker processes per host
-      prefetch=2,
-      eval_videos_per_batch=8,
-      evaluate_at_end=True,  # evaluate the best checkpoint on eval.split when training ends
-  ))
+  c.train = ml_collections.ConfigDict(
+      dict(
+          batch_size=128,  # global, over all devices and hosts
+          steps=60_000,
+          log_every=100,
+          eval_every=2_000,
+          checkpoint_every=2_000,
+          keep_checkpoints=2,
+          workers=8,  # Grain worker processes per host
+          prefetch=2,
+          eval_videos_per_batch=8,
+          evaluate_at_end=True,  # evaluate the best checkpoint on eval.split when training ends
+      )
+  )
 
   c.eval = ml_collections.ConfigDict(dict(split="test", n_boot=1000))
 
-  c.saliency = ml_collections.ConfigDict(dict(
-      split="test", num_videos=4, video_ids=(), method="smoothgrad", num_samples=50,
-      noise_frac=0.15, ig_steps=25,
-      jitter=2,  # SmoothGrad: average over 2x2 pixel shifts, cancels the stride-2 checkerboard
-      chunk_size=0,  # >0 bounds memory on a GPU; on XLA:CPU chunked gradients run ~3x slower
-      frames_per_batch=0,  # >0: lax.map over frames in groups of this many instead of one vmap
-      patch=0, stride=0,  # sliding occlusion patch (0: image_size // 12, patch // 2)
-      occlusion_dilation=-1,  # px a region grows by when occluded (-1: image_size // 24)
-      seed=0, fps=10.0,
-  ))
+  c.saliency = ml_collections.ConfigDict(
+      dict(
+          split="test",
+          num_videos=4,
+          video_ids=(),
+          method="smoothgrad",
+          num_samples=50,
+          noise_frac=0.15,
+          ig_steps=25,
+          jitter=2,  # SmoothGrad: average over 2x2 pixel shifts, cancels the stride-2 checkerboard
+          chunk_size=0,  # >0 bounds memory on a GPU; on XLA:CPU chunked gradients run ~3x slower
+          frames_per_batch=0,  # >0: lax.map over frames in groups of this many instead of one vmap
+          patch=0,
+          stride=0,  # sliding occlusion patch (0: image_size // 12, patch // 2)
+          occlusion_dilation=-1,  # px a region grows by when occluded (-1: image_size // 24)
+          seed=0,
+          fps=10.0,
+      )
+  )
 
   # --mode=sweep trains every (lr, weight_decay) of the grid; see docs/sweep.md.
-  c.sweep = ml_collections.ConfigDict(dict(
-      lr=SWEEP_LR, weight_decay=SWEEP_WEIGHT_DECAY,
-      strategy="auto",  # "vmap" (stacked), "sequential", or "auto": the faster on this platform
-      members_per_program=0,  # vmap: members stacked per program (0: all); bounds memory
-      members=(),  # member indices this job trains (array jobs); () = the whole grid
-  ))
+  c.sweep = ml_collections.ConfigDict(
+      dict(
+          lr=SWEEP_LR,
+          weight_decay=SWEEP_WEIGHT_DECAY,
+          strategy="auto",  # "vmap" (stacked), "sequential", or "auto": the faster on this platform
+          members_per_program=0,  # vmap: members stacked per program (0: all); bounds memory
+          members=(),  # member indices this job trains (array jobs); () = the whole grid
+      )
+  )
 
   for modifier in (arg or "").split(","):
     modifier = modifier.strip()
@@ -119,8 +157,9 @@ def _cpu(c: ml_collections.ConfigDict) -> None:
   c.data.preprocess_workers = 2
   c.model.update(width=0.25, blocks=(1, 2, 1), dtype="float32")
   c.optim.update(lr=1e-3, weight_decay=1e-5, schedule="cosine", warmup_steps=50)
-  c.train.update(batch_size=32, steps=2000, log_every=50, eval_every=500, checkpoint_every=500,
-                 workers=1)
+  c.train.update(
+      batch_size=32, steps=2000, log_every=50, eval_every=500, checkpoint_every=500, workers=1
+  )
   c.eval.n_boot = 200
 
 

@@ -15,10 +15,17 @@ def get_config(arg=None):
   unknown = [m for m in modifiers if m not in ("cpu", "test")]
   if unknown:
     raise ValueError(f"unknown config argument {unknown[0]!r}; known: cpu, test")
-  c.model.update(name="r2plus1d_18", width=1.0, blocks=(2, 2, 2, 2), dropout_rate=0.0,
-                 dtype="bfloat16")
-  c.data.update(image_size=112, channels=1, num_frames=50, interval_ms=40.0, clip_frames=32,
-                clip_interval_ms=40.0)
+  c.model.update(
+      name="r2plus1d_18", width=1.0, blocks=(2, 2, 2, 2), dropout_rate=0.0, dtype="bfloat16"
+  )
+  c.data.update(
+      image_size=112,
+      channels=1,
+      num_frames=50,
+      interval_ms=40.0,
+      clip_frames=32,
+      clip_interval_ms=40.0,
+  )
   c.train.update(batch_size=20, steps=15_000, eval_videos_per_batch=4)
   if "cpu" in modifiers:
     _cpu(c)
@@ -34,17 +41,33 @@ def _cpu(c):
   48-115 bpm and more) starts at any of 10 positions and at either sampling phase.
   """
   c.model.update(width=0.125, blocks=(1, 1, 1, 1), dtype="float32")
-  c.data.update(image_size=64, num_frames=40, interval_ms=50.0, clip_frames=16,
-                clip_interval_ms=100.0)
+  c.data.update(
+      image_size=64, num_frames=40, interval_ms=50.0, clip_frames=16, clip_interval_ms=100.0
+  )
   c.optim.update(lr=1e-3, weight_decay=1e-5, schedule="cosine", warmup_steps=30)
-  c.train.update(batch_size=8, steps=300, log_every=25, eval_every=100, checkpoint_every=100,
-                 workers=1, eval_videos_per_batch=8)
+  c.train.update(
+      batch_size=8,
+      steps=300,
+      log_every=25,
+      eval_every=100,
+      checkpoint_every=100,
+      workers=1,
+      eval_videos_per_batch=8,
+  )
 
 
 def _test(c):
   """Tiny, for the test suite: the :test phantom's 20-frame cache, 8-frame clips at 32 px."""
   c.model.update(width=0.125, blocks=(1, 1, 1, 1), dtype="float32")
-  c.data.update(image_size=32, num_frames=20, interval_ms=100.0, clip_frames=8,
-                clip_interval_ms=100.0)
-  c.train.update(batch_size=4, steps=2, log_every=1, eval_every=2, checkpoint_every=2, workers=0,
-                 eval_videos_per_batch=4)
+  c.data.update(
+      image_size=32, num_frames=20, interval_ms=100.0, clip_frames=8, clip_interval_ms=100.0
+  )
+  c.train.update(
+      batch_size=4,
+      steps=2,
+      log_every=1,
+      eval_every=2,
+      checkpoint_every=2,
+      workers=0,
+      eval_videos_per_batch=4,
+  )

@@ -33,22 +33,46 @@ _LOSSES = {"classification": ("xent", "focal"), "regression": ("mse", "huber")}
 
 # section -> {key: (integer?, minimum, strict?)}: counts and sizes that must be positive (or >= 0).
 _AT_LEAST = {
-    "train": {"batch_size": (True, 1, False), "steps": (True, 1, False),
-              "log_every": (True, 1, False), "eval_every": (True, 1, False),
-              "checkpoint_every": (True, 1, False), "keep_checkpoints": (True, 1, False),
-              "workers": (True, 0, False), "prefetch": (True, 0, False),
-              "eval_videos_per_batch": (True, 1, False)},
-    "optim": {"lr": (False, 0, True), "weight_decay": (False, 0, False),
-              "warmup_steps": (True, 0, False), "final_lr_frac": (False, 0, False)},
+    "train": {
+        "batch_size": (True, 1, False),
+        "steps": (True, 1, False),
+        "log_every": (True, 1, False),
+        "eval_every": (True, 1, False),
+        "checkpoint_every": (True, 1, False),
+        "keep_checkpoints": (True, 1, False),
+        "workers": (True, 0, False),
+        "prefetch": (True, 0, False),
+        "eval_videos_per_batch": (True, 1, False),
+    },
+    "optim": {
+        "lr": (False, 0, True),
+        "weight_decay": (False, 0, False),
+        "warmup_steps": (True, 0, False),
+        "final_lr_frac": (False, 0, False),
+    },
     "eval": {"n_boot": (True, 0, False)},
     "aug": {"rotation_deg": (False, 0, False), "brightness": (False, 0, False)},
-    "saliency": {"num_videos": (True, 0, False), "num_samples": (True, 1, False),
-                 "noise_frac": (False, 0, False), "ig_steps": (True, 1, False),
-                 "chunk_size": (True, 0, False), "frames_per_batch": (True, 0, False),
-                 "patch": (True, 0, False), "stride": (True, 0, False), "fps": (False, 0, True)},
+    "saliency": {
+        "num_videos": (True, 0, False),
+        "num_samples": (True, 1, False),
+        "noise_frac": (False, 0, False),
+        "ig_steps": (True, 1, False),
+        "chunk_size": (True, 0, False),
+        "frames_per_batch": (True, 0, False),
+        "patch": (True, 0, False),
+        "stride": (True, 0, False),
+        "fps": (False, 0, True),
+    },
 }
-_DATA_KEYS = ("num_frames", "interval_ms", "image_size", "default_fps", "test_frac", "val_frac",
-              "preprocess_workers")
+_DATA_KEYS = (
+    "num_frames",
+    "interval_ms",
+    "image_size",
+    "default_fps",
+    "test_frac",
+    "val_frac",
+    "preprocess_workers",
+)
 
 
 def _check_at_least(config: ml_collections.ConfigDict) -> None:
@@ -73,8 +97,9 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       raise ConfigError(f"loss.{kind}={config.loss[kind]!r}; use one of {allowed}")
   if config.optim.schedule not in ("constant", "cosine"):
     raise ConfigError(f"optim.schedule={config.optim.schedule!r}; use 'constant' or 'cosine'")
-  settings.check_settings({k: config.data[k] for k in _DATA_KEYS if k in config.data},
-                          label=lambda k: f"data.{k}")
+  settings.check_settings(
+      {k: config.data[k] for k in _DATA_KEYS if k in config.data}, label=lambda k: f"data.{k}"
+  )
   size = video.resolve_image_size(config.data)
   if models.is_clip_model(config.model.get("name", models.DEFAULT_MODEL)):
     inference.clip_spec(config)  # the cache must be able to serve the clips
@@ -117,8 +142,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
   return last
 
 
-def log_eval_metrics(config: ml_collections.ConfigDict, workdir: str, split: str,
-                     results: dict[str, Any]) -> dict[str, float]:
+def log_eval_metrics(
+    config: ml_collections.ConfigDict, workdir: str, split: str, results: dict[str, Any]
+) -> dict[str, float]:
   """Writes ``evaluate``'s headline values as ``<split>/<task>/<metric>`` (and the checkpoint step
   they come from) to metrics.jsonl and TensorBoard at the last training step, with the config as
   TensorBoard hparams. Returns what was written."""
@@ -138,8 +164,9 @@ def log_eval_metrics(config: ml_collections.ConfigDict, workdir: str, split: str
   return values
 
 
-def matching_config(config: ml_collections.ConfigDict | None, workdir: str
-                    ) -> ml_collections.ConfigDict:
+def matching_config(
+    config: ml_collections.ConfigDict | None, workdir: str
+) -> ml_collections.ConfigDict:
   """The config an evaluate / predict / saliency run uses on ``workdir``: ``config`` when given
   (its task must be the workdir's), else the workdir's saved config."""
   saved = restore.load_config(workdir)
@@ -150,7 +177,8 @@ def matching_config(config: ml_collections.ConfigDict | None, workdir: str
   if given != held:
     raise ConfigError(
         f"--config is for {'+'.join(given)} but {workdir} holds a {'+'.join(held)} model; "
-        "leave out --config to use the workdir's own")
+        "leave out --config to use the workdir's own"
+    )
   return config
 
 
@@ -182,8 +210,11 @@ def _single_process(mode: str) -> None:
 
 
 def _eval_dir(workdir: str, split: str, name: str, multitask: bool) -> str:
-  return os.path.join(workdir, "eval", split, name) if multitask else os.path.join(
-      workdir, "eval", split)
+  return (
+      os.path.join(workdir, "eval", split, name)
+      if multitask
+      else os.path.join(workdir, "eval", split)
+  )
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str) -> dict[str, Any]:
@@ -223,12 +254,23 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str) -> dic
         except (OSError, ValueError):  # no val video, or no positive in val: choose on this split
           threshold, source = None, None
       out = evaluate_lib.write_eval(
-          _eval_dir(workdir, current, name, multitask), task, pred["video_id"],
-          pred["patient_id"], pred["labels"][name], pred["frame_outputs"][name],
-          train_mean=stats.get(name, {}).get("mean"), threshold=threshold,
-          threshold_source=source, n_boot=n_boot, seed=saved.seed, split=current,
-          max_frames=pred["frame_outputs"][name].shape[1], checkpoint_step=trained.step,
-          quality=pred["quality"], data_source=meta.get("source"))
+          _eval_dir(workdir, current, name, multitask),
+          task,
+          pred["video_id"],
+          pred["patient_id"],
+          pred["labels"][name],
+          pred["frame_outputs"][name],
+          train_mean=stats.get(name, {}).get("mean"),
+          threshold=threshold,
+          threshold_source=source,
+          n_boot=n_boot,
+          seed=saved.seed,
+          split=current,
+          max_frames=pred["frame_outputs"][name].shape[1],
+          checkpoint_step=trained.step,
+          quality=pred["quality"],
+          data_source=meta.get("source"),
+      )
       if current == split:
         results[name] = out
         out.setdefault("checkpoint_step", trained.step)
@@ -242,8 +284,12 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str) -> dic
   return results
 
 
-def predict(config: ml_collections.ConfigDict | None, workdirs: Sequence[str],
-            inputs: Sequence[str], output: str | None) -> predict_lib.BatchResult:
+def predict(
+    config: ml_collections.ConfigDict | None,
+    workdirs: Sequence[str],
+    inputs: Sequence[str],
+    output: str | None,
+) -> predict_lib.BatchResult:
   """Runs trained task models on new DICOM or AVI files; writes one CSV row per file (predictions,
   or the input's error) and returns the CSV path and counts (see evaluation/predict.py)."""
   del config  # each model brings its own saved config
@@ -255,8 +301,12 @@ def predict(config: ml_collections.ConfigDict | None, workdirs: Sequence[str],
   return predict_lib.predict_files([restore.load(w) for w in workdirs], inputs, output)
 
 
-def saliency(config: ml_collections.ConfigDict | None, workdir: str, split: str | None,
-             inputs: Sequence[str] = ()) -> dict[str, Any]:
+def saliency(
+    config: ml_collections.ConfigDict | None,
+    workdir: str,
+    split: str | None,
+    inputs: Sequence[str] = (),
+) -> dict[str, Any]:
   """Saliency maps, occlusion and localisation scores → WORKDIR/saliency/ (see interpret/run.py).
 
   Explains ``config.saliency.num_videos`` videos of ``split`` (none when ``split`` is empty) and the

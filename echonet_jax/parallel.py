@@ -23,9 +23,11 @@ from echonet_jax.errors import TrainingError
 DATA_AXIS = "data"
 
 
-def maybe_initialize_distributed(coordinator_address: str | None = None,
-                                 num_processes: int | None = None,
-                                 process_id: int | None = None) -> bool:
+def maybe_initialize_distributed(
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+) -> bool:
   """Calls ``jax.distributed.initialize`` when this is a multi-host run; returns whether it did.
 
   A run is multi-host when a coordinator address is given (flags or ``JAX_COORDINATOR_ADDRESS``),
@@ -35,8 +37,9 @@ def maybe_initialize_distributed(coordinator_address: str | None = None,
   coordinator_address = coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS")
   if coordinator_address:
     _enable_cpu_collectives()
-    jax.distributed.initialize(coordinator_address=coordinator_address,
-                               num_processes=num_processes, process_id=process_id)
+    jax.distributed.initialize(
+        coordinator_address=coordinator_address, num_processes=num_processes, process_id=process_id
+    )
     return True
   if int(os.environ.get("SLURM_NTASKS", "1")) > 1 or _is_multihost_tpu():
     jax.distributed.initialize()
@@ -65,9 +68,11 @@ def describe_devices() -> str:
   for d in devices:
     kinds[d.device_kind] = kinds.get(d.device_kind, 0) + 1
   kind_text = ", ".join(f"{k}: {n}" for k, n in sorted(kinds.items()))
-  return (f"JAX {jax.__version__} backend {jax.default_backend()}: {len(devices)} "
-          f"device{'s' if len(devices) != 1 else ''} ({kind_text}; {jax.local_device_count()} "
-          f"local); process {jax.process_index()} of {jax.process_count()}")
+  return (
+      f"JAX {jax.__version__} backend {jax.default_backend()}: {len(devices)} "
+      f"device{'s' if len(devices) != 1 else ''} ({kind_text}; {jax.local_device_count()} "
+      f"local); process {jax.process_index()} of {jax.process_count()}"
+  )
 
 
 def check_platform(platform: str | None) -> None:
@@ -83,7 +88,8 @@ def check_platform(platform: str | None) -> None:
     raise TrainingError(
         f"no {platform!r} devices found (JAX backend {jax.default_backend()}, available: "
         f"{sorted({d.platform for d in jax.devices()})}); install jax for your accelerator (see "
-        "README, Accelerators) or set --config.platform='' to use any")
+        "README, Accelerators) or set --config.platform='' to use any"
+    )
 
 
 def make_mesh(devices: list[Any] | None = None) -> Mesh:
@@ -110,7 +116,8 @@ def global_batch(local_batch: Any, mesh: Mesh) -> Any:
   """Builds global arrays from this process's share of the batch (its rows, in process order)."""
   sharding = data_sharding(mesh)
   return jax.tree.map(
-      lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), local_batch)
+      lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), local_batch
+  )
 
 
 def check_batch_size(global_batch_size: int, mesh: Mesh) -> None:

@@ -18,8 +18,9 @@ from echonet_jax.evaluation import results_table
 
 def main(argv: Sequence[str] | None = None) -> int:
   """CLI entry point: prints the results table and writes results.md."""
-  parser = argparse.ArgumentParser(prog="python -m echonet_jax.report",
-                                   description=__doc__.split("\n\n")[0])
+  parser = argparse.ArgumentParser(
+      prog="python -m echonet_jax.report", description=__doc__.split("\n\n")[0]
+  )
   parser.add_argument("dirs", nargs="+", help="workdirs (or eval folders, or folders of workdirs)")
   parser.add_argument("--split", default="test")
   parser.add_argument("--out", default="results.md", help="markdown file to write")

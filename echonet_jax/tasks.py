@@ -71,8 +71,9 @@ _ALL = (
 )
 
 TASK_NAMES: tuple[str, ...] = tuple(t.name for t in _ALL)
-TASKS: dict[str, Task] = {t.name: t for t in _ALL + (
-    Task(VIEW_TASK, CATEGORICAL, "", "echo view", classes=VIEW_CLASSES),)}
+TASKS: dict[str, Task] = {
+    t.name: t for t in _ALL + (Task(VIEW_TASK, CATEGORICAL, "", "echo view", classes=VIEW_CLASSES),)
+}
 
 
 def view_label(view: str) -> float:
@@ -93,5 +94,4 @@ def get_task(name: str) -> Task:
   try:
     return TASKS[name]
   except KeyError:
-    raise ConfigError(
-        f"unknown task {name!r}; known tasks: {', '.join(TASKS)}") from None
+    raise ConfigError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}") from None

@@ -61,8 +61,11 @@ class MetricWriter:
     """The config's scalar settings with the final ``metrics``, for TensorBoard's HPARAMS tab."""
     if not self._enabled:
       return
-    finite = {f"hparam/{k}": float(v) for k, v in metrics.items()
-              if isinstance(v, (int, float)) and math.isfinite(v)}
+    finite = {
+        f"hparam/{k}": float(v)
+        for k, v in metrics.items()
+        if isinstance(v, (int, float)) and math.isfinite(v)
+    }
     self._tb.add_hparams(flat_hparams(hparams), finite, name="hparams", global_step=step)
     self._tb.flush()
 

@@ -21,8 +21,16 @@ ALLOWED = {
     "models": {"errors"},
     "evaluation": {"data", "models", "tasks", "errors", "parallel", "writers"},
     "training": {"evaluation", "data", "models", "tasks", "errors", "parallel", "writers"},
-    "interpret": {"training", "evaluation", "data", "models", "tasks", "errors", "parallel",
-                  "writers"},
+    "interpret": {
+        "training",
+        "evaluation",
+        "data",
+        "models",
+        "tasks",
+        "errors",
+        "parallel",
+        "writers",
+    },
 }
 # The edges may import every stage: the CLIs and the studies built from the modes.
 EDGES = {"modes", "preprocess", "report", "experiments", "__init__"}
@@ -78,8 +86,11 @@ def test_stages_import_only_the_stages_below_them():
 
 
 def test_no_module_is_over_400_lines():
-  long = {os.path.relpath(p, REPO): n for p in _modules() + [os.path.join(REPO, "launch.py")]
-          if (n := len(open(p).read().splitlines())) > MAX_MODULE_LINES}
+  long = {
+      os.path.relpath(p, REPO): n
+      for p in _modules() + [os.path.join(REPO, "launch.py")]
+      if (n := len(open(p).read().splitlines())) > MAX_MODULE_LINES
+  }
   assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
 
 
@@ -98,14 +109,19 @@ def test_test_files_do_not_import_each_other():
       if isinstance(node, ast.ImportFrom) and node.module and node.module.endswith("_test"):
         wrong.append(f"{os.path.relpath(path, REPO)} imports {node.module}")
       if isinstance(node, ast.Import):
-        wrong += [f"{os.path.relpath(path, REPO)} imports {a.name}" for a in node.names
-                  if a.name.endswith("_test")]
+        wrong += [
+            f"{os.path.relpath(path, REPO)} imports {a.name}"
+            for a in node.names
+            if a.name.endswith("_test")
+        ]
   assert not wrong, "\n".join(wrong)
 
 
 def test_the_checker_sees_a_wrong_import():
   """The checks above can fail: an upward import in a made-up data module is found."""
-  tree = ast.parse("from echonet_jax.evaluation import view_model\nimport echonet_jax.training.step")
+  tree = ast.parse(
+      "from echonet_jax.evaluation import view_model\nimport echonet_jax.training.step"
+  )
   targets = [t for node in ast.walk(tree) for t in _imported_stages(node)]
   assert targets == ["evaluation", "training"]
   assert not {"evaluation", "training"} & ALLOWED["data"]

@@ -13,8 +13,9 @@ from tests.testing import pydicom_file
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-  return subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True,
-                        timeout=600)
+  return subprocess.run(
+      [sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=600
+  )
 
 
 def test_preprocess_cli_builds_a_cache_from_a_real_ultrasound_dicom(tmp_path):
@@ -25,8 +26,20 @@ def test_preprocess_cli_builds_a_cache_from_a_real_ultrasound_dicom(tmp_path):
     w.writerow(["p1", "s1", pydicom_file("US1_J2KR.dcm"), "70"])
     w.writerow(["p2", "s2", str(tmp_path / "missing.dcm"), "80"])
   out = tmp_path / "cache"
-  done = _run("echonet_jax.preprocess", "--labels", str(labels), "--out", str(out),
-              "--image_size", "64", "--num_frames", "2", "--workers", "0", "--no_progress")
+  done = _run(
+      "echonet_jax.preprocess",
+      "--labels",
+      str(labels),
+      "--out",
+      str(out),
+      "--image_size",
+      "64",
+      "--num_frames",
+      "2",
+      "--workers",
+      "0",
+      "--no_progress",
+  )
   assert done.returncode == 0, done.stderr
   assert "videos written: 1" in done.stdout and "videos failed: 1" in done.stdout
   assert sum(cache.read_meta(str(out))["splits"].values()) == 1

@@ -117,9 +117,18 @@ CLI_BAD_VALUES = [
 def test_bad_values_on_the_command_line(tmp_path, key, value, message):
   workdir = tmp_path / "w"
   proc = subprocess.run(
-      [sys.executable, os.path.join(REPO, "launch.py"), "--config=configs/weight.py:test",
-       f"--workdir={workdir}", f"--config.{key}={value}"],
-      cwd=REPO, capture_output=True, text=True, timeout=120)
+      [
+          sys.executable,
+          os.path.join(REPO, "launch.py"),
+          "--config=configs/weight.py:test",
+          f"--workdir={workdir}",
+          f"--config.{key}={value}",
+      ],
+      cwd=REPO,
+      capture_output=True,
+      text=True,
+      timeout=120,
+  )
   assert proc.returncode == 1, proc.stderr[-2000:]
   assert "Traceback" not in proc.stderr
   errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]

@@ -32,6 +32,7 @@ def stream_cache(tmp_path_factory):
 def real_and_bad_dicom(tmp_path):
   """pydicom-data's real A4C cine (the test fails if it is missing) and a file that is not DICOM."""
   from pydicom.data import get_testdata_file  # pylint: disable=g-import-not-at-top
+
   real = get_testdata_file("color3d_jpeg_baseline.dcm")
   assert real, "pydicom-data's color3d_jpeg_baseline.dcm is missing: pip install pydicom-data"
   bad = tmp_path / "not_dicom.dcm"
@@ -43,6 +44,7 @@ def real_and_bad_dicom(tmp_path):
 def trained_workdir(tmp_path_factory):
   """``trained_workdir(task)`` trains a small phantom model once per session; returns its workdir."""
   from echonet_jax import modes  # pylint: disable=g-import-not-at-top
+
   done = {}
 
   def get(task: str) -> str:

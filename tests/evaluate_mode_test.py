@@ -47,17 +47,27 @@ def test_phantom_model_beats_the_mean_baseline(trained_workdir, task):
 
 
 @pytest.mark.slow
-def test_predict_batch_survives_any_failure_of_one_input(trained_workdir, real_and_bad_dicom,
-                                                        tmp_path, monkeypatch):
+def test_predict_batch_survives_any_failure_of_one_input(
+    trained_workdir, real_and_bad_dicom, tmp_path, monkeypatch
+):
   workdir = trained_workdir("weight")
   real, bad = real_and_bad_dicom
   oom, odd = tmp_path / "oom.dcm", tmp_path / "odd.dcm"
   for path in (oom, odd):
     path.write_bytes(open(real, "rb").read())
-  testing.patch_reader(monkeypatch, {str(oom): MemoryError("Unable to allocate 14.9 GiB"),
-                                     str(odd): ValueError("RegionSpatialFormat of DOE^JOHN")})
-  result = modes.predict(None, [workdir], [real, bad, str(tmp_path / "missing.dcm"), str(oom),
-                                           str(odd)], str(tmp_path / "pred.csv"))
+  testing.patch_reader(
+      monkeypatch,
+      {
+          str(oom): MemoryError("Unable to allocate 14.9 GiB"),
+          str(odd): ValueError("RegionSpatialFormat of DOE^JOHN"),
+      },
+  )
+  result = modes.predict(
+      None,
+      [workdir],
+      [real, bad, str(tmp_path / "missing.dcm"), str(oom), str(odd)],
+      str(tmp_path / "pred.csv"),
+  )
   assert (result.num_ok, result.num_failed) == (1, 4)
   with open(result) as f:  # the result is also the CSV's path
     text = f.read()
@@ -67,7 +77,10 @@ def test_predict_batch_survives_any_failure_of_one_input(trained_workdir, real_a
   assert good["error_type"] == "" and 20 < float(good["weight"]) < 250
   assert abs(float(good["frame_time_ms"]) - 33.33) < 0.1
   assert good["quality"] == "ok" and good["checkpoint_step"] == str(restore.load(workdir).step)
-  assert rows["not_dicom.dcm"]["error_type"] == "NotDicomError" and rows["not_dicom.dcm"]["weight"] == ""
+  assert (
+      rows["not_dicom.dcm"]["error_type"] == "NotDicomError"
+      and rows["not_dicom.dcm"]["weight"] == ""
+  )
   assert rows["missing.dcm"]["error_type"] == "FileMissingError"
   assert rows["oom.dcm"]["error_type"] == "MemoryError"
   assert rows["oom.dcm"]["error"] == "out of memory while reading"
@@ -79,10 +92,14 @@ def test_predict_batch_survives_any_failure_of_one_input(trained_workdir, real_a
 def test_evaluate_loads_the_best_checkpoint_by_val_score(trained_workdir):
   from echonet_jax import writers  # pylint: disable=g-import-not-at-top
   from echonet_jax.training import restore  # pylint: disable=g-import-not-at-top
+
   workdir = trained_workdir("weight")
   kept = sorted(int(n) for n in os.listdir(os.path.join(workdir, "checkpoints")) if n.isdigit())
-  scores = {r["step"]: r["val/score"] for r in writers.read_metrics(workdir)
-            if r.get("val/score") is not None and r["step"] in kept}
+  scores = {
+      r["step"]: r["val/score"]
+      for r in writers.read_metrics(workdir)
+      if r.get("val/score") is not None and r["step"] in kept
+  }
   assert len(scores) == len(kept) >= 2, (kept, scores)
   best = min(scores, key=scores.get)
   trained = restore.load(workdir)

@@ -61,6 +61,7 @@ def _copy(trained, tmp_path, name="w"):
 def _tb_events(workdir):
   """Every (tag, step, value or text) in the TensorBoard event files under WORKDIR/tb."""
   from tensorboardX.proto import event_pb2  # pylint: disable=g-import-not-at-top
+
   out = []
   for root, _, names in os.walk(os.path.join(workdir, "tb")):
     for name in sorted(n for n in names if n.startswith("events.out.tfevents")):
@@ -68,8 +69,8 @@ def _tb_events(workdir):
         data = f.read()
       pos = 0
       while pos < len(data):  # TFRecord framing: u64 length, u32 crc, payload, u32 crc
-        (length,) = struct.unpack("<Q", data[pos:pos + 8])
-        event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + length])
+        (length,) = struct.unpack("<Q", data[pos : pos + 8])
+        event = event_pb2.Event.FromString(data[pos + 12 : pos + 12 + length])
         pos += 16 + length
         for v in event.summary.value:
           text = v.tensor.string_val[0].decode() if v.tensor.string_val else None
@@ -81,8 +82,9 @@ def _tb_events(workdir):
 def test_train_checkpoints_logs_and_resumes(trained, tmp_path):
   workdir, stderr = trained
   # The first log lines say what JAX found.
-  assert re.search(r"JAX \S+ backend cpu: \d+ devices? \(cpu: \d+; \d+ local\); process 0 of 1",
-                   stderr), stderr[:3000]
+  assert re.search(
+      r"JAX \S+ backend cpu: \d+ devices? \(cpu: \d+; \d+ local\); process 0 of 1", stderr
+  ), stderr[:3000]
   assert _steps(workdir) == [3, 6]
   with open(os.path.join(workdir, "config.json")) as f:
     assert json.load(f)["task"] == "weight"
@@ -102,15 +104,21 @@ def test_train_checkpoints_logs_and_resumes(trained, tmp_path):
   tags = {tag for tag, _, _ in events}
   assert {"train/lr", "train/loss", "val/score", "test/weight/mae"} <= tags, tags
   assert [v for tag, step, v in events if tag == "train/lr" and step == 6] == [
-      pytest.approx(lrs[6])]
+      pytest.approx(lrs[6])
+  ]
   config_text = [v for tag, _, v in events if tag.startswith("config")]
   assert config_text and '"task": "weight"' in config_text[0]
   assert os.path.isdir(os.path.join(workdir, "tb", "hparams"))
   assert not os.path.exists(os.path.join(workdir, "train.lock"))  # released at the end
   # Run again with more steps (on a copy): resumes from step 6, not from scratch.
   again = _copy(trained, tmp_path)
-  proc = _launch("--config=configs/weight.py:test", f"--workdir={again}",
-                 "--config.train.steps=9", *TINY, check=True)
+  proc = _launch(
+      "--config=configs/weight.py:test",
+      f"--workdir={again}",
+      "--config.train.steps=9",
+      *TINY,
+      check=True,
+  )
   assert "resuming from step 6" in proc.stderr
   assert _steps(again)[-1] == 9
 
@@ -140,9 +148,18 @@ def test_a_second_training_on_a_workdir_is_refused_in_one_line(trained, tmp_path
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     before = f.read()
   first = subprocess.Popen(
-      [sys.executable, os.path.join(REPO, "launch.py"), "--config=configs/weight.py:test",
-       f"--workdir={workdir}", "--config.train.steps=100000", *TINY],
-      cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+      [
+          sys.executable,
+          os.path.join(REPO, "launch.py"),
+          "--config=configs/weight.py:test",
+          f"--workdir={workdir}",
+          "--config.train.steps=100000",
+          *TINY,
+      ],
+      cwd=REPO,
+      stdout=subprocess.DEVNULL,
+      stderr=subprocess.DEVNULL,
+  )
   try:
     lock = os.path.join(workdir, "train.lock")
     deadline = time.time() + 120
@@ -215,8 +232,9 @@ def test_a_read_only_workdir_is_one_line_and_no_damage(trained, tmp_path):
   workdir = _copy(trained, tmp_path)
   before = _tree_digest(os.path.join(workdir, "checkpoints"))
   with _read_only(workdir, tmp_path) as ro:
-    proc = _launch("--config=configs/weight.py:test", f"--workdir={ro}",
-                   "--config.train.steps=9", *TINY)
+    proc = _launch(
+        "--config=configs/weight.py:test", f"--workdir={ro}", "--config.train.steps=9", *TINY
+    )
     _assert_one_line_error(proc, f"cannot write {ro}")
     assert "read-only file system" in proc.stderr or "permission denied" in proc.stderr
     proc = _launch("--config=configs/weight.py:test", f"--workdir={ro}/new", *TINY)
@@ -226,8 +244,10 @@ def test_a_read_only_workdir_is_one_line_and_no_damage(trained, tmp_path):
 
 @pytest.mark.slow
 def test_a_full_disk_is_one_line_and_no_damage(trained, tmp_path):
-  size_kib = sum(os.path.getsize(os.path.join(r, n)) for r, _, ns in os.walk(trained[0])
-                 for n in ns) // 1024
+  size_kib = (
+      sum(os.path.getsize(os.path.join(r, n)) for r, _, ns in os.walk(trained[0]) for n in ns)
+      // 1024
+  )
   target = str(tmp_path / "disk")
   os.makedirs(target)
   try:
@@ -240,13 +260,15 @@ def test_a_full_disk_is_one_line_and_no_damage(trained, tmp_path):
     shutil.copytree(trained[0], workdir)
     before = [_tree_digest(os.path.join(workdir, "checkpoints", s)) for s in ("3", "6")]
     # Resumes from step 6; the checkpoint of step 9 does not fit.
-    proc = _launch("--config=configs/weight.py:test", f"--workdir={workdir}",
-                   "--config.train.steps=9", *TINY)
+    proc = _launch(
+        "--config=configs/weight.py:test", f"--workdir={workdir}", "--config.train.steps=9", *TINY
+    )
     _assert_one_line_error(proc, f"cannot write {workdir}/checkpoints", "no space left on device")
     assert len(proc.stderr.splitlines()) < 20, proc.stderr
     assert _steps(workdir) == [3, 6]  # the half-written step 9 is a temporary folder, not a step
     assert [_tree_digest(os.path.join(workdir, "checkpoints", s)) for s in ("3", "6")] == before
     from echonet_jax.training import restore  # pylint: disable=g-import-not-at-top
+
     assert restore.load(workdir, which="latest").step == 6
   finally:
     mount.__exit__(None, None, None)
@@ -254,9 +276,14 @@ def test_a_full_disk_is_one_line_and_no_damage(trained, tmp_path):
 
 @pytest.mark.slow
 def test_kill_9_then_resume_continues_the_same_trajectory(tmp_path):
-  args = ["--config=configs/weight.py:test", "--config.train.steps=120",
-          "--config.train.checkpoint_every=10", "--config.train.eval_every=1000",
-          "--config.train.log_every=1", *TINY]
+  args = [
+      "--config=configs/weight.py:test",
+      "--config.train.steps=120",
+      "--config.train.checkpoint_every=10",
+      "--config.train.eval_every=1000",
+      "--config.train.log_every=1",
+      *TINY,
+  ]
   straight = str(tmp_path / "straight")
   _launch(*args, f"--workdir={straight}", check=True)
 
@@ -283,19 +310,22 @@ def test_kill_9_then_resume_continues_the_same_trajectory(tmp_path):
 
 
 def test_unknown_config_key_is_one_line():
-  proc = _launch("--config=configs/weight.py:test", "--workdir=/tmp/unused",
-                 "--config.train.no_such_key=1")
+  proc = _launch(
+      "--config=configs/weight.py:test", "--workdir=/tmp/unused", "--config.train.no_such_key=1"
+  )
   _assert_one_line_error(proc, "unknown config key", "no_such_key")
   proc = _launch("--config=configs/weight.py:test", "--workdir=/tmp/unused", "--config.optim.lrr=1")
   _assert_one_line_error(
-      proc, "unknown config key 'lrr' in --config.optim.lrr=1 (did you mean \"lr\"")
+      proc, "unknown config key 'lrr' in --config.optim.lrr=1 (did you mean \"lr\""
+  )
   assert "\\" not in proc.stderr
 
 
 def test_unknown_modifier_missing_workdir_and_missing_config_are_one_line(tmp_path):
   proc = _launch("--config=configs/weight.py:cpux", "--workdir=/tmp/unused")
-  _assert_one_line_error(proc, "configs/weight.py:cpux", "unknown config argument 'cpux'",
-                         "known: cpu, test")
+  _assert_one_line_error(
+      proc, "configs/weight.py:cpux", "unknown config argument 'cpux'", "known: cpu, test"
+  )
   assert len(proc.stderr.splitlines()) == 1, proc.stderr
   proc = _launch("--config=configs/weight.py:test")
   _assert_one_line_error(proc, "--workdir is required for --mode=train")
@@ -308,24 +338,31 @@ def test_unknown_modifier_missing_workdir_and_missing_config_are_one_line(tmp_pa
 
 def test_config_of_another_task_than_the_workdir_is_one_line(tmp_path):
   from configs import default  # pylint: disable=g-import-not-at-top
+
   with open(tmp_path / "config.json", "w") as f:
     f.write(default.get_config("test", task="weight").to_json())
   for mode in ("evaluate", "saliency", "predict"):
-    proc = _launch("--config=configs/ef.py:test", f"--workdir={tmp_path}", f"--mode={mode}",
-                   "--input=/tmp/none.dcm")
+    proc = _launch(
+        "--config=configs/ef.py:test",
+        f"--workdir={tmp_path}",
+        f"--mode={mode}",
+        "--input=/tmp/none.dcm",
+    )
     _assert_one_line_error(proc, "--config is for ef", "holds a weight model")
 
 
 def test_unknown_task_is_one_line(tmp_path):
-  proc = _launch("--config=configs/weight.py:test", f"--workdir={tmp_path}",
-                 "--config.task=heart_rate")
+  proc = _launch(
+      "--config=configs/weight.py:test", f"--workdir={tmp_path}", "--config.task=heart_rate"
+  )
   _assert_one_line_error(proc, "unknown task 'heart_rate'")
 
 
 @pytest.mark.parametrize("platform", ["tpu", "gpu"])
 def test_missing_device_kind_is_one_line(tmp_path, platform):
-  proc = _launch("--config=configs/weight.py:test", f"--workdir={tmp_path}",
-                 f"--config.platform={platform}")
+  proc = _launch(
+      "--config=configs/weight.py:test", f"--workdir={tmp_path}", f"--config.platform={platform}"
+  )
   _assert_one_line_error(proc, f"no {platform!r} devices", "backend cpu")
   assert not os.listdir(tmp_path)  # refused before anything was written
 
@@ -341,9 +378,15 @@ def test_workdir_of_another_task_and_nan_loss_keep_checkpoints(tmp_path):
   _assert_one_line_error(proc, "holds checkpoints of another run", "weight")
   assert _steps(workdir) == before
 
-  proc = _launch("--config=configs/weight.py:test", f"--workdir={workdir}",
-                 "--config.train.steps=12", "--config.optim.lr=1e30",
-                 "--config.optim.schedule=constant", "--config.optim.warmup_steps=0", *TINY)
+  proc = _launch(
+      "--config=configs/weight.py:test",
+      f"--workdir={workdir}",
+      "--config.train.steps=12",
+      "--config.optim.lr=1e30",
+      "--config.optim.schedule=constant",
+      "--config.optim.warmup_steps=0",
+      *TINY,
+  )
   _assert_one_line_error(proc, "step")
   assert "non-finite" in proc.stderr or "loss became" in proc.stderr
   assert _steps(workdir) == before
@@ -355,12 +398,22 @@ def test_predict_with_a_bad_input_exits_3_after_writing_the_good_ones(tmp_path, 
   _launch("--config=configs/weight.py:test", f"--workdir={workdir}", *TINY, check=True)
   real, bad = real_and_bad_dicom
   out = tmp_path / "pred.csv"
-  proc = _launch("--config=configs/weight.py:test", f"--workdir={workdir}", "--mode=predict",
-                 f"--input={real},{bad}", f"--output={out}")
+  proc = _launch(
+      "--config=configs/weight.py:test",
+      f"--workdir={workdir}",
+      "--mode=predict",
+      f"--input={real},{bad}",
+      f"--output={out}",
+  )
   assert proc.returncode == 3, proc.stderr[-3000:]
   _assert_one_line_error(proc, "1 of 2 inputs failed", str(out))
   lines = out.read_text().splitlines()
   assert len(lines) == 3 and "NotDicomError" in lines[2] and lines[1].split(",")[1]
-  proc = _launch("--config=configs/weight.py:test", f"--workdir={workdir}", "--mode=predict",
-                 f"--input={real}", f"--output={out}")
+  proc = _launch(
+      "--config=configs/weight.py:test",
+      f"--workdir={workdir}",
+      "--mode=predict",
+      f"--input={real}",
+      f"--output={out}",
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]

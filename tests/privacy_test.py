@@ -67,13 +67,17 @@ def _inputs(tmp_path, n_good: int = 1, splits=("train",)):
     frames, _ = fan_video(num_frames=6, rows=48, cols=64, seed=k)
     names.append(write_us_dicom(str(videos / f"{STEM}_{k}.dcm"), frames, patient=PATIENT))
   good = names[0]
-  names.append(write_us_dicom(str(videos / f"{STEM}_ct.dcm"), frames, patient=PATIENT,
-                              modality="CT"))
+  names.append(
+      write_us_dicom(str(videos / f"{STEM}_ct.dcm"), frames, patient=PATIENT, modality="CT")
+  )
   cut = videos / f"{STEM}_cut.dcm"
   cut.write_bytes(open(good, "rb").read()[:-2000])
   names.append(str(cut))
-  names.append(write_us_dicom(str(videos / f"{STEM}_weird.dcm"), frames, patient=PATIENT,
-                              Modality=PATIENT["PatientID"]))  # an identifier where a code belongs
+  names.append(
+      write_us_dicom(
+          str(videos / f"{STEM}_weird.dcm"), frames, patient=PATIENT, Modality=PATIENT["PatientID"]
+      )
+  )  # an identifier where a code belongs
   # The tags really are in the inputs.
   assert pydicom.dcmread(good).PatientName == PATIENT["PatientName"]
   assert PATIENT["PatientID"].encode() in open(good, "rb").read()
@@ -81,8 +85,15 @@ def _inputs(tmp_path, n_good: int = 1, splits=("train",)):
     writer = csv.writer(f)
     writer.writerow(["patient_id", "study_id", "path", "ef", "split"])
     for i, name in enumerate(names):
-      writer.writerow([f"anon{i}", f"study{i}", os.path.relpath(name, tmp_path), str(40 + i),
-                       splits[i % len(splits)]])
+      writer.writerow(
+          [
+              f"anon{i}",
+              f"study{i}",
+              os.path.relpath(name, tmp_path),
+              str(40 + i),
+              splits[i % len(splits)],
+          ]
+      )
   return str(tmp_path / "labels.csv"), good
 
 
@@ -100,17 +111,31 @@ def test_no_patient_identifier_anywhere_under_the_output(tmp_path, capfd, caplog
   caplog.clear()  # pydicom itself logs the odd Modality while the test writes it
   capfd.readouterr()
   out = tmp_path / "cache"
-  summary = ingest.build_cache(labels_csv, str(out), CacheSpec(num_frames=4, image_size=32),
-                                   workers=0, progress=True)
+  summary = ingest.build_cache(
+      labels_csv, str(out), CacheSpec(num_frames=4, image_size=32), workers=0, progress=True
+  )
   assert summary["written"] == 1
   assert summary["failed"] == {"NotUltrasoundError": 2, "TruncatedFileError": 1}
-  code = preprocess.main(["--labels", labels_csv, "--out", str(tmp_path / "cache2"),
-                          "--num_frames", "4", "--image_size", "32", "--workers", "2"])
+  code = preprocess.main(
+      [
+          "--labels",
+          labels_csv,
+          "--out",
+          str(tmp_path / "cache2"),
+          "--num_frames",
+          "4",
+          "--image_size",
+          "32",
+          "--workers",
+          "2",
+      ]
+  )
   assert code == 0
 
   files = _scan_tree(out, tmp_path / "cache2")
   assert any(f.endswith(".array_record") for f in files) and any(
-      f.endswith("errors.csv") for f in files)
+      f.endswith("errors.csv") for f in files
+  )
   captured = capfd.readouterr()  # file-descriptor level: worker processes included
   assert "videos written: 1" in captured.out
   _assert_clean(captured.out + captured.err, "stdout/stderr")
@@ -124,6 +149,7 @@ def test_no_patient_identifier_anywhere_under_the_output(tmp_path, capfd, caplog
 @pytest.mark.filterwarnings("ignore:Invalid value for VR CS")
 def test_no_file_or_folder_name_in_training_and_evaluation_outputs(tmp_path, capfd, caplog):
   from echonet_jax import modes  # pylint: disable=g-import-not-at-top
+
   caplog.set_level(logging.DEBUG)
   labels_csv, _ = _inputs(tmp_path, n_good=6, splits=("train", "train", "val", "test"))
   config = default.get_config("test", task="ef")

@@ -18,7 +18,14 @@ def test_readme_has_python_blocks():
 
 @pytest.mark.parametrize("index", range(len(_BLOCKS)))
 def test_readme_python_block_runs(index, tmp_path):
-  proc = subprocess.run([sys.executable, "-c", _BLOCKS[index]], cwd=tmp_path, capture_output=True,
-                        text=True, timeout=600, env={"PYTHONPATH": REPO, "PATH": "/usr/bin:/bin",
-                                                     "JAX_PLATFORMS": "cpu"})
-  assert proc.returncode == 0, f"README block {index} failed:\n{_BLOCKS[index]}\n{proc.stderr[-3000:]}"
+  proc = subprocess.run(
+      [sys.executable, "-c", _BLOCKS[index]],
+      cwd=tmp_path,
+      capture_output=True,
+      text=True,
+      timeout=600,
+      env={"PYTHONPATH": REPO, "PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu"},
+  )
+  assert (
+      proc.returncode == 0
+  ), f"README block {index} failed:\n{_BLOCKS[index]}\n{proc.stderr[-3000:]}"

@@ -54,13 +54,20 @@ def fan_video(num_frames: int = 12, rows: int = 96, cols: int = 128, seed: int =
     frames[t][fan] = speckle[fan]
     cv2.putText(frames[t], "ID", (1, 12), cv2.FONT_HERSHEY_PLAIN, 0.9, 255, 1)
     frames[t, rows - 4, :] = 0
-    frames[t, rows - 4, (t * 9) % cols:(t * 9) % cols + 20] = 255  # moving ECG sweep
+    frames[t, rows - 4, (t * 9) % cols : (t * 9) % cols + 20] = 255  # moving ECG sweep
   return frames, fan
 
 
-def write_us_dicom(path: str, frames: np.ndarray, *, frame_time: float | None = 33.3,
-                   modality: str = "US", regions=None, patient: dict | None = None,
-                   **tags) -> str:
+def write_us_dicom(
+    path: str,
+    frames: np.ndarray,
+    *,
+    frame_time: float | None = 33.3,
+    modality: str = "US",
+    regions=None,
+    patient: dict | None = None,
+    **tags,
+) -> str:
   """Writes an uncompressed multi-frame MONOCHROME2 ultrasound DICOM."""
   frames = np.asarray(frames, np.uint8)
   meta = FileMetaDataset()
@@ -141,20 +148,40 @@ def stream_record(i: int) -> dict:
   labels = {"ef": 40.0 + i, "sex": float(i % 2)}
   if i == 11:
     labels = {"ef": math.nan, "sex": math.nan}
-  return dict(video_id=f"v{i:02d}", patient_id=f"p{i // 2}", study_id=f"s{i}", split="train",
-              view="A2C" if i == 10 else "A4C", frames=frames,
-              frame_indices=np.arange(STREAM_FRAMES, dtype=np.int32), frame_time_ms=100.0,
-              fps_assumed=False, labels=labels)
+  return dict(
+      video_id=f"v{i:02d}",
+      patient_id=f"p{i // 2}",
+      study_id=f"s{i}",
+      split="train",
+      view="A2C" if i == 10 else "A4C",
+      frames=frames,
+      frame_indices=np.arange(STREAM_FRAMES, dtype=np.int32),
+      frame_time_ms=100.0,
+      fps_assumed=False,
+      labels=labels,
+  )
 
 
 def write_stream_cache(root: str) -> str:
   """Writes the stream cache (its train split in two shards, meta.json) into ``root``."""
-  cache.write_shard(os.path.join(root, cache.shard_name("train", 0, 2)),
-                    [stream_record(i) for i in range(6)])
-  cache.write_shard(os.path.join(root, cache.shard_name("train", 1, 2)),
-                    [stream_record(i) for i in range(6, STREAM_VIDEOS)])
-  cache.write_meta(root, {"format": 1, "image_size": STREAM_SIZE, "num_frames": STREAM_FRAMES,
-                          "interval_ms": 100, "source": "test", "splits": {"train": STREAM_VIDEOS}})
+  cache.write_shard(
+      os.path.join(root, cache.shard_name("train", 0, 2)), [stream_record(i) for i in range(6)]
+  )
+  cache.write_shard(
+      os.path.join(root, cache.shard_name("train", 1, 2)),
+      [stream_record(i) for i in range(6, STREAM_VIDEOS)],
+  )
+  cache.write_meta(
+      root,
+      {
+          "format": 1,
+          "image_size": STREAM_SIZE,
+          "num_frames": STREAM_FRAMES,
+          "interval_ms": 100,
+          "source": "test",
+          "splits": {"train": STREAM_VIDEOS},
+      },
+  )
   return root
 
 
@@ -238,6 +265,8 @@ def run_on_cpu_devices(script: str, tmp_path, counts=(1, 8)) -> list:
     subprocess.run([sys.executable, str(path), str(n), str(out)], check=True, cwd=REPO)
     results.append(np.load(out))
   return results
+
+
 def binary_frame_outputs(n=120, frames=8, seed=0):
   """Labels (n,) of a binary task and per-frame probabilities (n, frames): informative, noisy."""
   rng = np.random.default_rng(seed)

@@ -35,7 +35,11 @@ def test_model_name_selects_the_network_and_its_input():
   full, cpu = ef_video.get_config(), ef_video.get_config("cpu")
   for config in (full, cpu, video):
     modes.validate_config(config)
-  assert (full.data.clip_frames, full.data.clip_interval_ms, full.data.image_size) == (32, 40.0, 112)
+  assert (full.data.clip_frames, full.data.clip_interval_ms, full.data.image_size) == (
+      32,
+      40.0,
+      112,
+  )
   assert set(full.to_dict()) == set(cpu.to_dict()) == set(frame.to_dict())
   video.data.interval_ms = 30.0  # 100 ms clips cannot be drawn from a 30 ms cache
   with pytest.raises(ConfigError, match="whole multiple"):
@@ -70,6 +74,7 @@ def test_trains_and_evaluates_over_covering_clips(video_workdir):
 
 def _cache_dir(trained):
   from echonet_jax.data import prepare  # pylint: disable=g-import-not-at-top
+
   return prepare.prepare_cache(trained.config)
 
 

@@ -39,7 +39,9 @@ def test_view_test_config_trains_and_writes_accuracy_and_confusion(workdirs):
   assert config.task == "view" and tuple(config.data.views) == ()
   assert config.data.phantom.views == "all"
   meta = cache.read_meta(prepare.prepare_cache(config))
-  assert set(meta["views_by_source"]) == set(tasks.VIEW_CLASSES)  # one video of every view per study
+  assert set(meta["views_by_source"]) == set(
+      tasks.VIEW_CLASSES
+  )  # one video of every view per study
   out = os.path.join(workdirs[0], "eval", "test")
   assert os.path.getsize(os.path.join(out, "confusion.png")) > 1000
   with open(os.path.join(out, "metrics.json")) as f:
@@ -88,17 +90,38 @@ def test_preprocess_view_model_fills_every_blank_view(workdirs, tmp_path, capsys
     writer.writeheader()
     writer.writerows(rows)
   out = str(tmp_path / "cache")
-  assert preprocess.main(["--labels", labels_csv, "--out", out, "--size", "75", "--workers", "0",
-                          "--view_model", workdirs[0], "--view_min_confidence", "0.99",
-                          "--no_progress"]) == 0
+  assert (
+      preprocess.main(
+          [
+              "--labels",
+              labels_csv,
+              "--out",
+              out,
+              "--size",
+              "75",
+              "--workers",
+              "0",
+              "--view_model",
+              workdirs[0],
+              "--view_min_confidence",
+              "0.99",
+              "--no_progress",
+          ]
+      )
+      == 0
+  )
   index = [r for split in cache.SPLITS for r in _index(out, split)]
   assert len(index) == 14
   by_id = {r["video_id"]: r for r in index}
   assert by_id[rows[0]["video_id"]]["view_source"] == "csv"
   assert by_id[rows[0]["video_id"]]["view"] == "A2C"
   predicted = [r for r in index if r["video_id"] != rows[0]["video_id"]]
-  assert all(r["view_source"] == "predicted" and r["view"] in tasks.VIEW_CLASSES
-             and 0 < float(r["view_confidence"]) <= 1 for r in predicted)
+  assert all(
+      r["view_source"] == "predicted"
+      and r["view"] in tasks.VIEW_CLASSES
+      and 0 < float(r["view_confidence"]) <= 1
+      for r in predicted
+  )
   # Predicted views are not labels of the view task; the CSV's is.
   assert all(r["labels"]["view"] != r["labels"]["view"] for r in predicted)
   meta = cache.read_meta(out)
@@ -119,11 +142,13 @@ def _index(out, split):
 
 
 def test_views_rule_keeps_csv_views_and_sure_predictions():
-  rows = [{"video_id": "a", "view": "A4C", "view_source": "csv", "view_confidence": "1.0"},
-          {"video_id": "b", "view": "A4C", "view_source": "predicted", "view_confidence": "0.9"},
-          {"video_id": "c", "view": "A4C", "view_source": "predicted", "view_confidence": "0.4"},
-          {"video_id": "d", "view": "PLAX", "view_source": "csv", "view_confidence": "1.0"},
-          {"video_id": "e", "view": "", "view_source": "", "view_confidence": ""}]
+  rows = [
+      {"video_id": "a", "view": "A4C", "view_source": "csv", "view_confidence": "1.0"},
+      {"video_id": "b", "view": "A4C", "view_source": "predicted", "view_confidence": "0.9"},
+      {"video_id": "c", "view": "A4C", "view_source": "predicted", "view_confidence": "0.4"},
+      {"video_id": "d", "view": "PLAX", "view_source": "csv", "view_confidence": "1.0"},
+      {"video_id": "e", "view": "", "view_source": "", "view_confidence": ""},
+  ]
   kept = [r["video_id"] for r in rows if views_lib.keep_video(r, ["a4c"], 0.5)]
   assert kept == ["a", "b", "e"]
   assert [r["video_id"] for r in views_lib.low_confidence(rows, ["A4C"], 0.5)] == ["c"]
@@ -133,14 +158,31 @@ def test_views_rule_keeps_csv_views_and_sure_predictions():
 
 def test_select_videos_leaves_out_unsure_predictions(tmp_path):
   records = []
-  for i, (view, source, conf) in enumerate([("A4C", "csv", 1.0), ("A4C", "predicted", 0.3),
-                                            ("A4C", "predicted", 0.8), ("PLAX", "predicted", 0.9)]):
-    records.append({"video_id": f"v{i}", "patient_id": f"p{i}", "study_id": "s", "split": "train",
-                    "view": view, "view_source": source, "view_confidence": conf,
-                    "frames": [[[0]]], "labels": {"weight": 70.0}})
+  for i, (view, source, conf) in enumerate(
+      [
+          ("A4C", "csv", 1.0),
+          ("A4C", "predicted", 0.3),
+          ("A4C", "predicted", 0.8),
+          ("PLAX", "predicted", 0.9),
+      ]
+  ):
+    records.append(
+        {
+            "video_id": f"v{i}",
+            "patient_id": f"p{i}",
+            "study_id": "s",
+            "split": "train",
+            "view": view,
+            "view_source": source,
+            "view_confidence": conf,
+            "frames": [[[0]]],
+            "labels": {"weight": 70.0},
+        }
+    )
   cache.write_shard(str(tmp_path / cache.shard_name("train", 0, 1)), records)
-  kept = selection.select_videos(str(tmp_path), "train", tasks=["weight"], views=["A4C"],
-                                 min_view_confidence=0.5)
+  kept = selection.select_videos(
+      str(tmp_path), "train", tasks=["weight"], views=["A4C"], min_view_confidence=0.5
+  )
   assert [r["video_id"] for r in kept] == ["v0", "v2"]
 
 
@@ -159,8 +201,10 @@ def test_view_config_validates_and_shrinks():
 
 def test_view_experiment_arms_differ_only_in_views():
   from echonet_jax.experiments import views as experiment  # pylint: disable=g-import-not-at-top
-  every, a4c = (experiment.arm_config("weight", "cpu", v, 150, 1000)
-                for v in experiment.ARMS.values())
+
+  every, a4c = (
+      experiment.arm_config("weight", "cpu", v, 150, 1000) for v in experiment.ARMS.values()
+  )
   assert (tuple(every.data.views), tuple(a4c.data.views)) == ((), ("A4C",))
   assert every.data.phantom.views == a4c.data.phantom.views == "all"
   assert prepare.phantom_dir(every) == prepare.phantom_dir(a4c)  # one phantom for both arms

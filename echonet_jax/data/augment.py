@@ -28,12 +28,14 @@ def rotate(frame: np.ndarray, angle_deg: float) -> np.ndarray:
   """
   h, w = frame.shape[:2]
   matrix = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), float(angle_deg), 1.0)
-  return cv2.warpAffine(frame, matrix, (w, h), flags=cv2.INTER_LINEAR,
-                        borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+  return cv2.warpAffine(
+      frame, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+  )
 
 
-def draw_params(rng: np.random.Generator, rotation_deg: float,
-                brightness: float) -> tuple[float, float]:
+def draw_params(
+    rng: np.random.Generator, rotation_deg: float, brightness: float
+) -> tuple[float, float]:
   """One draw of (angle in degrees, brightness shift), each uniform in [-max, max]."""
   angle, shift = rng.uniform(-1.0, 1.0, size=2)
   return float(angle * rotation_deg), float(shift * brightness)

@@ -77,17 +77,27 @@ def _grab_frames(path: str, wanted: set[int]) -> tuple[dict[int, np.ndarray], in
         ok, frame = capture.retrieve()
         if not ok or frame is None:
           raise errors.VideoReadError(path, f"frame {count} cannot be decoded")
-        kept[count] = (cv2.cvtColor(np.ascontiguousarray(frame[..., :3]), cv2.COLOR_BGR2GRAY)
-                       if frame.ndim == 3 else frame)
+        kept[count] = (
+            cv2.cvtColor(np.ascontiguousarray(frame[..., :3]), cv2.COLOR_BGR2GRAY)
+            if frame.ndim == 3
+            else frame
+        )
       count += 1
   finally:
     capture.release()
   return kept, count
 
 
-def read_avi(path: str, num_frames: int = 20, interval_ms: float = 100, size: int = 299, *,
-             fps: float | None = None, default_fps: float = DEFAULT_FPS,
-             sector: str = "detect") -> EchoClip:
+def read_avi(
+    path: str,
+    num_frames: int = 20,
+    interval_ms: float = 100,
+    size: int = 299,
+    *,
+    fps: float | None = None,
+    default_fps: float = DEFAULT_FPS,
+    sector: str = "detect",
+) -> EchoClip:
   """Reads a video file into a sampled, masked, square clip (see the module docstring).
 
   Raises an :class:`~echonet_jax.errors.EchoReadError` subclass naming the file and the reason.
@@ -125,7 +135,14 @@ def read_avi(path: str, num_frames: int = 20, interval_ms: float = 100, size: in
   box = mask if sector == "detect" else np.ones(shape, bool)  # "mask", "none": the whole frame
   geometry = sector_lib.geometry_from_mask(box, quality=quality, shape=kind)
   out = sector_lib.apply_geometry(frames, geometry, size, "area")
-  return EchoClip(frames=out[inverse.reshape(-1)], frame_indices=indices,
-                  frame_time_ms=float(timing.frame_time_ms), fps_assumed=timing.assumed,
-                  sector_mask=mask, geometry=geometry, source=path, num_source_frames=count,
-                  timing_source=timing.source)
+  return EchoClip(
+      frames=out[inverse.reshape(-1)],
+      frame_indices=indices,
+      frame_time_ms=float(timing.frame_time_ms),
+      fps_assumed=timing.assumed,
+      sector_mask=mask,
+      geometry=geometry,
+      source=path,
+      num_source_frames=count,
+      timing_source=timing.source,
+  )

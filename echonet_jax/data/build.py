@@ -59,8 +59,10 @@ def _check_spec(out_dir: str, spec: CacheSpec) -> None:
     return
   changed = spec.differences(cache.read_meta(out_dir).get("build") or {})
   if changed:
-    raise CacheError(f"{out_dir}: holds a cache built with other settings ({'; '.join(changed)}); "
-                     "use another folder or delete it")
+    raise CacheError(
+        f"{out_dir}: holds a cache built with other settings ({'; '.join(changed)}); "
+        "use another folder or delete it"
+    )
 
 
 def _move(path: str, target: str) -> None:
@@ -124,30 +126,49 @@ class _Copier:
       data = cache.read_record(self._open[shard], [shard], position)
     except CacheError:
       return None  # read it from its file instead
-    return cache.relabel_record(data, {
-        "video_id": row.video_id, "patient_id": row.patient_id, "study_id": row.study_id,
-        "split": row.split, "view": row.view, "labels": dict(row.labels),
-        "view_source": row.view_source,
-        "view_confidence": "" if math.isnan(row.view_confidence) else row.view_confidence})
+    return cache.relabel_record(
+        data,
+        {
+            "video_id": row.video_id,
+            "patient_id": row.patient_id,
+            "study_id": row.study_id,
+            "split": row.split,
+            "view": row.view,
+            "labels": dict(row.labels),
+            "view_source": row.view_source,
+            "view_confidence": "" if math.isnan(row.view_confidence) else row.view_confidence,
+        },
+    )
 
 
 def _changes(previous: dict[str, list[str]], plans: Sequence[ShardPlan]) -> dict[str, int] | None:
   if not previous:
     return None
-  now = {r.video_id: [rk, pk] for p in plans
-         for r, rk, pk in zip(p.rows, p.record_keys, p.pixel_keys)}
+  now = {
+      r.video_id: [rk, pk] for p in plans for r, rk, pk in zip(p.rows, p.record_keys, p.pixel_keys)
+  }
   both = set(now) & set(previous)
-  return {"added": len(set(now) - set(previous)), "removed": len(set(previous) - set(now)),
-          "relabelled": sum(now[v][0] != previous[v][0] and now[v][1] == previous[v][1]
-                            for v in both),
-          "other_file": sum(now[v][1] != previous[v][1] for v in both)}
+  return {
+      "added": len(set(now) - set(previous)),
+      "removed": len(set(previous) - set(now)),
+      "relabelled": sum(now[v][0] != previous[v][0] and now[v][1] == previous[v][1] for v in both),
+      "other_file": sum(now[v][1] != previous[v][1] for v in both),
+  }
 
 
-def build_from_rows(rows: Sequence[labels_lib.VideoRow], out_dir: str, spec: CacheSpec, *,
-                    workers: int | None = None, shard_index: int = 0, num_shards: int = 1,
-                    progress: bool = True, finalize_only: bool = False,
-                    rows_source: str = "labels", view_min_confidence: float = 0.5
-                    ) -> dict[str, Any]:
+def build_from_rows(
+    rows: Sequence[labels_lib.VideoRow],
+    out_dir: str,
+    spec: CacheSpec,
+    *,
+    workers: int | None = None,
+    shard_index: int = 0,
+    num_shards: int = 1,
+    progress: bool = True,
+    finalize_only: bool = False,
+    rows_source: str = "labels",
+    view_min_confidence: float = 0.5,
+) -> dict[str, Any]:
   """Writes (or updates) the shards of ``rows`` that belong to this machine; see the module doc.
 
   ``rows_source`` names the labels file in error messages (never written to the cache).
@@ -165,18 +186,28 @@ def build_from_rows(rows: Sequence[labels_lib.VideoRow], out_dir: str, spec: Cac
   mine = [p for g, p in enumerate(plans) if g % num_shards == shard_index]
   todo = [p for p in mine if not os.path.exists(os.path.join(out_dir, p.name))]
   todo_names = {p.name for p in todo}
-  summary = {"written": 0, "read": 0, "reused": 0, "failed": {}, "shards_written": 0,
-             "skipped": sum(len(p.rows) for p in mine if p.name not in todo_names),
-             "shards_skipped": len(mine) - len(todo), "views": view_counts,
-             "changes": _changes(previous, plans), "out_dir": out_dir,
-             "errors_csv": os.path.join(out_dir, ERRORS_FILE)}
+  summary = {
+      "written": 0,
+      "read": 0,
+      "reused": 0,
+      "failed": {},
+      "shards_written": 0,
+      "skipped": sum(len(p.rows) for p in mine if p.name not in todo_names),
+      "shards_skipped": len(mine) - len(todo),
+      "views": view_counts,
+      "changes": _changes(previous, plans),
+      "out_dir": out_dir,
+      "errors_csv": os.path.join(out_dir, ERRORS_FILE),
+  }
   failed: collections.Counter = collections.Counter()
   if not finalize_only and todo:
     to_read = [r for p in todo for r, pk in zip(p.rows, p.pixel_keys) if pk not in sources]
-    results = extract.run_videos(to_read, spec,
-                                 (os.cpu_count() or 1) if workers is None else workers)
-    bar = tqdm(total=sum(len(p.rows) for p in todo), unit="video", disable=not progress,
-               desc="preprocess")
+    results = extract.run_videos(
+        to_read, spec, (os.cpu_count() or 1) if workers is None else workers
+    )
+    bar = tqdm(
+        total=sum(len(p.rows) for p in todo), unit="video", disable=not progress, desc="preprocess"
+    )
     for plan in todo:
       records, errors, names, hashes = [], [], [], {}
       for row, pixels in zip(plan.rows, plan.pixel_keys):
@@ -186,8 +217,9 @@ def build_from_rows(rows: Sequence[labels_lib.VideoRow], out_dir: str, spec: Cac
           hashes[pixels] = digests.get(pixels, "")
           summary["reused"] += 1
         else:
-          record, error, mask_names, digest = (next(results) if pixels not in sources else
-                                               extract.process_video(row, spec))
+          record, error, mask_names, digest = (
+              next(results) if pixels not in sources else extract.process_video(row, spec)
+          )
           summary["read"] += 1
           if record is not None:
             records.append(record)
@@ -199,10 +231,17 @@ def build_from_rows(rows: Sequence[labels_lib.VideoRow], out_dir: str, spec: Cac
             bar.set_postfix(failed=sum(failed.values()))
         bar.update(1)
       path = os.path.join(out_dir, plan.name)
-      report = {"content": plan.content, "errors": errors, "mask_names": names,
-                "videos": len(plan.rows), "hashes": hashes,
-                "rows": {r.video_id: [rk, pk] for r, rk, pk in
-                         zip(plan.rows, plan.record_keys, plan.pixel_keys)}}
+      report = {
+          "content": plan.content,
+          "errors": errors,
+          "mask_names": names,
+          "videos": len(plan.rows),
+          "hashes": hashes,
+          "rows": {
+              r.video_id: [rk, pk]
+              for r, rk, pk in zip(plan.rows, plan.record_keys, plan.pixel_keys)
+          },
+      }
       with open(path + REPORT_SUFFIX + ".tmp", "w") as f:
         json.dump(report, f)
       os.replace(path + REPORT_SUFFIX + ".tmp", path + REPORT_SUFFIX)
@@ -227,15 +266,22 @@ def _duplicate_files(plans: Sequence[ShardPlan], reports: Sequence[dict], source
     group = sorted(group, key=lambda r: r.line)
     for what, attr in (("patients", "patient_id"), ("splits", "split")):
       if len({getattr(r, attr) for r in group}) > 1:
-        problems.append(f"{source}:{group[-1].line}: the same file content as line "
-                        f"{group[0].line} under two {what} "
-                        f"({', '.join(sorted({getattr(r, attr) for r in group}))})")
+        problems.append(
+            f"{source}:{group[-1].line}: the same file content as line "
+            f"{group[0].line} under two {what} "
+            f"({', '.join(sorted({getattr(r, attr) for r in group}))})"
+        )
   return problems
 
 
-def finalize(out_dir: str, plans: Sequence[ShardPlan], spec: CacheSpec,
-             view_counts: dict[str, int] | None = None, rows_source: str = "labels",
-             view_min_confidence: float = 0.5) -> dict[str, Any]:
+def finalize(
+    out_dir: str,
+    plans: Sequence[ShardPlan],
+    spec: CacheSpec,
+    view_counts: dict[str, int] | None = None,
+    rows_source: str = "labels",
+    view_min_confidence: float = 0.5,
+) -> dict[str, Any]:
   """Rebuilds errors.csv and meta.json from every finished shard; returns the meta.
 
   Raises LabelsError (and writes no meta.json) when one file's content is listed under two
@@ -251,8 +297,11 @@ def finalize(out_dir: str, plans: Sequence[ShardPlan], spec: CacheSpec,
   if problems:
     raise labels_lib.LabelsError(rows_source, problems)
   lines = {r.video_id: r.line for p in plans for r in p.rows}
-  errors = [dict(e, line=lines.get(e["video_id"], e.get("line", ""))) for r in reports
-            for e in r.get("errors", [])]
+  errors = [
+      dict(e, line=lines.get(e["video_id"], e.get("line", "")))
+      for r in reports
+      for e in r.get("errors", [])
+  ]
   errors.sort(key=lambda e: (int(e["line"] or 0), e["video_id"]))
   tmp = os.path.join(out_dir, ERRORS_FILE + ".tmp")
   with open(tmp, "w", newline="") as f:
@@ -270,13 +319,24 @@ def finalize(out_dir: str, plans: Sequence[ShardPlan], spec: CacheSpec,
     quality.update(row["quality"] for row in index if row["quality"] != "ok")
     if split == "train":
       stats = cache.label_stats(index)
-  meta = {"format": FORMAT, "image_size": spec.image_size, "num_frames": spec.num_frames,
-          "interval_ms": spec.interval_ms, "source": spec.source, "splits": splits,
-          "label_stats": stats, "shards_expected": len(plans), "shards_done": done,
-          "complete": done == len(plans), "failed": len(errors),
-          "failed_by_reason": dict(collections.Counter(e["error_type"] for e in errors)),
-          "degenerate": dict(quality), "build": spec.identity(),
-          "inputs_digest": shard_plan.inputs_digest(plans, spec), "views": view_counts or {}}
+  meta = {
+      "format": FORMAT,
+      "image_size": spec.image_size,
+      "num_frames": spec.num_frames,
+      "interval_ms": spec.interval_ms,
+      "source": spec.source,
+      "splits": splits,
+      "label_stats": stats,
+      "shards_expected": len(plans),
+      "shards_done": done,
+      "complete": done == len(plans),
+      "failed": len(errors),
+      "failed_by_reason": dict(collections.Counter(e["error_type"] for e in errors)),
+      "degenerate": dict(quality),
+      "build": spec.identity(),
+      "inputs_digest": shard_plan.inputs_digest(plans, spec),
+      "views": view_counts or {},
+  }
   names = next((r["mask_names"] for r in reports if r.get("mask_names")), None)
   if names:
     meta["mask_names"] = names

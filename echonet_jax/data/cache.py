@@ -90,8 +90,9 @@ def encode_record(record: dict[str, Any]) -> bytes:
       offset += len(raw)
     elif key == "labels":
       # JSON has no NaN; store missing labels as null.
-      header["labels"] = {k: (None if v is None or math.isnan(float(v)) else float(v))
-                          for k, v in value.items()}
+      header["labels"] = {
+          k: (None if v is None or math.isnan(float(v)) else float(v)) for k, v in value.items()
+      }
     else:
       header[key] = value.item() if isinstance(value, np.generic) else value
   head = json.dumps(header, sort_keys=True).encode()
@@ -102,7 +103,7 @@ def _header(data: bytes) -> tuple[dict[str, Any], int]:
   if data[:4] != _MAGIC:
     raise ValueError("not an echonet-jax cache record (bad magic)")
   (head_len,) = struct.unpack("<I", data[4:8])
-  return json.loads(data[8:8 + head_len]), 8 + head_len
+  return json.loads(data[8 : 8 + head_len]), 8 + head_len
 
 
 def record_header(data: bytes) -> dict[str, Any]:
@@ -118,8 +119,9 @@ def relabel_record(data: bytes, updates: dict[str, Any]) -> bytes:
     if key in _ARRAY_FIELDS:
       raise ValueError(f"relabel_record cannot replace the array {key!r}")
     if key == "labels":
-      value = {k: (None if v is None or math.isnan(float(v)) else float(v))
-               for k, v in value.items()}
+      value = {
+          k: (None if v is None or math.isnan(float(v)) else float(v)) for k, v in value.items()
+      }
     header[key] = value
   head = json.dumps(header, sort_keys=True).encode()
   return _MAGIC + struct.pack("<I", len(head)) + head + data[base:]
@@ -131,8 +133,9 @@ def num_frames(data: bytes) -> int:
   return int(header["_arrays"]["frames"]["shape"][0])
 
 
-def _decode_array(data: bytes, base: int, spec: dict[str, Any],
-                  frames: Sequence[int] | None) -> np.ndarray:
+def _decode_array(
+    data: bytes, base: int, spec: dict[str, Any], frames: Sequence[int] | None
+) -> np.ndarray:
   dtype, shape = np.dtype(spec["dtype"]), spec["shape"]
   start = base + spec["offset"]
   if "chunks" not in spec:
@@ -143,7 +146,9 @@ def _decode_array(data: bytes, base: int, spec: dict[str, Any],
   wanted = range(shape[0]) if frames is None else frames
   out = np.empty((len(wanted), *shape[1:]), dtype)
   for i, f in enumerate(wanted):
-    out[i] = np.frombuffer(zlib.decompress(data[bounds[f]:bounds[f + 1]]), dtype).reshape(shape[1:])
+    out[i] = np.frombuffer(zlib.decompress(data[bounds[f] : bounds[f + 1]]), dtype).reshape(
+        shape[1:]
+    )
   return out
 
 
@@ -171,13 +176,23 @@ def shard_paths(cache_dir: str, split: str) -> list[str]:
   return paths
 
 
-INDEX_COLUMNS = ("video_id", "patient_id", "study_id", "split", "view", "num_frames", "quality",
-                 "pixel_key", "view_source", "view_confidence")
+INDEX_COLUMNS = (
+    "video_id",
+    "patient_id",
+    "study_id",
+    "split",
+    "view",
+    "num_frames",
+    "quality",
+    "pixel_key",
+    "view_source",
+    "view_confidence",
+)
 
 
 def index_path(shard_path: str) -> str:
   """The ``.index.csv`` sidecar of a shard file."""
-  return shard_path[:-len(".array_record")] + ".index.csv"
+  return shard_path[: -len(".array_record")] + ".index.csv"
 
 
 def _index_row(data: bytes) -> dict[str, Any]:
@@ -225,15 +240,21 @@ def read_shard_index(shard: str) -> list[dict[str, Any]]:
     with open(index_path(shard), newline="") as f:
       rows = list(csv.DictReader(f))
   except OSError as e:
-    raise CacheError(f"{index_path(shard)}: cannot read the shard's index ({e.strerror or e}); "
-                     "delete the shard and rebuild the cache") from None
+    raise CacheError(
+        f"{index_path(shard)}: cannot read the shard's index ({e.strerror or e}); "
+        "delete the shard and rebuild the cache"
+    ) from None
   out = []
   for row in rows:
-    labels = {k[len("label:"):]: (float(v) if v != "" else math.nan)
-              for k, v in row.items() if k.startswith("label:")}
+    labels = {
+        k[len("label:") :]: (float(v) if v != "" else math.nan)
+        for k, v in row.items()
+        if k.startswith("label:")
+    }
     entry = {k: row.get(k) or "" for k in INDEX_COLUMNS}
-    entry.update(num_frames=int(row["num_frames"]), labels=labels,
-                 quality=row.get("quality") or "ok")
+    entry.update(
+        num_frames=int(row["num_frames"]), labels=labels, quality=row.get("quality") or "ok"
+    )
     out.append(entry)
   return out
 
@@ -254,8 +275,10 @@ def read_index(cache_dir: str, split: str) -> list[dict[str, Any]]:
 
 def _damaged(path: str, error: BaseException) -> CacheError:
   reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
-  return CacheError(f"{path}: the cache shard is truncated or corrupt ({reason}); delete it and "
-                    "rebuild the cache")
+  return CacheError(
+      f"{path}: the cache shard is truncated or corrupt ({reason}); delete it and "
+      "rebuild the cache"
+  )
 
 
 def open_records(paths: Sequence[str]):

@@ -28,15 +28,15 @@ _log = logging.getLogger(__name__)
 class EchoClip:
   """A sampled, masked clip. Holds no patient information: ``source`` is the path it was given."""
 
-  frames: np.ndarray            # (T, size, size) uint8, masked luma
-  frame_indices: np.ndarray     # (T,) int32, source frame of each output frame
-  frame_time_ms: float          # source frame spacing
-  fps_assumed: bool             # True when the file carried no (plausible) timing
-  sector_mask: np.ndarray       # (H, W) bool at source resolution, True inside the scan sector
-  geometry: sector.Geometry     # source grid -> output grid (see sector.apply_geometry)
+  frames: np.ndarray  # (T, size, size) uint8, masked luma
+  frame_indices: np.ndarray  # (T,) int32, source frame of each output frame
+  frame_time_ms: float  # source frame spacing
+  fps_assumed: bool  # True when the file carried no (plausible) timing
+  sector_mask: np.ndarray  # (H, W) bool at source resolution, True inside the scan sector
+  geometry: sector.Geometry  # source grid -> output grid (see sector.apply_geometry)
   source: str
   num_source_frames: int
-  timing_source: str = ""       # the tag the frame time came from, or "default_fps[: why]"
+  timing_source: str = ""  # the tag the frame time came from, or "default_fps[: why]"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,8 +44,8 @@ class Timing:
   """How source frames are spaced: uniformly by ``frame_time_ms``, or at ``times_ms`` (a vector)."""
 
   frame_time_ms: float
-  source: str                   # e.g. "FrameTime", "avi", "default_fps: FrameTime implausible"
-  assumed: bool                 # True when no plausible timing came from the file
+  source: str  # e.g. "FrameTime", "avi", "default_fps: FrameTime implausible"
+  assumed: bool  # True when no plausible timing came from the file
   times_ms: np.ndarray | None = None  # per-frame times (FrameTimeVector); None when uniform
 
 
@@ -60,8 +60,7 @@ def positive_float(value: Any) -> float | None:
 
 def plausible_frame_time(frame_time_ms: float | None) -> bool:
   """True when ``frame_time_ms`` lies in [MIN_FRAME_TIME_MS, MAX_FRAME_TIME_MS]."""
-  return (frame_time_ms is not None
-          and MIN_FRAME_TIME_MS <= frame_time_ms <= MAX_FRAME_TIME_MS)
+  return frame_time_ms is not None and MIN_FRAME_TIME_MS <= frame_time_ms <= MAX_FRAME_TIME_MS
 
 
 def default_timing(default_fps: float, rejected: list[str] = ()) -> Timing:
@@ -72,14 +71,19 @@ def default_timing(default_fps: float, rejected: list[str] = ()) -> Timing:
   source = "default_fps"
   if rejected:
     source += f": {', '.join(rejected)} outside {MIN_FRAME_TIME_MS:g}-{MAX_FRAME_TIME_MS:g} ms"
-    _log.warning("a video's frame time (%s) is outside %g-%g ms: treated as missing, "
-                 "%g frames/s assumed", ", ".join(rejected), MIN_FRAME_TIME_MS,
-                 MAX_FRAME_TIME_MS, default_fps)
+    _log.warning(
+        "a video's frame time (%s) is outside %g-%g ms: treated as missing, " "%g frames/s assumed",
+        ", ".join(rejected),
+        MIN_FRAME_TIME_MS,
+        MAX_FRAME_TIME_MS,
+        default_fps,
+    )
   return Timing(1000.0 / default_fps, source, True)
 
 
-def sample_uniform(num_source: int, frame_time_ms: float, num_frames: int, interval_ms: float
-                   ) -> np.ndarray:
+def sample_uniform(
+    num_source: int, frame_time_ms: float, num_frames: int, interval_ms: float
+) -> np.ndarray:
   """:func:`sample_indices` for frames ``frame_time_ms`` apart, in O(num_frames).
 
   Same result as ``sample_indices(np.arange(num_source) * frame_time_ms, ...)``, ties included.
@@ -99,8 +103,9 @@ def sample_uniform(num_source: int, frame_time_ms: float, num_frames: int, inter
   return (nearest % n).astype(np.int32)
 
 
-def sample_indices(times_ms: np.ndarray, frame_time_ms: float, num_frames: int,
-                   interval_ms: float) -> np.ndarray:
+def sample_indices(
+    times_ms: np.ndarray, frame_time_ms: float, num_frames: int, interval_ms: float
+) -> np.ndarray:
   """Index of the source frame nearest to ``i * interval_ms`` for each output frame ``i``.
 
   Past the end of the clip (``times[-1] + frame_time``) the clip loops from its first frame. Ties go
@@ -120,8 +125,9 @@ def sample_indices(times_ms: np.ndarray, frame_time_ms: float, num_frames: int,
   return (nearest % n).astype(np.int32)
 
 
-def sample_timing(timing: Timing, num_source: int, num_frames: int, interval_ms: float
-                  ) -> np.ndarray:
+def sample_timing(
+    timing: Timing, num_source: int, num_frames: int, interval_ms: float
+) -> np.ndarray:
   """Source frame index of each output frame under ``timing`` (see :func:`sample_indices`)."""
   if timing.times_ms is not None:
     return sample_indices(timing.times_ms, timing.frame_time_ms, num_frames, interval_ms)

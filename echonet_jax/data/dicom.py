@@ -57,8 +57,9 @@ def _vector_times(ds: Any, n: int) -> np.ndarray | None:
   if len(steps) == n - 1:  # some writers leave out the leading 0
     steps = np.concatenate([[0.0], steps])
   increments = steps[1:]
-  if not (np.all(np.isfinite(steps)) and np.all(increments >= 0)
-          and (n == 1 or increments.sum() > 0)):
+  if not (
+      np.all(np.isfinite(steps)) and np.all(increments >= 0) and (n == 1 or increments.sum() > 0)
+  ):
     return None
   return np.cumsum(steps) - steps[0]
 
@@ -97,8 +98,9 @@ def frame_timing(ds: Any, num_frames: int, default_fps: float = DEFAULT_FPS) -> 
 # Decoding and reading.
 
 
-def decode_frames(ds: Any, indices: Sequence[int], path: str = "", decoding_plugin: str = ""
-                  ) -> np.ndarray:
+def decode_frames(
+    ds: Any, indices: Sequence[int], path: str = "", decoding_plugin: str = ""
+) -> np.ndarray:
   """Decodes only the source frames ``indices`` of ``ds`` -> (len(indices), H, W) uint8 luma."""
   tsyntax = ds.file_meta.get("TransferSyntaxUID")
   if tsyntax is None:
@@ -111,7 +113,8 @@ def decode_frames(ds: Any, indices: Sequence[int], path: str = "", decoding_plug
     raise MissingDecoderError(path, f"no decoder exists for transfer syntax {syntax}") from None
   if not decoder.is_available:
     raise MissingDecoderError(
-        path, f"transfer syntax {syntax} needs a decoding plugin that is not installed")
+        path, f"transfer syntax {syntax} needs a decoding plugin that is not installed"
+    )
   if not decoding_plugin and "pylibjpeg" in decoder.available_plugins and tsyntax.is_compressed:
     decoding_plugin = "pylibjpeg"  # about 1.5x faster than pillow on JPEG baseline
   palette = None
@@ -119,16 +122,18 @@ def decode_frames(ds: Any, indices: Sequence[int], path: str = "", decoding_plug
   try:
     with warnings.catch_warnings():
       warnings.simplefilter("ignore")
-      for arr, meta in decoder.iter_array(ds, indices=list(indices), raw=True,
-                                          decoding_plugin=decoding_plugin):
+      for arr, meta in decoder.iter_array(
+          ds, indices=list(indices), raw=True, decoding_plugin=decoding_plugin
+      ):
         photometric = str(meta.get("photometric_interpretation", ds.PhotometricInterpretation))
         if photometric == "PALETTE COLOR" and palette is None:
           palette = luma.palette_luma_table(ds)
         out.append(luma.to_luma(arr, photometric, ds, palette))
   except ValueError as e:
     if "less than expected" in str(e):
-      raise TruncatedFileError(path, "the pixel data is shorter than the image size says "
-                                     "(truncated file)") from None
+      raise TruncatedFileError(
+          path, "the pixel data is shorter than the image size says " "(truncated file)"
+      ) from None
     if "photometric interpretation" in str(e):
       raise UnsupportedImageError(path, str(e)) from None
     raise DecodeError(path, f"decoding failed ({type(e).__name__})") from None
@@ -146,10 +151,22 @@ def ultrasound_regions(ds: Any) -> list[tuple[int, int, int, int]]:
   regions = []
   for item in ds.get("SequenceOfUltrasoundRegions", None) or []:
     try:  # a malformed item (text where a number belongs) is skipped, not fatal
-      box = tuple(int(item[k].value) for k in ("RegionLocationMinX0", "RegionLocationMinY0",
-                                                "RegionLocationMaxX1", "RegionLocationMaxY1"))
-      regions.append((int(item.get("RegionSpatialFormat", 0) or 0),
-                      int(item.get("RegionDataType", 0) or 0), box))
+      box = tuple(
+          int(item[k].value)
+          for k in (
+              "RegionLocationMinX0",
+              "RegionLocationMinY0",
+              "RegionLocationMaxX1",
+              "RegionLocationMaxY1",
+          )
+      )
+      regions.append(
+          (
+              int(item.get("RegionSpatialFormat", 0) or 0),
+              int(item.get("RegionDataType", 0) or 0),
+              box,
+          )
+      )
     except (KeyError, TypeError, ValueError, AttributeError):
       continue
   two_d = [r for r in regions if r[0] == 1]
@@ -157,11 +174,15 @@ def ultrasound_regions(ds: Any) -> list[tuple[int, int, int, int]]:
   return tissue or [box for _, _, box in two_d]
 
 
-_LOSSY_SYNTAXES = frozenset((
-    "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51",  # JPEG baseline, extended
-    "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.91",  # JPEG-LS near-lossless, JPEG 2000
-    "1.2.840.10008.1.2.4.203",  # HTJ2K
-))
+_LOSSY_SYNTAXES = frozenset(
+    (
+        "1.2.840.10008.1.2.4.50",
+        "1.2.840.10008.1.2.4.51",  # JPEG baseline, extended
+        "1.2.840.10008.1.2.4.81",
+        "1.2.840.10008.1.2.4.91",  # JPEG-LS near-lossless, JPEG 2000
+        "1.2.840.10008.1.2.4.203",  # HTJ2K
+    )
+)
 
 
 def is_lossy(ds: Any) -> bool:
@@ -171,21 +192,30 @@ def is_lossy(ds: Any) -> bool:
   return tsyntax in _LOSSY_SYNTAXES or str(ds.get("LossyImageCompression", "")).strip() == "01"
 
 
-def read_echo(path: str, num_frames: int = 20, interval_ms: float = 100, size: int = 299, *,
-              default_fps: float = DEFAULT_FPS, allow_non_ultrasound: bool = False,
-              decoding_plugin: str = "") -> EchoClip:
+def read_echo(
+    path: str,
+    num_frames: int = 20,
+    interval_ms: float = 100,
+    size: int = 299,
+    *,
+    default_fps: float = DEFAULT_FPS,
+    allow_non_ultrasound: bool = False,
+    decoding_plugin: str = "",
+) -> EchoClip:
   """Reads one echo DICOM into a masked, sampled, square clip (see module docstring).
 
   Raises an :class:`EchoReadError` subclass naming the file and the reason.
   """
   path = str(path)
   with dicom_header.quiet_pydicom():
-    return _read_echo(path, num_frames, interval_ms, size, default_fps, allow_non_ultrasound,
-                      decoding_plugin)
+    return _read_echo(
+        path, num_frames, interval_ms, size, default_fps, allow_non_ultrasound, decoding_plugin
+    )
 
 
-def _read_echo(path, num_frames, interval_ms, size, default_fps, allow_non_ultrasound,
-               decoding_plugin) -> EchoClip:
+def _read_echo(
+    path, num_frames, interval_ms, size, default_fps, allow_non_ultrasound, decoding_plugin
+) -> EchoClip:
   ds = dicom_header.read_dataset(path, allow_non_ultrasound=allow_non_ultrasound)
   n_source = dicom_header.num_frames_of(ds)
   timing = frame_timing(ds, n_source, default_fps)
@@ -198,7 +228,14 @@ def _read_echo(path, num_frames, interval_ms, size, default_fps, allow_non_ultra
   mask = found.mask
   geometry = sector.geometry_from_mask(mask, quality=found.quality, shape=found.shape)
   frames = sector.apply_geometry(sector.mask_outside(decoded, mask), geometry, size, "area")
-  return EchoClip(frames=frames[inverse.reshape(-1)], frame_indices=indices,
-                  frame_time_ms=float(timing.frame_time_ms), fps_assumed=timing.assumed,
-                  sector_mask=mask, geometry=geometry, source=path, num_source_frames=n_source,
-                  timing_source=timing.source)
+  return EchoClip(
+      frames=frames[inverse.reshape(-1)],
+      frame_indices=indices,
+      frame_time_ms=float(timing.frame_time_ms),
+      fps_assumed=timing.assumed,
+      sector_mask=mask,
+      geometry=geometry,
+      source=path,
+      num_source_frames=n_source,
+      timing_source=timing.source,
+  )

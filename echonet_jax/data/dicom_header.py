@@ -32,7 +32,8 @@ from echonet_jax.errors import UnsupportedImageError
 # Standard DICOM modality codes; any other value is reported without being quoted.
 _MODALITIES = frozenset(
     "US CT MR CR DX MG NM PT XA RF OT SC ES XC IVUS OCT OP SM IO PX RG DG BI GM ECG SR PR KO "
-    "DOC SEG REG".split())
+    "DOC SEG REG".split()
+)
 
 
 def _pydicom():
@@ -88,8 +89,9 @@ def read_dataset(path: str, allow_non_ultrasound: bool = False) -> Any:
       raise UnsupportedImageError(path, "float pixel data is not an ultrasound image")
     if _file_mentions_pixel_data(path):
       raise TruncatedFileError(path, "the file ends inside its pixel data (truncated)")
-    raise NoPixelDataError(path, "the dataset has no pixel data (or the file is truncated "
-                                 "before it)")
+    raise NoPixelDataError(
+        path, "the dataset has no pixel data (or the file is truncated " "before it)"
+    )
   modality = str(ds.get("Modality", "")).strip().upper()
   if modality != "US" and not allow_non_ultrasound:
     if modality in _MODALITIES:
@@ -97,7 +99,8 @@ def read_dataset(path: str, allow_non_ultrasound: bool = False) -> Any:
     else:  # not a standard code: it could be anything, so do not quote it
       shown = "unknown" if modality else "missing"
     raise NotUltrasoundError(
-        path, f"modality is {shown}, not 'US' (pass allow_non_ultrasound to read it anyway)")
+        path, f"modality is {shown}, not 'US' (pass allow_non_ultrasound to read it anyway)"
+    )
   raw_frames = ds.get("NumberOfFrames", 1)
   try:
     num_frames = int(raw_frames) if raw_frames not in (None, "") else 1
@@ -139,18 +142,24 @@ def check_pixel_extent(ds: Any, num_frames: int, path: str = "") -> None:
     raise UnsupportedImageError(path, "SamplesPerPixel or BitsAllocated is not a number") from None
   if not 1 <= samples <= 4 or bits not in _BITS_ALLOCATED:
     raise UnsupportedImageError(
-        path, f"{samples} samples per pixel of {bits} bits is not an image layout we can read")
+        path, f"{samples} samples per pixel of {bits} bits is not an image layout we can read"
+    )
   if rows * cols > MAX_FRAME_PIXELS:
-    raise UnsupportedImageError(path, f"an image of {rows} x {cols} pixels is implausible "
-                                      f"(more than {MAX_FRAME_PIXELS} per frame): corrupt header")
+    raise UnsupportedImageError(
+        path,
+        f"an image of {rows} x {cols} pixels is implausible "
+        f"(more than {MAX_FRAME_PIXELS} per frame): corrupt header",
+    )
   tsyntax = ds.file_meta.get("TransferSyntaxUID")
   payload = len(ds.PixelData)
   if tsyntax is None or not tsyntax.is_encapsulated:
     needed = math.ceil(num_frames * _frame_bytes(ds, rows, cols, samples, bits))
     if payload < needed:
       raise TruncatedFileError(
-          path, f"the pixel data holds {payload} bytes but {num_frames} frames of {rows} x {cols}"
-                f" x {samples} at {bits} bits need {needed} (truncated file or corrupt header)")
+          path,
+          f"the pixel data holds {payload} bytes but {num_frames} frames of {rows} x {cols}"
+          f" x {samples} at {bits} bits need {needed} (truncated file or corrupt header)",
+      )
     return
   if tsyntax in pydicom_uid.MPEGTransferSyntaxes:
     return  # one stream for all frames; these fail later as MissingDecoderError
@@ -159,8 +168,10 @@ def check_pixel_extent(ds: Any, num_frames: int, path: str = "") -> None:
     raise TruncatedFileError(path, "the encapsulated pixel data is malformed (truncated file?)")
   if fragments < num_frames:
     raise TruncatedFileError(
-        path, f"the pixel data holds {fragments} compressed fragments, fewer than the "
-              f"{num_frames} frames the header claims (truncated file or corrupt header)")
+        path,
+        f"the pixel data holds {fragments} compressed fragments, fewer than the "
+        f"{num_frames} frames the header claims (truncated file or corrupt header)",
+    )
 
 
 def _count_fragments(data: bytes, endianness: str) -> int | None:

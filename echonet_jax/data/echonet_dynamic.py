@@ -45,8 +45,7 @@ def read_filelist(root: str) -> list[labels_lib.VideoRow]:
       continue
     split = _SPLITS.get(cell["Split"].upper())
     if split is None:
-      problems.append(
-          f"{path}:{line}: column 'Split': {cell['Split']!r} is not TRAIN, VAL or TEST")
+      problems.append(f"{path}:{line}: column 'Split': {cell['Split']!r} is not TRAIN, VAL or TEST")
       continue
     values = {name: math.nan for name in tasks.TASK_NAMES}
     for column, task in _LABELS.items():
@@ -56,10 +55,19 @@ def read_filelist(root: str) -> list[labels_lib.VideoRow]:
         problems.append(f"{path}:{line}: column {column!r}: {e}")
     stem, ext = os.path.splitext(name)
     video = os.path.join(root, VIDEOS, name if ext.lower() == ".avi" else name + ".avi")
-    rows.append(labels_lib.VideoRow(
-        video_id=stem if ext.lower() == ".avi" else name, patient_id=stem, study_id=stem,
-        path=video, labels=values, split=split, view="A4C", line=line,
-        fps=dicom.positive_float(cell.get("FPS")) or 0.0))
+    rows.append(
+        labels_lib.VideoRow(
+            video_id=stem if ext.lower() == ".avi" else name,
+            patient_id=stem,
+            study_id=stem,
+            path=video,
+            labels=values,
+            split=split,
+            view="A4C",
+            line=line,
+            fps=dicom.positive_float(cell.get("FPS")) or 0.0,
+        )
+    )
   if not rows and not problems:
     problems.append(f"{path}:1: the file list holds a header but no video rows")
   if problems:
@@ -67,11 +75,19 @@ def read_filelist(root: str) -> list[labels_lib.VideoRow]:
   return rows
 
 
-def read_avi(path: str, num_frames: int = 20, interval_ms: float = 100, size: int = 299, *,
-             fps: float | None = None, default_fps: float = dicom.DEFAULT_FPS) -> dicom.EchoClip:
+def read_avi(
+    path: str,
+    num_frames: int = 20,
+    interval_ms: float = 100,
+    size: int = 299,
+    *,
+    fps: float | None = None,
+    default_fps: float = dicom.DEFAULT_FPS,
+) -> dicom.EchoClip:
   """Reads one of the dataset's (already masked) AVIs, whole frame, via :func:`avi.read_avi`.
 
   The frame rate is ``fps`` (FileList's FPS), else the file's own, else ``default_fps`` (assumed).
   """
-  return avi.read_avi(path, num_frames, interval_ms, size, fps=fps, default_fps=default_fps,
-                      sector="none")
+  return avi.read_avi(
+      path, num_frames, interval_ms, size, fps=fps, default_fps=default_fps, sector="none"
+  )

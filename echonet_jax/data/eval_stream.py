@@ -20,11 +20,19 @@ from echonet_jax.data import normalization
 from echonet_jax.data import selection
 
 
-def eval_batches(cache_dir: str, split: str, *, tasks: Sequence[str] | None = None,
-                 videos_per_batch: int = 8, image_size: int | None = None, channels: int = 1,
-                 views: Sequence[str] | None = None, shard_index: int | None = None,
-                 num_shards: int | None = None, min_view_confidence: float = 0.0
-                 ) -> Iterator[dict[str, Any]]:
+def eval_batches(
+    cache_dir: str,
+    split: str,
+    *,
+    tasks: Sequence[str] | None = None,
+    videos_per_batch: int = 8,
+    image_size: int | None = None,
+    channels: int = 1,
+    views: Sequence[str] | None = None,
+    shard_index: int | None = None,
+    num_shards: int | None = None,
+    min_view_confidence: float = 0.0,
+) -> Iterator[dict[str, Any]]:
   """Every selected video of this process's shard once, all its frames, normalised, no augmentation.
 
   Yields ``{"image": float32 (V, T, S, S, C), "labels": {task: float32 (V,)}, "video_id": str (V,),
@@ -42,19 +50,31 @@ def eval_batches(cache_dir: str, split: str, *, tasks: Sequence[str] | None = No
   v = videos_per_batch
 
   def empty():
-    return {"image": np.zeros((v, num_frames, size, size, channels), np.float32),
-            "labels": {t: np.full((v,), np.nan, np.float32) for t in names},
-            "video_id": np.full((v,), "", object), "patient_id": np.full((v,), "", object),
-            "quality": np.full((v,), "", object), "valid": np.zeros((v,), bool)}
+    return {
+        "image": np.zeros((v, num_frames, size, size, channels), np.float32),
+        "labels": {t: np.full((v,), np.nan, np.float32) for t in names},
+        "video_id": np.full((v,), "", object),
+        "patient_id": np.full((v,), "", object),
+        "quality": np.full((v,), "", object),
+        "valid": np.zeros((v,), bool),
+    }
 
   batch, row = empty(), 0
-  for record in selection.records(cache_dir, split, tasks=tasks, views=views,
-                                  shard_index=shard_index, num_shards=num_shards,
-                                  min_view_confidence=min_view_confidence):
+  for record in selection.records(
+      cache_dir,
+      split,
+      tasks=tasks,
+      views=views,
+      shard_index=shard_index,
+      num_shards=num_shards,
+      min_view_confidence=min_view_confidence,
+  ):
     frames = record["frames"]
     if len(frames) != num_frames:
-      raise ValueError(f"{cache_dir}: video {record.get('video_id')!r} of split {split!r} has "
-                       f"{len(frames)} frames, meta.json says {num_frames}")
+      raise ValueError(
+          f"{cache_dir}: video {record.get('video_id')!r} of split {split!r} has "
+          f"{len(frames)} frames, meta.json says {num_frames}"
+      )
     frames = np.stack([augment.resize(f, size) for f in frames])
     batch["image"][row] = normalization.to_image(normalization.normalize(frames), channels)
     for name, value in selection.record_labels(record, names).items():

@@ -62,8 +62,9 @@ def load_masks(row: labels_lib.VideoRow, clip, size: int) -> tuple[np.ndarray, l
     raise errors.MaskError(row.path, f"the mask file is unreadable ({type(e).__name__})") from None
   expected = (clip.num_source_frames,) + tuple(clip.sector_mask.shape)
   if masks.shape != expected:
-    raise errors.MaskError(row.path, f"the mask file has shape {masks.shape}, the video needs "
-                                     f"{expected}")
+    raise errors.MaskError(
+        row.path, f"the mask file has shape {masks.shape}, the video needs " f"{expected}"
+    )
   picked = masks[clip.frame_indices].astype(np.uint16)
   return sector.apply_geometry(picked, clip.geometry, size, "nearest"), names
 
@@ -84,20 +85,39 @@ def process_video(row: labels_lib.VideoRow, spec: CacheSpec) -> Result:
     os.kill(os.getpid(), signal.SIGKILL)
   try:
     if spec.reader == "avi":
-      clip = echonet_dynamic.read_avi(row.path, spec.num_frames, spec.interval_ms, spec.image_size,
-                                      fps=row.fps or None, default_fps=spec.default_fps)
+      clip = echonet_dynamic.read_avi(
+          row.path,
+          spec.num_frames,
+          spec.interval_ms,
+          spec.image_size,
+          fps=row.fps or None,
+          default_fps=spec.default_fps,
+      )
     else:
-      clip = dicom.read_echo(row.path, spec.num_frames, spec.interval_ms, spec.image_size,
-                             default_fps=spec.default_fps,
-                             allow_non_ultrasound=spec.allow_non_ultrasound)
+      clip = dicom.read_echo(
+          row.path,
+          spec.num_frames,
+          spec.interval_ms,
+          spec.image_size,
+          default_fps=spec.default_fps,
+          allow_non_ultrasound=spec.allow_non_ultrasound,
+      )
     record = {
-        "video_id": row.video_id, "patient_id": row.patient_id, "study_id": row.study_id,
-        "split": row.split, "view": row.view, "view_source": row.view_source,
+        "video_id": row.video_id,
+        "patient_id": row.patient_id,
+        "study_id": row.study_id,
+        "split": row.split,
+        "view": row.view,
+        "view_source": row.view_source,
         "view_confidence": "" if math.isnan(row.view_confidence) else row.view_confidence,
         "frames": clip.frames,
         "frame_indices": clip.frame_indices.astype(np.int32),
-        "frame_time_ms": float(clip.frame_time_ms), "fps_assumed": bool(clip.fps_assumed),
-        "labels": dict(row.labels), "quality": clip_quality(clip), "pixel_key": pixel_key(row)}
+        "frame_time_ms": float(clip.frame_time_ms),
+        "fps_assumed": bool(clip.fps_assumed),
+        "labels": dict(row.labels),
+        "quality": clip_quality(clip),
+        "pixel_key": pixel_key(row),
+    }
     names: list[str] = []
     if row.mask_path:
       record["masks"], names = load_masks(row, clip, spec.image_size)
@@ -107,8 +127,12 @@ def process_video(row: labels_lib.VideoRow, spec: CacheSpec) -> Result:
   except Exception as e:  # pylint: disable=broad-except
     # Unknown failures: keep the type only, their text might quote file contents.
     error_type, reason = "UnexpectedError", f"unexpected {type(e).__name__} while reading"
-  return None, {"line": row.line, "video_id": row.video_id, "error_type": error_type,
-                "error": reason}, [], ""
+  return (
+      None,
+      {"line": row.line, "video_id": row.video_id, "error_type": error_type, "error": reason},
+      [],
+      "",
+  )
 
 
 def _process_star(args):
@@ -117,8 +141,9 @@ def _process_star(args):
 
 def _pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
   # spawn, not fork: callers such as launch.py may have started JAX's threads.
-  return concurrent.futures.ProcessPoolExecutor(workers,
-                                                mp_context=multiprocessing.get_context("spawn"))
+  return concurrent.futures.ProcessPoolExecutor(
+      workers, mp_context=multiprocessing.get_context("spawn")
+  )
 
 
 def _isolated(row: labels_lib.VideoRow, spec: CacheSpec) -> Result:
@@ -127,17 +152,31 @@ def _isolated(row: labels_lib.VideoRow, spec: CacheSpec) -> Result:
   try:
     return pool.submit(_process_star, (row, spec)).result()
   except BrokenProcessPool:
-    logging.warning("labels line %d (video %s): the process reading it died; recorded as %s",
-                    row.line, row.video_id, WORKER_DIED)
-    return None, {"line": row.line, "video_id": row.video_id, "error_type": WORKER_DIED,
-                  "error": "the process reading this file died (killed, e.g. by the "
-                           "out-of-memory killer, or crashed in a decoder)"}, [], ""
+    logging.warning(
+        "labels line %d (video %s): the process reading it died; recorded as %s",
+        row.line,
+        row.video_id,
+        WORKER_DIED,
+    )
+    return (
+        None,
+        {
+            "line": row.line,
+            "video_id": row.video_id,
+            "error_type": WORKER_DIED,
+            "error": "the process reading this file died (killed, e.g. by the "
+            "out-of-memory killer, or crashed in a decoder)",
+        },
+        [],
+        "",
+    )
   finally:
     pool.shutdown(wait=False, cancel_futures=True)
 
 
-def run_videos(rows: Sequence[labels_lib.VideoRow], spec: CacheSpec, workers: int
-               ) -> Iterator[Result]:
+def run_videos(
+    rows: Sequence[labels_lib.VideoRow], spec: CacheSpec, workers: int
+) -> Iterator[Result]:
   """:func:`process_video` over ``rows``, results in order; ``workers`` <= 1 stays in-process.
 
   At most ``2 * workers`` videos are in flight in ``spawn`` worker processes. When a worker dies

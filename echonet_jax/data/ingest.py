@@ -18,12 +18,20 @@ from echonet_jax.data import views as views_lib
 from echonet_jax.data.spec import CacheSpec
 
 
-def build_cache(labels_csv: str, out_dir: str, spec: CacheSpec | None = None, *,
-                workers: int | None = None, shard_index: int = 0, num_shards: int = 1,
-                progress: bool = True, finalize_only: bool = False,
-                label_ranges: dict | str | None = None,
-                view_predictor: views_lib.Predictor | None = None,
-                view_min_confidence: float = 0.5) -> dict[str, Any]:
+def build_cache(
+    labels_csv: str,
+    out_dir: str,
+    spec: CacheSpec | None = None,
+    *,
+    workers: int | None = None,
+    shard_index: int = 0,
+    num_shards: int = 1,
+    progress: bool = True,
+    finalize_only: bool = False,
+    label_ranges: dict | str | None = None,
+    view_predictor: views_lib.Predictor | None = None,
+    view_min_confidence: float = 0.5,
+) -> dict[str, Any]:
   """Converts every video of a labels CSV into the cache at ``out_dir`` (``spec`` default: the
   defaults of :class:`CacheSpec`).
 
@@ -38,41 +46,68 @@ def build_cache(labels_csv: str, out_dir: str, spec: CacheSpec | None = None, *,
   rows = labels_lib.read_labels(labels_csv, label_ranges)
   if view_predictor is not None:
     rows = views_lib.fill_views(rows, view_predictor, progress=progress)
-  return build.build_from_rows(rows, out_dir, spec, workers=workers, shard_index=shard_index,
-                               num_shards=num_shards, progress=progress,
-                               finalize_only=finalize_only, rows_source=str(labels_csv),
-                               view_min_confidence=view_min_confidence)
+  return build.build_from_rows(
+      rows,
+      out_dir,
+      spec,
+      workers=workers,
+      shard_index=shard_index,
+      num_shards=num_shards,
+      progress=progress,
+      finalize_only=finalize_only,
+      rows_source=str(labels_csv),
+      view_min_confidence=view_min_confidence,
+  )
 
 
-def build_echonet_dynamic_cache(root: str, out_dir: str, spec: CacheSpec | None = None, *,
-                                workers: int | None = None, shard_index: int = 0,
-                                num_shards: int = 1, progress: bool = True,
-                                finalize_only: bool = False) -> dict[str, Any]:
+def build_echonet_dynamic_cache(
+    root: str,
+    out_dir: str,
+    spec: CacheSpec | None = None,
+    *,
+    workers: int | None = None,
+    shard_index: int = 0,
+    num_shards: int = 1,
+    progress: bool = True,
+    finalize_only: bool = False,
+) -> dict[str, Any]:
   """Converts EchoNet-Dynamic (``root/FileList.csv`` + ``root/Videos``) into the cache."""
   spec = spec or CacheSpec(source="echonet_dynamic")
   if spec.source != "echonet_dynamic":
     raise ValueError(
-        f"an EchoNet-Dynamic cache needs source='echonet_dynamic', got {spec.source!r}")
+        f"an EchoNet-Dynamic cache needs source='echonet_dynamic', got {spec.source!r}"
+    )
   rows = echonet_dynamic.read_filelist(root)
-  return build.build_from_rows(rows, out_dir, spec, workers=workers, shard_index=shard_index,
-                               num_shards=num_shards, progress=progress,
-                               finalize_only=finalize_only,
-                               rows_source=f"{root}/{echonet_dynamic.FILELIST}")
+  return build.build_from_rows(
+      rows,
+      out_dir,
+      spec,
+      workers=workers,
+      shard_index=shard_index,
+      num_shards=num_shards,
+      progress=progress,
+      finalize_only=finalize_only,
+      rows_source=f"{root}/{echonet_dynamic.FILELIST}",
+  )
 
 
 def format_summary(summary: dict[str, Any]) -> str:
   """The human-readable summary printed at the end of a build."""
   failed = summary["failed"]
-  lines = [f"videos written: {summary['written']} ({summary['shards_written']} shards; read from "
-           f"their files: {summary['read']}, reused from the previous cache: {summary['reused']});"
-           f" already done: {summary['skipped']} ({summary['shards_skipped']} shards)",
-           f"videos failed: {sum(failed.values())}"]
+  lines = [
+      f"videos written: {summary['written']} ({summary['shards_written']} shards; read from "
+      f"their files: {summary['read']}, reused from the previous cache: {summary['reused']});"
+      f" already done: {summary['skipped']} ({summary['shards_skipped']} shards)",
+      f"videos failed: {sum(failed.values())}",
+  ]
   lines += [f"  {kind}: {count}" for kind, count in sorted(failed.items())]
   changes = summary.get("changes")
   if changes:
-    lines.append(f"changes since the previous build: {changes['added']} added, "
-                 f"{changes['removed']} removed, {changes['relabelled']} relabelled, "
-                 f"{changes['other_file']} with another file")
+    lines.append(
+        f"changes since the previous build: {changes['added']} added, "
+        f"{changes['removed']} removed, {changes['relabelled']} relabelled, "
+        f"{changes['other_file']} with another file"
+    )
   views = summary.get("views") or {}
   if views.get("dropped"):
     lines.append(f"rows left out by the views rule: {views['dropped']}")
@@ -80,12 +115,17 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines.append(f"warning: {views['unknown']} rows have no view and were kept")
   meta = summary["meta"]
   if meta.get("degenerate"):
-    lines.append("degenerate videos (kept, flagged in the index's quality column): " + ", ".join(
-        f"{k}: {v}" for k, v in sorted(meta["degenerate"].items())))
-  lines.append(f"cache {summary['out_dir']}: {meta['splits']}, "
-               f"{meta['shards_done']}/{meta['shards_expected']} shards done"
-               + ("" if meta["complete"] else " (other machines or runs still to finish)"))
-  lines.append(f"errors (all runs): {meta['failed']} in {summary['errors_csv']} "
-               "(by labels CSV line)")
+    lines.append(
+        "degenerate videos (kept, flagged in the index's quality column): "
+        + ", ".join(f"{k}: {v}" for k, v in sorted(meta["degenerate"].items()))
+    )
+  lines.append(
+      f"cache {summary['out_dir']}: {meta['splits']}, "
+      f"{meta['shards_done']}/{meta['shards_expected']} shards done"
+      + ("" if meta["complete"] else " (other machines or runs still to finish)")
+  )
+  lines.append(
+      f"errors (all runs): {meta['failed']} in {summary['errors_csv']} " "(by labels CSV line)"
+  )
   lines += views_lib.summary_lines(meta, summary["out_dir"])
   return "\n".join(lines)

@@ -51,14 +51,14 @@ class VideoRow:
   video_id: str
   patient_id: str
   study_id: str
-  path: str                 # absolute
+  path: str  # absolute
   labels: dict[str, float]  # every task of tasks.TASK_NAMES (and "view"), NaN where blank
-  split: str = ""           # "" until assigned
+  split: str = ""  # "" until assigned
   view: str = ""
-  mask_path: str = ""       # absolute, or "" when the row has no masks
-  line: int = 0             # line in the CSV (1 = header), for messages
-  fps: float = 0.0          # frame rate given by the source list (EchoNet-Dynamic), 0 = unknown
-  view_source: str = ""     # "csv" when the CSV gave the view, "predicted" when a view model did
+  mask_path: str = ""  # absolute, or "" when the row has no masks
+  line: int = 0  # line in the CSV (1 = header), for messages
+  fps: float = 0.0  # frame rate given by the source list (EchoNet-Dynamic), 0 = unknown
+  view_source: str = ""  # "csv" when the CSV gave the view, "predicted" when a view model did
   view_confidence: float = math.nan  # the view model's probability of ``view`` (1.0 for csv)
 
 
@@ -66,8 +66,9 @@ def _resolve(base: str, path: str) -> str:
   return os.path.normpath(path if os.path.isabs(path) else os.path.join(base, path))
 
 
-def parse_label(task: tasks.Task, text: str,
-                valid_range: tuple[float, float] | None = None) -> float:
+def parse_label(
+    task: tasks.Task, text: str, valid_range: tuple[float, float] | None = None
+) -> float:
   """Float value of a label cell, NaN when blank; raises ValueError with the reason.
 
   ``valid_range`` (inclusive; default the task's own) bounds a regression label.
@@ -86,8 +87,10 @@ def parse_label(task: tasks.Task, text: str,
   lo, hi = valid_range or task.valid_range
   if not lo <= value <= hi:
     unit = f" {task.unit}" if task.unit else ""
-    raise ValueError(f"{text!r} is outside the plausible range {lo:g} to {hi:g}{unit} of "
-                     f"{task.name} (change it with label_ranges)")
+    raise ValueError(
+        f"{text!r} is outside the plausible range {lo:g} to {hi:g}{unit} of "
+        f"{task.name} (change it with label_ranges)"
+    )
   return value
 
 
@@ -95,8 +98,15 @@ def parse_ranges(text: str | dict | None) -> dict[str, tuple[float, float]]:
   """``"weight=1:500,height=0.3:2.6"`` (or a dict) → {task: (lo, hi)}; blank bounds are open."""
   if not text:
     return {}
-  items = text.items() if isinstance(text, dict) else (
-      part.split("=", 1) if "=" in part else (part, "") for part in text.split(",") if part.strip())
+  items = (
+      text.items()
+      if isinstance(text, dict)
+      else (
+          part.split("=", 1) if "=" in part else (part, "")
+          for part in text.split(",")
+          if part.strip()
+      )
+  )
   out = {}
   for name, bounds in items:
     name = str(name).strip()
@@ -120,8 +130,14 @@ def default_video_id(patient_id: str, study_id: str, path: str) -> str:
   return f"{study_id}_{hashlib.sha256(key.encode()).hexdigest()[:8]}"
 
 
-def view_matches(view: str, wanted: Iterable[str] | None, *, source: str = "",
-                 confidence: float = math.nan, min_confidence: float = 0.0) -> bool:
+def view_matches(
+    view: str,
+    wanted: Iterable[str] | None,
+    *,
+    source: str = "",
+    confidence: float = math.nan,
+    min_confidence: float = 0.0,
+) -> bool:
   """THE views rule, used by the cache build and by the input pipeline alike.
 
   ``wanted`` empty or None keeps every video. Otherwise a video is kept when its view equals one of
@@ -157,13 +173,19 @@ def read_text(csv_path: str):
     with open(csv_path, "rb") as f:
       return f.read().decode("utf-8-sig")
   except UnicodeDecodeError as e:
-    line = 1 + e.object[:e.start].count(b"\n")
-    raise LabelsError(csv_path, [f"{csv_path}:{line}: the file is not UTF-8 text (byte "
-                                 f"{e.start}); save it as UTF-8 CSV"]) from None
+    line = 1 + e.object[: e.start].count(b"\n")
+    raise LabelsError(
+        csv_path,
+        [
+            f"{csv_path}:{line}: the file is not UTF-8 text (byte "
+            f"{e.start}); save it as UTF-8 CSV"
+        ],
+    ) from None
 
 
-def read_labels(csv_path: str, ranges: dict[str, tuple[float, float]] | str | None = None
-                ) -> list[VideoRow]:
+def read_labels(
+    csv_path: str, ranges: dict[str, tuple[float, float]] | str | None = None
+) -> list[VideoRow]:
   """Reads and validates a labels CSV; raises :class:`LabelsError` listing every bad row.
 
   ``ranges`` overrides tasks' ``valid_range`` ({task: (lo, hi)} or ``"task=lo:hi,..."``).
@@ -178,8 +200,13 @@ def read_labels(csv_path: str, ranges: dict[str, tuple[float, float]] | str | No
   reader.fieldnames = header
   missing = [c for c in REQUIRED_COLUMNS if c not in header]
   if missing:
-    raise LabelsError(csv_path, [f"{csv_path}:1: missing required column(s) "
-                                 f"{', '.join(missing)} (have: {', '.join(header) or 'none'})"])
+    raise LabelsError(
+        csv_path,
+        [
+            f"{csv_path}:1: missing required column(s) "
+            f"{', '.join(missing)} (have: {', '.join(header) or 'none'})"
+        ],
+    )
   duplicated = sorted({h for h in header if header.count(h) > 1})
   if duplicated:
     raise LabelsError(csv_path, [f"{csv_path}:1: duplicated column(s) {', '.join(duplicated)}"])
@@ -212,27 +239,41 @@ def read_labels(csv_path: str, ranges: dict[str, tuple[float, float]] | str | No
     labels[tasks.VIEW_TASK] = tasks.view_label(cell.get("view", ""))  # the view task's label
     split = cell.get("split", "").lower()
     if split and split not in SPLITS:
-      problems.append(f"{csv_path}:{line}: column 'split': {cell['split']!r} is not one of "
-                      f"{', '.join(SPLITS)}")
+      problems.append(
+          f"{csv_path}:{line}: column 'split': {cell['split']!r} is not one of "
+          f"{', '.join(SPLITS)}"
+      )
       bad = True
     video_id = cell.get("video_id") or (
         default_video_id(cell["patient_id"], cell["study_id"], cell["path"])
-        if all(cell.get(c) for c in REQUIRED_COLUMNS) else "")
+        if all(cell.get(c) for c in REQUIRED_COLUMNS)
+        else ""
+    )
     if video_id in seen:
-      problems.append(f"{csv_path}:{line}: column 'video_id': {video_id!r} repeats line "
-                      f"{seen[video_id]} (video ids must be unique)")
+      problems.append(
+          f"{csv_path}:{line}: column 'video_id': {video_id!r} repeats line "
+          f"{seen[video_id]} (video ids must be unique)"
+      )
       bad = True
     elif video_id:
       seen[video_id] = line
     if bad:
       continue
-    rows.append(VideoRow(
-        video_id=video_id, patient_id=cell["patient_id"], study_id=cell["study_id"],
-        path=_resolve(base, cell["path"]), labels=labels, split=split,
-        view=cell.get("view", ""), view_source="csv" if cell.get("view") else "",
-        view_confidence=1.0 if cell.get("view") else math.nan,
-        mask_path=_resolve(base, cell["mask_path"]) if cell.get("mask_path") else "",
-        line=line))
+    rows.append(
+        VideoRow(
+            video_id=video_id,
+            patient_id=cell["patient_id"],
+            study_id=cell["study_id"],
+            path=_resolve(base, cell["path"]),
+            labels=labels,
+            split=split,
+            view=cell.get("view", ""),
+            view_source="csv" if cell.get("view") else "",
+            view_confidence=1.0 if cell.get("view") else math.nan,
+            mask_path=_resolve(base, cell["mask_path"]) if cell.get("mask_path") else "",
+            line=line,
+        )
+    )
   if not rows and not problems:
     problems.append(f"{csv_path}:1: the CSV holds a header but no video rows")
   problems += check_consistency(rows, csv_path)
@@ -258,25 +299,28 @@ def check_consistency(rows: Sequence[VideoRow], source: str) -> list[str]:
     if row.split:
       by_path_split.setdefault(row.path, {}).setdefault(row.split, row.line)
   for study, members in _first_lines(by_study):
-    problems.append(f"{source}:{max(members.values())}: study_id {study!r} belongs to patients "
-                    + ", ".join(f"{p!r} (line {n})" for p, n in sorted(members.items())))
+    problems.append(
+        f"{source}:{max(members.values())}: study_id {study!r} belongs to patients "
+        + ", ".join(f"{p!r} (line {n})" for p, n in sorted(members.items()))
+    )
   for what, groups in (("patients", by_path), ("splits", by_path_split)):
     for _, members in _first_lines(groups):
       lines = sorted(members.values())
-      problems.append(f"{source}:{lines[-1]}: the same file as line {lines[0]} under two "
-                      f"{what} ({', '.join(sorted(members))})")
+      problems.append(
+          f"{source}:{lines[-1]}: the same file as line {lines[0]} under two "
+          f"{what} ({', '.join(sorted(members))})"
+      )
   return problems
 
 
-def patient_split(patient_id: str, seed: int, test_frac: float = 0.1, val_frac: float = 0.1
-                  ) -> str:
+def patient_split(patient_id: str, seed: int, test_frac: float = 0.1, val_frac: float = 0.1) -> str:
   """train/val/test of one patient: a hash of (seed, patient_id) mapped to [0, 1).
 
   Below ``test_frac`` is test; the next ``val_frac`` of the remainder is val (the paper's 10% of
   training); the rest is train. Stable: adding patients never moves existing ones.
   """
   digest = hashlib.sha256(f"{seed}:{patient_id}".encode()).digest()
-  u = int.from_bytes(digest[:8], "big") / 2.0 ** 64
+  u = int.from_bytes(digest[:8], "big") / 2.0**64
   if u < test_frac:
     return "test"
   if u < test_frac + (1.0 - test_frac) * val_frac:
@@ -291,14 +335,23 @@ def check_patient_disjoint(rows: Iterable[VideoRow], source: str = "labels") -> 
   for row in rows:
     splits.setdefault(row.patient_id, set()).add(row.split)
     lines.setdefault(row.patient_id, []).append(row.line)
-  leaks = [f"{source}: patient {pid!r} (lines {', '.join(map(str, lines[pid]))}) is in splits "
-           f"{', '.join(sorted(s))}" for pid, s in sorted(splits.items()) if len(s) > 1]
+  leaks = [
+      f"{source}: patient {pid!r} (lines {', '.join(map(str, lines[pid]))}) is in splits "
+      f"{', '.join(sorted(s))}"
+      for pid, s in sorted(splits.items())
+      if len(s) > 1
+  ]
   if leaks:
     raise LabelsError(source, leaks)
 
 
-def assign_splits(rows: Sequence[VideoRow], seed: int = 0, test_frac: float = 0.1,
-                  val_frac: float = 0.1, source: str = "labels") -> list[VideoRow]:
+def assign_splits(
+    rows: Sequence[VideoRow],
+    seed: int = 0,
+    test_frac: float = 0.1,
+    val_frac: float = 0.1,
+    source: str = "labels",
+) -> list[VideoRow]:
   """Gives every row a split; rows that carry one keep it.
 
   A patient with a given split on some rows gets it on its blank rows too; other patients are split
@@ -310,8 +363,11 @@ def assign_splits(rows: Sequence[VideoRow], seed: int = 0, test_frac: float = 0.
       given.setdefault(row.patient_id, row.split)
   out = []
   for row in rows:
-    split = row.split or given.get(row.patient_id) or patient_split(
-        row.patient_id, seed, test_frac, val_frac)
+    split = (
+        row.split
+        or given.get(row.patient_id)
+        or patient_split(row.patient_id, seed, test_frac, val_frac)
+    )
     out.append(dataclasses.replace(row, split=split))
   check_patient_disjoint(out, source)
   return out

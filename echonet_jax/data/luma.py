@@ -15,9 +15,10 @@ def palette_luma_table(ds: Any) -> np.ndarray:
   """Palette index -> luma, for every index of BitsStored bits."""
   bits = int(ds.BitsStored)
   if not 1 <= bits <= 16:  # a table of 2**bits entries: bounded, whatever the header says
-    raise ValueError(f"photometric interpretation 'PALETTE COLOR' with {bits} bits stored is "
-                     "not supported")
-  entries = np.arange(2 ** bits, dtype=np.uint16 if bits > 8 else np.uint8)
+    raise ValueError(
+        f"photometric interpretation 'PALETTE COLOR' with {bits} bits stored is " "not supported"
+    )
+  entries = np.arange(2**bits, dtype=np.uint16 if bits > 8 else np.uint8)
   rgb = apply_color_lut(entries, ds)
   luma = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
   if rgb.max() > 255:  # 16-bit entries; some files put 8-bit values into 16-bit tables
@@ -31,11 +32,12 @@ def _to_uint8(arr: np.ndarray, bits_stored: int, signed: bool) -> np.ndarray:
   arr = arr.astype(np.float32)
   if signed:
     arr += 2.0 ** (bits_stored - 1)
-  return np.clip(np.rint(arr * (255.0 / (2.0 ** bits_stored - 1))), 0, 255).astype(np.uint8)
+  return np.clip(np.rint(arr * (255.0 / (2.0**bits_stored - 1))), 0, 255).astype(np.uint8)
 
 
-def to_luma(arr: np.ndarray, photometric: str, ds: Any, palette: np.ndarray | None = None
-            ) -> np.ndarray:
+def to_luma(
+    arr: np.ndarray, photometric: str, ds: Any, palette: np.ndarray | None = None
+) -> np.ndarray:
   """One decoded frame -> (H, W) uint8 luma (Y of BT.601, as in YBR_FULL)."""
   bits = int(ds.get("BitsStored", ds.get("BitsAllocated", 8)) or 8)
   signed = int(ds.get("PixelRepresentation", 0) or 0) == 1

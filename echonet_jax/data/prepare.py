@@ -78,8 +78,9 @@ def phantom_dir(config: ml_collections.ConfigDict) -> str:
   return os.path.join(cache_root(), f"phantom-{p['num_studies']}-{_digest(p)}")
 
 
-def prepare_cache(config: ml_collections.ConfigDict, *,
-                  load_view_predictor: ViewPredictorLoader | None = None) -> str:
+def prepare_cache(
+    config: ml_collections.ConfigDict, *, load_view_predictor: ViewPredictorLoader | None = None
+) -> str:
   """Returns a cache folder holding this config's data as its inputs say now.
 
   With ``config.data.view_model`` set, ``load_view_predictor(workdir, views)`` (e.g.
@@ -110,14 +111,16 @@ def prepare_cache(config: ml_collections.ConfigDict, *,
   return cache_dir
 
 
-def _source_rows(config: ml_collections.ConfigDict, spec: CacheSpec
-                 ) -> tuple[list[labels_lib.VideoRow], str]:
+def _source_rows(
+    config: ml_collections.ConfigDict, spec: CacheSpec
+) -> tuple[list[labels_lib.VideoRow], str]:
   """The rows of the config's source (generating the phantom on first use) and the file's name."""
   d = config.data
   ranges = d.get("label_ranges", "")
   if spec.source == "echonet_dynamic":
     return echonet_dynamic.read_filelist(d.echonet_dynamic_dir), os.path.join(
-        d.echonet_dynamic_dir, echonet_dynamic.FILELIST)
+        d.echonet_dynamic_dir, echonet_dynamic.FILELIST
+    )
   labels_csv = d.labels_csv
   if spec.source == "phantom":
     # Imported here: the phantom renderer is only needed when its dataset is generated.
@@ -127,36 +130,59 @@ def _source_rows(config: ml_collections.ConfigDict, spec: CacheSpec
       p = d.phantom
       logging.info("generating %d phantom studies into %s", p.num_studies, out)
       labels_csv = phantom.generate_dataset(
-          out, p.num_studies, p.seed, rows=p.rows, cols=p.cols, frame_time_ms=p.frame_time_ms,
-          duration_s=p.duration_s, workers=d.preprocess_workers, views=p.get("views", "A4C"))
+          out,
+          p.num_studies,
+          p.seed,
+          rows=p.rows,
+          cols=p.cols,
+          frame_time_ms=p.frame_time_ms,
+          duration_s=p.duration_s,
+          workers=d.preprocess_workers,
+          views=p.get("views", "A4C"),
+      )
   return labels_lib.read_labels(labels_csv, ranges), labels_csv
 
 
-def _ensure_current(config: ml_collections.ConfigDict, cache_dir: str,
-                    load_view_predictor: ViewPredictorLoader | None) -> None:
+def _ensure_current(
+    config: ml_collections.ConfigDict,
+    cache_dir: str,
+    load_view_predictor: ViewPredictorLoader | None,
+) -> None:
   spec = CacheSpec.from_config(config)
   rows, rows_source = _source_rows(config, spec)
   d = config.data
   if d.get("view_model"):  # a trained view model fills blank views
     if load_view_predictor is None:
-      raise ConfigError(f"config.data.view_model={d.view_model!r} needs a view-model loader: "
-                        "prepare_cache(config, load_view_predictor=restore.load_view_predictor)")
+      raise ConfigError(
+          f"config.data.view_model={d.view_model!r} needs a view-model loader: "
+          "prepare_cache(config, load_view_predictor=restore.load_view_predictor)"
+      )
     rows = views.fill_views(rows, load_view_predictor(d.view_model, spec.views), progress=True)
   if shard_plan.is_current(cache_dir, rows, spec):
     return
   exists = os.path.exists(os.path.join(cache_dir, cache.META_FILE))
   logging.info("%s the cache %s", "updating" if exists else "building", cache_dir)
   try:
-    summary = build.build_from_rows(rows, cache_dir, spec, workers=config.data.preprocess_workers,
-                                    progress=True, rows_source=rows_source,
-                                    view_min_confidence=d.get("view_min_confidence", 0.5))
+    summary = build.build_from_rows(
+        rows,
+        cache_dir,
+        spec,
+        workers=config.data.preprocess_workers,
+        progress=True,
+        rows_source=rows_source,
+        view_min_confidence=d.get("view_min_confidence", 0.5),
+    )
   except OSError as e:  # a read-only or full cache folder: refuse in one line, never train stale
-    raise CacheError(f"{e.filename or cache_dir}: cannot {'update' if exists else 'build'} the "
-                     f"cache ({e.strerror or type(e).__name__}); its inputs "
-                     f"{'changed' if exists else 'are new'}, so it cannot be used as it is") from None
+    raise CacheError(
+        f"{e.filename or cache_dir}: cannot {'update' if exists else 'build'} the "
+        f"cache ({e.strerror or type(e).__name__}); its inputs "
+        f"{'changed' if exists else 'are new'}, so it cannot be used as it is"
+    ) from None
   logging.info("cache %s:\n%s", cache_dir, ingest.format_summary(summary))
   if not summary["meta"]["complete"]:
     raise ConfigError(f"{cache_dir}: the cache is incomplete after the build; run again")
   if not summary["meta"]["splits"].get("train"):
-    raise ConfigError(f"{cache_dir}: no training videos could be read; see "
-                      f"{os.path.join(cache_dir, build.ERRORS_FILE)}")
+    raise ConfigError(
+        f"{cache_dir}: no training videos could be read; see "
+        f"{os.path.join(cache_dir, build.ERRORS_FILE)}"
+    )

@@ -84,8 +84,9 @@ class Sector:
   margin_px: float
 
 
-def region_box_mask(boxes: Sequence[tuple[int, int, int, int]], shape: tuple[int, int]
-                    ) -> np.ndarray | None:
+def region_box_mask(
+    boxes: Sequence[tuple[int, int, int, int]], shape: tuple[int, int]
+) -> np.ndarray | None:
   """Union of inclusive (x0, y0, x1, y1) boxes, clipped to ``shape``; None when nothing is left."""
   h, w = shape
   mask = np.zeros(shape, bool)
@@ -95,7 +96,7 @@ def region_box_mask(boxes: Sequence[tuple[int, int, int, int]], shape: tuple[int
     x0, y0 = max(x0, 0), max(y0, 0)
     x1, y1 = min(x1, w - 1), min(y1, h - 1)
     if x1 > x0 and y1 > y0:
-      mask[y0:y1 + 1, x0:x1 + 1] = True
+      mask[y0 : y1 + 1, x0 : x1 + 1] = True
   return mask if mask.any() else None
 
 
@@ -166,8 +167,10 @@ def _evidence(frames: np.ndarray, peak: np.ndarray, region: np.ndarray | None, n
     return None, None, region
   fan = strong
   if noise_margin > FIT_NOISE_MARGIN:
-    fan = _grow(_bright_pieces(peak, background + FIT_NOISE_MARGIN, region if seed is None
-                               else None, k), strong)
+    fan = _grow(
+        _bright_pieces(peak, background + FIT_NOISE_MARGIN, region if seed is None else None, k),
+        strong,
+    )
   # The region must hold (nearly) all of the moving fan and the pieces touching it: a region
   # written for another image size (a downscaled copy) would cut the fan.
   if seed is not None and region is not None:
@@ -183,8 +186,12 @@ def safety_margin(shape: tuple[int, int]) -> float:
   return SAFETY_MARGIN_PX * min(1.0, min(shape) / 480)
 
 
-def find_sector(frames: np.ndarray, region: np.ndarray | None = None, noise_margin: int = 0,
-                margin_px: float | None = None) -> Sector:
+def find_sector(
+    frames: np.ndarray,
+    region: np.ndarray | None = None,
+    noise_margin: int = 0,
+    margin_px: float | None = None,
+) -> Sector:
   """The scan sector of grayscale ``frames`` (T, H, W) uint8, as a fitted shape.
 
   Evidence: pixels that move over time (with 3 or more distinct frames) seed the fan; the bright
@@ -229,8 +236,9 @@ def find_sector(frames: np.ndarray, region: np.ndarray | None = None, noise_marg
       continue
     mask = sector_fit.shape_mask(kind, params, (h, w), margin_px) & open_area
     # The shape must explain the evidence and the evidence (its hull) must support the shape.
-    if ((evidence & mask).sum() >= MIN_EXPLAINED * evidence.sum()
-        and (mask & hull).sum() >= MIN_SUPPORTED * mask.sum()):
+    if (evidence & mask).sum() >= MIN_EXPLAINED * evidence.sum() and (
+        mask & hull
+    ).sum() >= MIN_SUPPORTED * mask.sum():
       return Sector(mask, kind, "ok", {k: round(v, 2) for k, v in params.items()}, margin_px)
   mask = _convex_hull_mask(strong) & open_area  # the fallback
   if margin_px > 0:  # filling the hull takes in the pixels its outline crosses: 1 px at least
@@ -240,8 +248,9 @@ def find_sector(frames: np.ndarray, region: np.ndarray | None = None, noise_marg
   return Sector(mask, "hull", "ok", {}, margin_px)
 
 
-def detect_sector(frames: np.ndarray, region: np.ndarray | None = None,
-                  noise_margin: int = 0) -> np.ndarray:
+def detect_sector(
+    frames: np.ndarray, region: np.ndarray | None = None, noise_margin: int = 0
+) -> np.ndarray:
   """The (H, W) bool mask of :func:`find_sector` (which also says which shape and quality)."""
   return find_sector(frames, region, noise_margin).mask
 
@@ -258,9 +267,18 @@ def geometry_from_mask(mask: np.ndarray, quality: str = "ok", shape: str = "whol
   else:
     y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
   side = max(y1 - y0, x1 - x0)
-  return Geometry(source_shape=(h, w), y0=y0, y1=y1, x0=x0, x1=x1,
-                  pad_top=(side - (y1 - y0)) // 2, pad_left=(side - (x1 - x0)) // 2, side=side,
-                  quality=quality, shape=shape)
+  return Geometry(
+      source_shape=(h, w),
+      y0=y0,
+      y1=y1,
+      x0=x0,
+      x1=x1,
+      pad_top=(side - (y1 - y0)) // 2,
+      pad_left=(side - (x1 - x0)) // 2,
+      side=side,
+      quality=quality,
+      shape=shape,
+  )
 
 
 def full_geometry(shape: tuple[int, int]) -> Geometry:
@@ -271,34 +289,40 @@ def full_geometry(shape: tuple[int, int]) -> Geometry:
 _INTERPOLATION = {"nearest": cv2.INTER_NEAREST, "area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR}
 
 
-def apply_geometry(array: np.ndarray, geometry: Geometry, size: int,
-                   interpolation: str = "area") -> np.ndarray:
+def apply_geometry(
+    array: np.ndarray, geometry: Geometry, size: int, interpolation: str = "area"
+) -> np.ndarray:
   """Crops, pads (with zeros) and resizes ``array`` (..., H, W) to (..., size, size).
 
   Use ``interpolation="area"`` for images and ``"nearest"`` for label masks and bit fields.
   """
   array = np.asarray(array)
   if array.shape[-2:] != tuple(geometry.source_shape):
-    raise ValueError(f"array of shape {array.shape} does not match the source shape "
-                     f"{tuple(geometry.source_shape)} of the geometry")
+    raise ValueError(
+        f"array of shape {array.shape} does not match the source shape "
+        f"{tuple(geometry.source_shape)} of the geometry"
+    )
   if interpolation not in _INTERPOLATION:
-    raise ValueError(f"interpolation must be one of {sorted(_INTERPOLATION)}, "
-                     f"not {interpolation!r}")
+    raise ValueError(
+        f"interpolation must be one of {sorted(_INTERPOLATION)}, " f"not {interpolation!r}"
+    )
   lead = array.shape[:-2]
-  crop = array[..., geometry.y0:geometry.y1, geometry.x0:geometry.x1]
+  crop = array[..., geometry.y0 : geometry.y1, geometry.x0 : geometry.x1]
   crop = crop.reshape((-1,) + crop.shape[-2:])
   square = np.zeros((crop.shape[0], geometry.side, geometry.side), array.dtype)
   ch, cw = crop.shape[-2:]
-  square[:, geometry.pad_top:geometry.pad_top + ch, geometry.pad_left:geometry.pad_left + cw] = crop
+  square[
+      :, geometry.pad_top : geometry.pad_top + ch, geometry.pad_left : geometry.pad_left + cw
+  ] = crop
   if square.dtype == bool:
     return apply_geometry(array.astype(np.uint8), geometry, size, interpolation).astype(bool)
   # cv2.resize takes up to 4 channels for every interpolation: resize 4 frames per call.
   flag = _INTERPOLATION[interpolation]
   out = np.empty((square.shape[0], size, size), array.dtype)
   for start in range(0, square.shape[0], 4):
-    chunk = np.ascontiguousarray(square[start:start + 4].transpose(1, 2, 0))
+    chunk = np.ascontiguousarray(square[start : start + 4].transpose(1, 2, 0))
     resized = cv2.resize(chunk, (size, size), interpolation=flag)
-    out[start:start + 4] = resized.reshape(size, size, -1).transpose(2, 0, 1)
+    out[start : start + 4] = resized.reshape(size, size, -1).transpose(2, 0, 1)
   return out.reshape(lead + (size, size))
 
 

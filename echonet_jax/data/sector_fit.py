@@ -101,7 +101,7 @@ def _arc_radius(boundary: np.ndarray, r: np.ndarray, num_rays: int) -> float | N
   if support[best] < MIN_ARC_SHARE * num_rays:
     return None
   lo = max(0, best - tol)
-  _, at = np.nonzero(boundary[:, lo:best + tol + 1])
+  _, at = np.nonzero(boundary[:, lo : best + tol + 1])
   return float(np.median(r[at + lo]))
 
 
@@ -156,12 +156,19 @@ def fit_fan(evidence: np.ndarray, open_area: np.ndarray, rng: np.random.Generato
   inner, outer = max(0.0, inner - 0.5), outer + 0.5
   if outer - inner < 0.2 * max(h, w):
     return None
-  return dict(apex_x=apex_x, apex_y=apex_y, left_deg=math.degrees(theta_l),
-              right_deg=math.degrees(theta_r), r_near=inner, r_far=outer)
+  return dict(
+      apex_x=apex_x,
+      apex_y=apex_y,
+      left_deg=math.degrees(theta_l),
+      right_deg=math.degrees(theta_r),
+      r_near=inner,
+      r_far=outer,
+  )
 
 
-def fit_rectangle(evidence: np.ndarray, open_area: np.ndarray,
-                  rng: np.random.Generator) -> dict | None:
+def fit_rectangle(
+    evidence: np.ndarray, open_area: np.ndarray, rng: np.random.Generator
+) -> dict | None:
   """Rectangle edges fitting ``evidence``: left/right ``x = a + b y`` and top/bottom
   ``y = a + b x`` as left_a, left_b, right_a, ..., bottom_b; None unless all four are straight
   and nearly axis-aligned."""
@@ -185,15 +192,20 @@ def shape_mask(kind: str, params: dict, shape: tuple[int, int], margin: float = 
   if kind == "rectangle":
     p = params
     side = lambda a, b, along, across: (across - a - b * along) / math.hypot(1, b)
-    return ((side(p["left_a"], p["left_b"], y, x) >= margin)
-            & (-side(p["right_a"], p["right_b"], y, x) >= margin)
-            & (side(p["top_a"], p["top_b"], x, y) >= margin)
-            & (-side(p["bottom_a"], p["bottom_b"], x, y) >= margin))
+    return (
+        (side(p["left_a"], p["left_b"], y, x) >= margin)
+        & (-side(p["right_a"], p["right_b"], y, x) >= margin)
+        & (side(p["top_a"], p["top_b"], x, y) >= margin)
+        & (-side(p["bottom_a"], p["bottom_b"], x, y) >= margin)
+    )
   dx, dy = x - np.float32(params["apex_x"]), y - np.float32(params["apex_y"])
   left, right = math.radians(params["left_deg"]), math.radians(params["right_deg"])
   r2 = dx * dx + dy * dy
   near = max(0.0, params["r_near"] + margin) if params["r_near"] > 0 else 0.0
   far = max(0.0, params["r_far"] - margin)
-  return ((r2 >= near * near) & (r2 <= far * far)
-          & (dx * math.cos(left) - dy * math.sin(left) >= margin)
-          & (dy * math.sin(right) - dx * math.cos(right) >= margin))
+  return (
+      (r2 >= near * near)
+      & (r2 <= far * far)
+      & (dx * math.cos(left) - dy * math.sin(left) >= margin)
+      & (dy * math.sin(right) - dx * math.cos(right) >= margin)
+  )

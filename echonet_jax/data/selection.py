@@ -28,6 +28,7 @@ def resolve_shard(shard_index: int | None, num_shards: int | None) -> tuple[int,
   """``(shard_index, num_shards)``, this JAX process's where None."""
   if shard_index is None or num_shards is None:
     import jax  # pylint: disable=g-import-not-at-top  # not at import: Grain workers import this module
+
     shard_index = jax.process_index() if shard_index is None else shard_index
     num_shards = jax.process_count() if num_shards is None else num_shards
   if not 0 <= shard_index < num_shards:
@@ -35,9 +36,16 @@ def resolve_shard(shard_index: int | None, num_shards: int | None) -> tuple[int,
   return shard_index, num_shards
 
 
-def select_videos(cache_dir: str, split: str, *, tasks: Sequence[str] | None = None,
-                  views: Sequence[str] | None = None, shard_index: int = 0,
-                  num_shards: int = 1, min_view_confidence: float = 0.0) -> list[dict[str, Any]]:
+def select_videos(
+    cache_dir: str,
+    split: str,
+    *,
+    tasks: Sequence[str] | None = None,
+    views: Sequence[str] | None = None,
+    shard_index: int = 0,
+    num_shards: int = 1,
+    min_view_confidence: float = 0.0,
+) -> list[dict[str, Any]]:
   """Index rows (see ``cache.read_index``) of the videos a stream reads, without decoding frames.
 
   Keeps videos that pass :func:`echonet_jax.data.labels.view_matches` (the same views rule the cache
@@ -55,21 +63,37 @@ def select_videos(cache_dir: str, split: str, *, tasks: Sequence[str] | None = N
   wanted_views = spec_lib.normalize_views(views)
   counts = labels_lib.count_views((row["view"] for row in index), wanted_views)
   if counts["unknown"]:
-    logging.warning("%s: %d %s videos have no view; kept (views rule: unknown is kept)",
-                    cache_dir, counts["unknown"], split)
-  rows = [row for row in index
-          if views_lib.keep_video(row, wanted_views, min_view_confidence)
-          and (tasks is None or any(not math.isnan(row["labels"].get(t, math.nan)) for t in tasks))]
-  unsure = views_lib.low_confidence(index, wanted_views, min_view_confidence) if wanted_views else []
+    logging.warning(
+        "%s: %d %s videos have no view; kept (views rule: unknown is kept)",
+        cache_dir,
+        counts["unknown"],
+        split,
+    )
+  rows = [
+      row
+      for row in index
+      if views_lib.keep_video(row, wanted_views, min_view_confidence)
+      and (tasks is None or any(not math.isnan(row["labels"].get(t, math.nan)) for t in tasks))
+  ]
+  unsure = (
+      views_lib.low_confidence(index, wanted_views, min_view_confidence) if wanted_views else []
+  )
   if unsure and shard_index == 0:
-    logging.warning("%s: %d %s video(s) of views %s left out: predicted view below confidence %g: "
-                    "%s", cache_dir, len(unsure), split, list(wanted_views), min_view_confidence,
-                    ", ".join(r["video_id"] for r in unsure))
+    logging.warning(
+        "%s: %d %s video(s) of views %s left out: predicted view below confidence %g: " "%s",
+        cache_dir,
+        len(unsure),
+        split,
+        list(wanted_views),
+        min_view_confidence,
+        ", ".join(r["video_id"] for r in unsure),
+    )
   if not rows:
     raise ConfigError(
         f"{cache_dir}: no {split!r} video has a label for any of {list(tasks or [])}"
         + (f" in views {list(wanted_views)}" if wanted_views else "")
-        + f" ({len(index)} videos in the split)")
+        + f" ({len(index)} videos in the split)"
+    )
   return rows[shard_index::num_shards]
 
 
@@ -99,12 +123,26 @@ class VideoSource:
     return f"VideoSource({self._paths[0]!r}.., {len(self._paths)} shards, {len(self)} videos)"
 
 
-def records(cache_dir: str, split: str, *, tasks: Sequence[str] | None = None,
-            views: Sequence[str] | None = None, shard_index: int = 0,
-            num_shards: int = 1, min_view_confidence: float = 0.0) -> Iterator[dict[str, Any]]:
+def records(
+    cache_dir: str,
+    split: str,
+    *,
+    tasks: Sequence[str] | None = None,
+    views: Sequence[str] | None = None,
+    shard_index: int = 0,
+    num_shards: int = 1,
+    min_view_confidence: float = 0.0,
+) -> Iterator[dict[str, Any]]:
   """Decoded records (``cache.decode_record``) of the selected videos, in cache order."""
-  rows = select_videos(cache_dir, split, tasks=tasks, views=views, shard_index=shard_index,
-                       num_shards=num_shards, min_view_confidence=min_view_confidence)
+  rows = select_videos(
+      cache_dir,
+      split,
+      tasks=tasks,
+      views=views,
+      shard_index=shard_index,
+      num_shards=num_shards,
+      min_view_confidence=min_view_confidence,
+  )
   source = VideoSource(cache.shard_paths(cache_dir, split), [r["record"] for r in rows])
   for position in range(len(source)):
     yield cache.decode_record(source[position])

@@ -23,9 +23,12 @@ _RULES: dict[str, tuple[bool, Callable[[float], bool], str]] = {
     "num_frames": (True, lambda v: v >= 1, "must be >= 1"),
     "interval_ms": (False, lambda v: v > 0, "must be > 0"),
     "image_size": (True, lambda v: v >= 0, "must be >= 0 (0: the source's native size)"),
-    "default_fps": (False, lambda v: _MIN_FPS <= v <= _MAX_FPS,
-                    f"must be in [{_MIN_FPS:g}, {_MAX_FPS:g}] frames/s (a frame time of "
-                    f"{MIN_FRAME_TIME_MS:g}-{MAX_FRAME_TIME_MS:g} ms)"),
+    "default_fps": (
+        False,
+        lambda v: _MIN_FPS <= v <= _MAX_FPS,
+        f"must be in [{_MIN_FPS:g}, {_MAX_FPS:g}] frames/s (a frame time of "
+        f"{MIN_FRAME_TIME_MS:g}-{MAX_FRAME_TIME_MS:g} ms)",
+    ),
     "test_frac": (False, lambda v: 0 <= v < 1, "must be in [0, 1)"),
     "val_frac": (False, lambda v: 0 <= v < 1, "must be in [0, 1)"),
     "workers": (True, lambda v: v >= 0, "must be >= 0"),
@@ -65,8 +68,17 @@ def check_settings(settings: Mapping[str, Any], label: Callable[[str], str] = st
     raise ConfigError(f"{label('shard_index')}={index}; must be < {label('num_shards')}={shards}")
 
 
-_CLI_KEYS = ("num_frames", "interval_ms", "default_fps", "test_frac", "val_frac", "workers",
-             "num_shards", "shard_index", "videos_per_shard")
+_CLI_KEYS = (
+    "num_frames",
+    "interval_ms",
+    "default_fps",
+    "test_frac",
+    "val_frac",
+    "workers",
+    "num_shards",
+    "shard_index",
+    "videos_per_shard",
+)
 
 
 def check_preprocess_args(args: Any) -> None:

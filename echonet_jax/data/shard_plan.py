@@ -35,8 +35,9 @@ def content_hash(obj: Any, n: int = 16) -> str:
 def record_key(row: labels_lib.VideoRow, pixels: str) -> str:
   """A hash of everything a row puts into its cache record."""
   labels = {k: (None if math.isnan(v) else v) for k, v in row.labels.items()}
-  return content_hash([row.video_id, row.patient_id, row.study_id, row.split, row.view, labels,
-                       pixels])
+  return content_hash(
+      [row.video_id, row.patient_id, row.study_id, row.split, row.view, labels, pixels]
+  )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,13 +58,15 @@ class ShardPlan:
     return content_hash([self.name, self.record_keys], 24)
 
 
-def select_rows(rows: Sequence[labels_lib.VideoRow], spec: CacheSpec
-                ) -> tuple[list[labels_lib.VideoRow], dict[str, int]]:
+def select_rows(
+    rows: Sequence[labels_lib.VideoRow], spec: CacheSpec
+) -> tuple[list[labels_lib.VideoRow], dict[str, int]]:
   """The rows the cache holds (views rule, then patient splits) and the views counts."""
   counts = labels_lib.count_views((r.view for r in rows), spec.views)
   kept = [r for r in rows if labels_lib.view_matches(r.view, spec.views)]
-  kept = labels_lib.assign_splits(kept, spec.split_seed, spec.test_frac, spec.val_frac,
-                                  source=spec.source)
+  kept = labels_lib.assign_splits(
+      kept, spec.split_seed, spec.test_frac, spec.val_frac, source=spec.source
+  )
   return kept, counts
 
 
@@ -74,10 +77,13 @@ def plan_shards(rows: Sequence[labels_lib.VideoRow], videos_per_shard: int) -> l
     members = sorted((r for r in rows if r.split == split), key=lambda r: r.video_id)
     count = math.ceil(len(members) / videos_per_shard)
     for k in range(count):
-      chunk = tuple(members[k * videos_per_shard:(k + 1) * videos_per_shard])
+      chunk = tuple(members[k * videos_per_shard : (k + 1) * videos_per_shard])
       pixels = tuple(extract.pixel_key(r) for r in chunk)
-      plans.append(ShardPlan(split, k, count, chunk, pixels,
-                             tuple(record_key(r, p) for r, p in zip(chunk, pixels))))
+      plans.append(
+          ShardPlan(
+              split, k, count, chunk, pixels, tuple(record_key(r, p) for r, p in zip(chunk, pixels))
+          )
+      )
   return plans
 
 

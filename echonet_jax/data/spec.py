@@ -23,10 +23,16 @@ SOURCES = ("labels_csv", "phantom", "echonet_dynamic")
 DEFAULT_FPS = 30.0
 
 # CacheSpec field -> config key (under ``config.data``) it is read from.
-_CONFIG_FIELDS = {"num_frames": "num_frames", "interval_ms": "interval_ms",
-                  "image_size": "image_size", "default_fps": "default_fps",
-                  "split_seed": "split_seed", "test_frac": "test_frac", "val_frac": "val_frac",
-                  "views": "views"}
+_CONFIG_FIELDS = {
+    "num_frames": "num_frames",
+    "interval_ms": "interval_ms",
+    "image_size": "image_size",
+    "default_fps": "default_fps",
+    "split_seed": "split_seed",
+    "test_frac": "test_frac",
+    "val_frac": "val_frac",
+    "views": "views",
+}
 CONFIG_KEYS: tuple[str, ...] = tuple(f"data.{k}" for k in _CONFIG_FIELDS.values())
 
 
@@ -56,9 +62,16 @@ class CacheSpec:
   def __post_init__(self):
     object.__setattr__(self, "views", normalize_views(self.views))
     object.__setattr__(self, "num_frames", int(self.num_frames))
-    object.__setattr__(self, "image_size", int(self.image_size) or (
-        video.NATIVE_SIZE_ECHONET_DYNAMIC if self.source == "echonet_dynamic"
-        else video.NATIVE_SIZE_DICOM))
+    object.__setattr__(
+        self,
+        "image_size",
+        int(self.image_size)
+        or (
+            video.NATIVE_SIZE_ECHONET_DYNAMIC
+            if self.source == "echonet_dynamic"
+            else video.NATIVE_SIZE_DICOM
+        ),
+    )
     object.__setattr__(self, "interval_ms", float(self.interval_ms))
     object.__setattr__(self, "default_fps", float(self.default_fps))
     object.__setattr__(self, "test_frac", float(self.test_frac))
@@ -83,7 +96,7 @@ class CacheSpec:
 
   @property
   def reader(self) -> str:
-    """"avi" for EchoNet-Dynamic, else "dicom"."""
+    """ "avi" for EchoNet-Dynamic, else "dicom"."""
     return "avi" if self.source == "echonet_dynamic" else "dicom"
 
   def identity(self) -> dict[str, Any]:
@@ -107,8 +120,13 @@ class CacheSpec:
     """The spec of ``config.data``; ``source`` defaults to the config's data source."""
     d = config.data
     if source is None:
-      source = ("labels_csv" if d.labels_csv else
-                "echonet_dynamic" if d.echonet_dynamic_dir else "phantom")
+      source = (
+          "labels_csv"
+          if d.labels_csv
+          else "echonet_dynamic"
+          if d.echonet_dynamic_dir
+          else "phantom"
+      )
     values = {field: d[key] for field, key in _CONFIG_FIELDS.items()}
     values.update(overrides)
     return cls(source=source, **values)

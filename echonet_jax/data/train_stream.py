@@ -138,12 +138,23 @@ def _init_worker(*unused_args) -> None:
 # The stream.
 
 
-def train_dataset(cache_dir: str, *, tasks: Sequence[str], batch_size: int, seed: int,
-                  rotation_deg: float = 20.0, brightness: float = 0.1,
-                  image_size: int | None = None, channels: int = 1, split: str = "train",
-                  views: Sequence[str] | None = None, shard_index: int = 0,
-                  num_shards: int = 1, min_view_confidence: float = 0.0,
-                  clip: windows.ClipSpec | None = None) -> grain.MapDataset:
+def train_dataset(
+    cache_dir: str,
+    *,
+    tasks: Sequence[str],
+    batch_size: int,
+    seed: int,
+    rotation_deg: float = 20.0,
+    brightness: float = 0.1,
+    image_size: int | None = None,
+    channels: int = 1,
+    split: str = "train",
+    views: Sequence[str] | None = None,
+    shard_index: int = 0,
+    num_shards: int = 1,
+    min_view_confidence: float = 0.0,
+    clip: windows.ClipSpec | None = None,
+) -> grain.MapDataset:
   """This shard's infinite MapDataset of train batches; batch ``i`` is a pure function of ``i``.
 
   With ``clip``, an example is a clip (T, S, S, C) at a random start instead of one frame.
@@ -151,20 +162,28 @@ def train_dataset(cache_dir: str, *, tasks: Sequence[str], batch_size: int, seed
   normalization.check_channels(channels)
   if not tasks:
     raise ValueError("train_dataset needs at least one task")
-  rows = selection.select_videos(cache_dir, split, tasks=tasks, views=views,
-                                 shard_index=shard_index, num_shards=num_shards,
-                                 min_view_confidence=min_view_confidence)
+  rows = selection.select_videos(
+      cache_dir,
+      split,
+      tasks=tasks,
+      views=views,
+      shard_index=shard_index,
+      num_shards=num_shards,
+      min_view_confidence=min_view_confidence,
+  )
   if not rows:
     raise ValueError(
-        f"{cache_dir}: shard {shard_index} of {num_shards} of split {split!r} is empty")
+        f"{cache_dir}: shard {shard_index} of {num_shards} of split {split!r} is empty"
+    )
   if image_size is not None and image_size == cache.read_meta(cache_dir).get("image_size"):
     image_size = None
   source = selection.VideoSource(cache.shard_paths(cache_dir, split), [r["record"] for r in rows])
   # Each process gets its own seed, so shards do not draw the same augmentations.
   shard_seed = int(np.random.SeedSequence([seed, shard_index]).generate_state(1)[0])
   ds = grain.MapDataset.source(source).seed(shard_seed).shuffle().repeat()
-  ds = ds.random_map(SampleFrame(tasks, image_size) if clip is None else
-                     SampleClip(tasks, clip, image_size))
+  ds = ds.random_map(
+      SampleFrame(tasks, image_size) if clip is None else SampleClip(tasks, clip, image_size)
+  )
   if rotation_deg or brightness:
     ds = ds.random_map(AugmentFrame(rotation_deg, brightness, channels))
   else:
@@ -172,13 +191,26 @@ def train_dataset(cache_dir: str, *, tasks: Sequence[str], batch_size: int, seed
   return ds.batch(batch_size, drop_remainder=True)
 
 
-def train_loader(cache_dir: str, *, tasks: Sequence[str], global_batch_size: int, seed: int,
-                 num_workers: int = 0, rotation_deg: float = 20.0, brightness: float = 0.1,
-                 image_size: int | None = None, channels: int = 1, split: str = "train",
-                 views: Sequence[str] | None = None, shard_index: int | None = None,
-                 num_shards: int | None = None, prefetch: int = 2,
-                 num_threads: int = 1, min_view_confidence: float = 0.0,
-                 clip: windows.ClipSpec | None = None) -> grain.IterDataset:
+def train_loader(
+    cache_dir: str,
+    *,
+    tasks: Sequence[str],
+    global_batch_size: int,
+    seed: int,
+    num_workers: int = 0,
+    rotation_deg: float = 20.0,
+    brightness: float = 0.1,
+    image_size: int | None = None,
+    channels: int = 1,
+    split: str = "train",
+    views: Sequence[str] | None = None,
+    shard_index: int | None = None,
+    num_shards: int | None = None,
+    prefetch: int = 2,
+    num_threads: int = 1,
+    min_view_confidence: float = 0.0,
+    clip: windows.ClipSpec | None = None,
+) -> grain.IterDataset:
   """The train stream of this JAX process: an infinite IterDataset of batches.
 
   Batches are ``{"image": float32 (b, S, S, channels), "labels": {task: float32 (b,)}}`` (images
@@ -190,19 +222,35 @@ def train_loader(cache_dir: str, *, tasks: Sequence[str], global_batch_size: int
   """
   shard_index, num_shards = selection.resolve_shard(shard_index, num_shards)
   if global_batch_size % num_shards:
-    raise ValueError(f"global batch size {global_batch_size} does not split over {num_shards} "
-                     "processes")
-  ds = train_dataset(cache_dir, tasks=tasks, batch_size=global_batch_size // num_shards, seed=seed,
-                     rotation_deg=rotation_deg, brightness=brightness, image_size=image_size,
-                     channels=channels, split=split, views=views, shard_index=shard_index,
-                     num_shards=num_shards, min_view_confidence=min_view_confidence, clip=clip)
+    raise ValueError(
+        f"global batch size {global_batch_size} does not split over {num_shards} " "processes"
+    )
+  ds = train_dataset(
+      cache_dir,
+      tasks=tasks,
+      batch_size=global_batch_size // num_shards,
+      seed=seed,
+      rotation_deg=rotation_deg,
+      brightness=brightness,
+      image_size=image_size,
+      channels=channels,
+      split=split,
+      views=views,
+      shard_index=shard_index,
+      num_shards=num_shards,
+      min_view_confidence=min_view_confidence,
+      clip=clip,
+  )
   threads = max(1, num_threads)
-  it_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=threads,
-                                               prefetch_buffer_size=max(prefetch, threads)))
+  it_ds = ds.to_iter_dataset(
+      grain.ReadOptions(num_threads=threads, prefetch_buffer_size=max(prefetch, threads))
+  )
   if num_workers > 0:
     _ensure_absl_flags_parsed()
     it_ds = it_ds.mp_prefetch(
-        grain.MultiprocessingOptions(num_workers=num_workers,
-                                     per_worker_buffer_size=max(1, prefetch)),
-        worker_init_fn=_init_worker)
+        grain.MultiprocessingOptions(
+            num_workers=num_workers, per_worker_buffer_size=max(1, prefetch)
+        ),
+        worker_init_fn=_init_worker,
+    )
   return it_ds

@@ -23,8 +23,24 @@ NATIVE_SIZE_ECHONET_DYNAMIC = 112
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mov", ".mkv", ".m4v", ".wmv")
 # Files in a folder that are certainly not videos (labels, notes, pictures): left out of a listing.
-_NOT_VIDEO = (".csv", ".tsv", ".txt", ".json", ".md", ".npz", ".npy", ".png", ".jpg", ".jpeg",
-              ".gif", ".pdf", ".xml", ".html", ".py", ".log")
+_NOT_VIDEO = (
+    ".csv",
+    ".tsv",
+    ".txt",
+    ".json",
+    ".md",
+    ".npz",
+    ".npy",
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".gif",
+    ".pdf",
+    ".xml",
+    ".html",
+    ".py",
+    ".log",
+)
 
 
 def native_image_size(data: Any) -> int:
@@ -54,9 +70,17 @@ def kind_of(path: str) -> str:
   return "video" if os.path.splitext(path)[1].lower() in VIDEO_EXTENSIONS else "dicom"
 
 
-def read_video(path: str, num_frames: int = 20, interval_ms: float = 100, size: int = 299, *,
-               default_fps: float = DEFAULT_FPS, allow_non_ultrasound: bool = False,
-               avi_sector: str = "detect", fps: float | None = None) -> EchoClip:
+def read_video(
+    path: str,
+    num_frames: int = 20,
+    interval_ms: float = 100,
+    size: int = 299,
+    *,
+    default_fps: float = DEFAULT_FPS,
+    allow_non_ultrasound: bool = False,
+    avi_sector: str = "detect",
+    fps: float | None = None,
+) -> EchoClip:
   """Reads a DICOM (:func:`dicom.read_echo`) or a video file (:func:`avi.read_avi`) into a clip.
 
   ``avi_sector`` and ``fps`` apply to video files only; ``allow_non_ultrasound`` to DICOM only.
@@ -64,10 +88,17 @@ def read_video(path: str, num_frames: int = 20, interval_ms: float = 100, size: 
   """
   path = str(path)
   if kind_of(path) == "video":
-    return avi.read_avi(path, num_frames, interval_ms, size, fps=fps, default_fps=default_fps,
-                        sector=avi_sector)
-  return dicom.read_echo(path, num_frames, interval_ms, size, default_fps=default_fps,
-                         allow_non_ultrasound=allow_non_ultrasound)
+    return avi.read_avi(
+        path, num_frames, interval_ms, size, fps=fps, default_fps=default_fps, sector=avi_sector
+    )
+  return dicom.read_echo(
+      path,
+      num_frames,
+      interval_ms,
+      size,
+      default_fps=default_fps,
+      allow_non_ultrasound=allow_non_ultrasound,
+  )
 
 
 def read_for_model(path: str, data: Any) -> EchoClip:
@@ -77,9 +108,14 @@ def read_for_model(path: str, data: Any) -> EchoClip:
   (burned-in text outside the detected sector is still zeroed); other AVIs are cropped to their
   sector like DICOMs.
   """
-  return read_video(path, num_frames=data.num_frames, interval_ms=data.interval_ms,
-                    size=resolve_image_size(data), default_fps=data.default_fps,
-                    avi_sector="mask" if data.get("echonet_dynamic_dir") else "detect")
+  return read_video(
+      path,
+      num_frames=data.num_frames,
+      interval_ms=data.interval_ms,
+      size=resolve_image_size(data),
+      default_fps=data.default_fps,
+      avi_sector="mask" if data.get("echonet_dynamic_dir") else "detect",
+  )
 
 
 def list_files(inputs: Sequence[str]) -> list[str]:
@@ -94,8 +130,11 @@ def list_files(inputs: Sequence[str]) -> list[str]:
     if os.path.isdir(path):
       for root, dirs, names in os.walk(path):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        files.extend(os.path.join(root, n) for n in sorted(names)
-                     if not n.startswith(".") and not n.lower().endswith(_NOT_VIDEO))
+        files.extend(
+            os.path.join(root, n)
+            for n in sorted(names)
+            if not n.startswith(".") and not n.lower().endswith(_NOT_VIDEO)
+        )
     else:
       files.append(path)
   return files

@@ -49,8 +49,11 @@ def wanted_set(views: Iterable[str] | None) -> frozenset[str]:
 
 def confidence_of(video: Mapping[str, Any] | Any) -> float:
   """``view_confidence`` of an index row (dict) or a VideoRow as a float; NaN when blank."""
-  value = video.get("view_confidence", "") if isinstance(video, Mapping) else getattr(
-      video, "view_confidence", math.nan)
+  value = (
+      video.get("view_confidence", "")
+      if isinstance(video, Mapping)
+      else getattr(video, "view_confidence", math.nan)
+  )
   try:
     return float(value)
   except (TypeError, ValueError):
@@ -58,7 +61,9 @@ def confidence_of(video: Mapping[str, Any] | Any) -> float:
 
 
 def _field(video: Mapping[str, Any] | Any, name: str) -> str:
-  return str((video.get(name, "") if isinstance(video, Mapping) else getattr(video, name, "")) or "")
+  return str(
+      (video.get(name, "") if isinstance(video, Mapping) else getattr(video, name, "")) or ""
+  )
 
 
 def is_low_confidence(video: Mapping[str, Any] | Any, min_confidence: float) -> bool:
@@ -69,20 +74,31 @@ def is_low_confidence(video: Mapping[str, Any] | Any, min_confidence: float) -> 
   return math.isnan(confidence) or confidence < min_confidence
 
 
-def keep_video(video: Mapping[str, Any] | Any, views: Iterable[str] | None,
-               min_confidence: float = 0.0) -> bool:
+def keep_video(
+    video: Mapping[str, Any] | Any, views: Iterable[str] | None, min_confidence: float = 0.0
+) -> bool:
   """The one views rule, ``labels.view_matches``, for an index row or a VideoRow."""
-  return labels_lib.view_matches(_field(video, "view"), views, source=_field(video, "view_source"),
-                                 confidence=confidence_of(video), min_confidence=min_confidence)
+  return labels_lib.view_matches(
+      _field(video, "view"),
+      views,
+      source=_field(video, "view_source"),
+      confidence=confidence_of(video),
+      min_confidence=min_confidence,
+  )
 
 
-def low_confidence(videos: Iterable[Mapping[str, Any] | Any], views: Iterable[str] | None,
-                   min_confidence: float) -> list[Any]:
+def low_confidence(
+    videos: Iterable[Mapping[str, Any] | Any], views: Iterable[str] | None, min_confidence: float
+) -> list[Any]:
   """The videos of the asked-for views (any view when none is asked for) whose predicted view is
   below ``min_confidence``: those the rule leaves out only because the prediction is unsure."""
   wanted = wanted_set(views)
-  return [v for v in videos if (not wanted or _field(v, "view").strip().upper() in wanted)
-          and is_low_confidence(v, min_confidence)]
+  return [
+      v
+      for v in videos
+      if (not wanted or _field(v, "view").strip().upper() in wanted)
+      and is_low_confidence(v, min_confidence)
+  ]
 
 
 def check_classes(classes: Sequence[str], views: Iterable[str] | None, model: str) -> None:
@@ -92,7 +108,8 @@ def check_classes(classes: Sequence[str], views: Iterable[str] | None, model: st
   if missing:
     raise errors.ConfigError(
         f"{model}: the view model cannot select view(s) {', '.join(missing)}: its classes are "
-        f"{', '.join(classes)}")
+        f"{', '.join(classes)}"
+    )
 
 
 def fill_views(rows: Sequence[Any], predict: Predictor, progress: bool = False) -> list[Any]:
@@ -102,8 +119,10 @@ def fill_views(rows: Sequence[Any], predict: Predictor, progress: bool = False) 
   cannot read keeps a blank view; building the cache then reports why it cannot be read.
   """
   blank = [i for i, r in enumerate(rows) if not r.view.strip()]
-  out = [r if not r.view.strip() else dataclasses.replace(r, view_source=CSV, view_confidence=1.0)
-         for r in rows]
+  out = [
+      r if not r.view.strip() else dataclasses.replace(r, view_source=CSV, view_confidence=1.0)
+      for r in rows
+  ]
   if not blank:
     return out
   for i in tqdm(blank, unit="video", desc="view model", disable=not progress):
@@ -114,8 +133,9 @@ def fill_views(rows: Sequence[Any], predict: Predictor, progress: bool = False) 
     # The predicted view is not a label: the view task trains on the CSV's views only.
     labels = dict(rows[i].labels)
     labels[tasks.VIEW_TASK] = math.nan
-    out[i] = dataclasses.replace(rows[i], view=view, view_source=PREDICTED,
-                                 view_confidence=float(confidence), labels=labels)
+    out[i] = dataclasses.replace(
+        rows[i], view=view, view_source=PREDICTED, view_confidence=float(confidence), labels=labels
+    )
   return out
 
 
@@ -137,8 +157,11 @@ def report_views(cache_dir: str, meta: dict[str, Any], min_confidence: float) ->
       pass
   unsure = low_confidence(index, None, min_confidence)
   meta["views_by_source"] = view_counts(index)
-  meta["low_confidence_views"] = {"count": len(unsure), "min_confidence": min_confidence,
-                                  "file": LOW_CONFIDENCE_FILE}
+  meta["low_confidence_views"] = {
+      "count": len(unsure),
+      "min_confidence": min_confidence,
+      "file": LOW_CONFIDENCE_FILE,
+  }
   write_low_confidence(os.path.join(cache_dir, LOW_CONFIDENCE_FILE), unsure)
 
 
@@ -149,8 +172,10 @@ def summary_lines(meta: Mapping[str, Any], cache_dir: str) -> list[str]:
   lines = [f"videos per view (source): {format_counts(meta['views_by_source'])}"]
   unsure = meta.get("low_confidence_views", {})
   if unsure.get("count"):
-    lines.append(f"predicted views below confidence {unsure['min_confidence']}: {unsure['count']}, "
-                 f"listed in {os.path.join(cache_dir, unsure['file'])}")
+    lines.append(
+        f"predicted views below confidence {unsure['min_confidence']}: {unsure['count']}, "
+        f"listed in {os.path.join(cache_dir, unsure['file'])}"
+    )
   return lines
 
 
@@ -169,6 +194,7 @@ def write_low_confidence(path: str, videos: Sequence[Mapping[str, Any] | Any]) -
     w = csv.writer(f)
     w.writerow(["video_id", "split", "view", "view_confidence"])
     for v in videos:
-      w.writerow([_field(v, "video_id"), _field(v, "split"), _field(v, "view"),
-                  repr(confidence_of(v))])
+      w.writerow(
+          [_field(v, "video_id"), _field(v, "split"), _field(v, "view"), repr(confidence_of(v))]
+      )
   os.replace(path + ".tmp", path)

@@ -37,28 +37,36 @@ class ClipSpec:
     return (self.frames - 1) * self.stride + 1
 
 
-def make_spec(clip_frames: int, clip_interval_ms: float, cache_interval_ms: float,
-              cache_frames: int | None = None) -> ClipSpec:
+def make_spec(
+    clip_frames: int,
+    clip_interval_ms: float,
+    cache_interval_ms: float,
+    cache_frames: int | None = None,
+) -> ClipSpec:
   """The clip geometry of a config; one ConfigError line when the cache cannot serve it."""
   if isinstance(clip_frames, bool) or int(clip_frames) != clip_frames or clip_frames < 1:
     raise ConfigError(f"data.clip_frames={clip_frames!r}; use a positive int")
   if not (clip_interval_ms > 0 and cache_interval_ms > 0):
-    raise ConfigError(f"data.clip_interval_ms={clip_interval_ms!r} and data.interval_ms="
-                      f"{cache_interval_ms!r} must be positive")
+    raise ConfigError(
+        f"data.clip_interval_ms={clip_interval_ms!r} and data.interval_ms="
+        f"{cache_interval_ms!r} must be positive"
+    )
   ratio = clip_interval_ms / cache_interval_ms
   stride = int(round(ratio))
   if stride < 1 or abs(ratio - stride) > 0.02 * ratio:
     raise ConfigError(
         f"data.clip_interval_ms={clip_interval_ms} is not a whole multiple of the cache's "
         f"data.interval_ms={cache_interval_ms}; set data.interval_ms to {clip_interval_ms} or a "
-        "divisor of it")
+        "divisor of it"
+    )
   spec = ClipSpec(int(clip_frames), stride)
   if cache_frames is not None and spec.span > cache_frames:
     need = spec.span * cache_interval_ms
     raise ConfigError(
         f"a clip of {clip_frames} frames {clip_interval_ms} ms apart spans {spec.span} cache frames "
         f"({need:.0f} ms) but the cache holds data.num_frames={cache_frames}; raise data.num_frames "
-        f"to >= {spec.span} or shorten the clip")
+        f"to >= {spec.span} or shorten the clip"
+    )
   return spec
 
 

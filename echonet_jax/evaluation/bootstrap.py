@@ -28,8 +28,9 @@ def _accepts_weights(fn: Callable) -> bool:
     return False
 
 
-def bootstrap_values(metric_fn: Callable, groups, *arrays, n_boot: int = 1000,
-                     seed: int = 0) -> np.ndarray:
+def bootstrap_values(
+    metric_fn: Callable, groups, *arrays, n_boot: int = 1000, seed: int = 0
+) -> np.ndarray:
   """The metric on ``n_boot`` resamples that draw GROUPS (patients) with replacement.
 
   A patient drawn k times contributes all of its videos k times. When ``metric_fn`` takes a ``weights``
@@ -58,9 +59,12 @@ def bootstrap_values(metric_fn: Callable, groups, *arrays, n_boot: int = 1000,
   arrays = tuple(np.asarray(a) for a in arrays)
   if _accepts_weights(metric_fn):
     chunk = max(1, _CHUNK_ELEMENTS // n)
-    parts = [np.asarray(metric_fn(*arrays, weights=counts[i:i + chunk][:, member_of]),
-                        dtype=np.float64).reshape(-1)
-             for i in range(0, n_boot, chunk)]
+    parts = [
+        np.asarray(
+            metric_fn(*arrays, weights=counts[i : i + chunk][:, member_of]), dtype=np.float64
+        ).reshape(-1)
+        for i in range(0, n_boot, chunk)
+    ]
     return np.concatenate(parts)
   values = np.empty(n_boot)
   for b in range(n_boot):
@@ -89,8 +93,9 @@ class Interval:
     return self.note is None
 
 
-def interval_note(values: np.ndarray, n_boot: int, num_groups: int, lo: float, hi: float
-                  ) -> str | None:
+def interval_note(
+    values: np.ndarray, n_boot: int, num_groups: int, lo: float, hi: float
+) -> str | None:
   """Why an interval from these resample ``values`` must not be reported, or None when it may.
 
   The rule: an interval needs at least ``MIN_CI_PATIENTS`` patients, at least
@@ -104,15 +109,18 @@ def interval_note(values: np.ndarray, n_boot: int, num_groups: int, lo: float, h
   if num_groups < MIN_CI_PATIENTS:
     return f"only {num_groups} patients; a CI needs at least {MIN_CI_PATIENTS}"
   if n_valid < MIN_VALID_FRACTION * n_boot:
-    return (f"only {n_valid} of {n_boot} bootstrap resamples have a defined value; "
-            f"a CI needs {MIN_VALID_FRACTION:.0%}")
+    return (
+        f"only {n_valid} of {n_boot} bootstrap resamples have a defined value; "
+        f"a CI needs {MIN_VALID_FRACTION:.0%}"
+    )
   if not hi - lo > 1e-12 * max(1.0, abs(lo), abs(hi)):
     return f"all {n_valid} defined resamples give the same value: a zero-width interval"
   return None
 
 
-def bootstrap_interval(metric_fn: Callable, groups, *arrays, n_boot: int = 1000, seed: int = 0,
-                       alpha: float = 0.05) -> Interval:
+def bootstrap_interval(
+    metric_fn: Callable, groups, *arrays, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05
+) -> Interval:
   """Percentile bootstrap interval at level 1 − alpha, resampling groups (patients), with its count
   of valid resamples; unavailable (NaN bounds and a ``note``) under the rule of :func:`interval_note`.
 
@@ -132,8 +140,9 @@ def bootstrap_interval(metric_fn: Callable, groups, *arrays, n_boot: int = 1000,
   return Interval(low=lo, high=hi, n_valid=int(finite.size), n_boot=max(int(n_boot), 0), note=note)
 
 
-def bootstrap_ci(metric_fn: Callable, groups, *arrays, n_boot: int = 1000, seed: int = 0,
-                 alpha: float = 0.05) -> tuple[float, float]:
+def bootstrap_ci(
+    metric_fn: Callable, groups, *arrays, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05
+) -> tuple[float, float]:
   """``(low, high)`` of :func:`bootstrap_interval`: ``(nan, nan)`` when the interval is unavailable."""
   found = bootstrap_interval(metric_fn, groups, *arrays, n_boot=n_boot, seed=seed, alpha=alpha)
   return found.low, found.high
@@ -147,7 +156,7 @@ def format_number(value: float | None, digits: int = 2) -> str:
 
 
 def format_interval(low: float | None, high: float | None, digits: int = 2) -> str:
-  """"a to b" with true minus signs ("−0.30 to −0.10"), or "n/a" when either bound is missing."""
+  """ "a to b" with true minus signs ("−0.30 to −0.10"), or "n/a" when either bound is missing."""
   if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
     return "n/a"
   return f"{format_number(low, digits)} to {format_number(high, digits)}"

@@ -47,49 +47,105 @@ def video_probabilities(frame_probs) -> np.ndarray:
     return np.where(count > 0, np.where(present, x, 0).sum(axis=1) / np.maximum(count, 1), np.nan)
 
 
-def _row(name: str, fn, labels, probs, groups, *, n_boot: int, seed: int, alpha: float,
-         n_missing: int, note: str | None = None, **extra) -> dict[str, Any]:
+def _row(
+    name: str,
+    fn,
+    labels,
+    probs,
+    groups,
+    *,
+    n_boot: int,
+    seed: int,
+    alpha: float,
+    n_missing: int,
+    note: str | None = None,
+    **extra,
+) -> dict[str, Any]:
   nan = float("nan")
   value = nan if note else float(fn(labels, probs))
-  lo, hi = (bootstrap.bootstrap_ci(fn, groups, labels, probs, n_boot=n_boot, seed=seed, alpha=alpha)
-            if math.isfinite(value) else (nan, nan))
-  row = {"metric": name, "value": value, "ci_low": lo, "ci_high": hi, "n": int(labels.size),
-         "n_patients": int(np.unique(groups).size), "n_missing_labels": n_missing, "unit": ""}
+  lo, hi = (
+      bootstrap.bootstrap_ci(fn, groups, labels, probs, n_boot=n_boot, seed=seed, alpha=alpha)
+      if math.isfinite(value)
+      else (nan, nan)
+  )
+  row = {
+      "metric": name,
+      "value": value,
+      "ci_low": lo,
+      "ci_high": hi,
+      "n": int(labels.size),
+      "n_patients": int(np.unique(groups).size),
+      "n_missing_labels": n_missing,
+      "unit": "",
+  }
   if note:
     row["note"] = note
   row.update(extra)
   return row
 
 
-def task_metrics(task: Task, labels, probs, patient_ids, n_boot: int = 1000, seed: int = 0, *,
-                 alpha: float = 0.05) -> dict[str, Any]:
+def task_metrics(
+    task: Task,
+    labels,
+    probs,
+    patient_ids,
+    n_boot: int = 1000,
+    seed: int = 0,
+    *,
+    alpha: float = 0.05,
+) -> dict[str, Any]:
   """Accuracy, macro F1 and one-vs-rest AUC per class of one split, with patient-bootstrap CIs.
 
   ``labels`` are class indices (NaN = missing, skipped and counted), ``probs`` (videos, classes).
   """
   probs = np.asarray(probs, dtype=np.float64)
   labels, (probs, patient_ids), n_missing = metrics.drop_missing_labels(
-      labels, probs, np.asarray(patient_ids))
+      labels, probs, np.asarray(patient_ids)
+  )
   if np.any(np.isnan(probs)):
     raise ValueError(f"{task.name}: a labelled video has NaN probabilities (no valid frame?)")
   common = dict(n_boot=n_boot, seed=seed, alpha=alpha, n_missing=n_missing)
   out: dict[str, Any] = {
-      "task": task.name, "kind": task.kind, "unit": "", "classes": list(task.classes),
-      "n": int(labels.size), "n_patients": int(np.unique(patient_ids).size),
-      "n_missing_labels": n_missing, "n_boot": n_boot, "alpha": alpha, "seed": seed,
-      "ci": f"{100 * (1 - alpha):g}% percentile bootstrap over patients"}
+      "task": task.name,
+      "kind": task.kind,
+      "unit": "",
+      "classes": list(task.classes),
+      "n": int(labels.size),
+      "n_patients": int(np.unique(patient_ids).size),
+      "n_missing_labels": n_missing,
+      "n_boot": n_boot,
+      "alpha": alpha,
+      "seed": seed,
+      "ci": f"{100 * (1 - alpha):g}% percentile bootstrap over patients",
+  }
   empty = "no labelled videos" if labels.size == 0 else None
-  rows = [_row("accuracy", metrics.accuracy, labels, probs, patient_ids, note=empty, **common),
-          _row("macro_f1", metrics.macro_f1, labels, probs, patient_ids, note=empty, **common)]
+  rows = [
+      _row("accuracy", metrics.accuracy, labels, probs, patient_ids, note=empty, **common),
+      _row("macro_f1", metrics.macro_f1, labels, probs, patient_ids, note=empty, **common),
+  ]
   for k, name in enumerate(task.classes):
     positives = int(np.sum(labels == k))
-    note = (f"AUC undefined: {positives} of {labels.size} videos are {name}"
-            if positives in (0, labels.size) else None)
-    rows.append(_row(f"auc_{name}", functools.partial(metrics.one_vs_rest_auc, class_index=k),
-                     labels, probs, patient_ids, note=note, n_class=positives, **common))
+    note = (
+        f"AUC undefined: {positives} of {labels.size} videos are {name}"
+        if positives in (0, labels.size)
+        else None
+    )
+    rows.append(
+        _row(
+            f"auc_{name}",
+            functools.partial(metrics.one_vs_rest_auc, class_index=k),
+            labels,
+            probs,
+            patient_ids,
+            note=note,
+            n_class=positives,
+            **common,
+        )
+    )
   out["metrics"] = rows
-  out["confusion"] = (metrics.confusion_matrix(labels, probs).astype(int).tolist()
-                      if labels.size else [])
+  out["confusion"] = (
+      metrics.confusion_matrix(labels, probs).astype(int).tolist() if labels.size else []
+  )
   return out
 
 
@@ -104,37 +160,80 @@ def plot_confusion(path: str, task: Task, split: str, confusion, report: dict[st
   for i in range(k):
     for j in range(k):
       if cm[i, j]:
-        ax.text(j, i, f"{int(cm[i, j])}\n{fractions[i, j]:.0%}", ha="center", va="center",
-                fontsize=7, color="white" if fractions[i, j] > 0.5 else "black")
+        ax.text(
+            j,
+            i,
+            f"{int(cm[i, j])}\n{fractions[i, j]:.0%}",
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if fractions[i, j] > 0.5 else "black",
+        )
   ax.set(xticks=range(k), yticks=range(k), xlabel="Predicted view", ylabel="True view")
   ax.set_xticklabels(task.classes, rotation=45, ha="right", fontsize=8)
   ax.set_yticklabels(task.classes, fontsize=8)
   acc = report["metrics"][0]
-  ci = (f" (95% CI {acc['ci_low']:.3f}–{acc['ci_high']:.3f})"
-        if acc["ci_low"] is not None and math.isfinite(acc["ci_low"]) else "")
-  ax.set_title(f"{task.name}, {split}, n={report['n']}: accuracy {acc['value']:.3f}{ci}", fontsize=8)
+  ci = (
+      f" (95% CI {acc['ci_low']:.3f}–{acc['ci_high']:.3f})"
+      if acc["ci_low"] is not None and math.isfinite(acc["ci_low"])
+      else ""
+  )
+  ax.set_title(
+      f"{task.name}, {split}, n={report['n']}: accuracy {acc['value']:.3f}{ci}", fontsize=8
+  )
   fig.colorbar(image, ax=ax, shrink=0.8, label="fraction of true class")
   fig.savefig(path)
 
 
-def _write_predictions(path: str, task: Task, video_ids: Sequence[str], patient_ids: Sequence[str],
-                       labels: np.ndarray, probs: np.ndarray) -> None:
+def _write_predictions(
+    path: str,
+    task: Task,
+    video_ids: Sequence[str],
+    patient_ids: Sequence[str],
+    labels: np.ndarray,
+    probs: np.ndarray,
+) -> None:
   with open(path, "w", newline="") as f:
     w = csv.writer(f)
-    w.writerow(["video_id", "patient_id", "label", "prediction", "confidence",
-                *[f"prob_{c}" for c in task.classes]])
+    w.writerow(
+        [
+            "video_id",
+            "patient_id",
+            "label",
+            "prediction",
+            "confidence",
+            *[f"prob_{c}" for c in task.classes],
+        ]
+    )
     for i, video in enumerate(video_ids):
       label = "" if math.isnan(labels[i]) else task.classes[int(labels[i])]
       known = not np.isnan(probs[i]).any()
       best = int(np.argmax(probs[i])) if known else -1
-      w.writerow([video, patient_ids[i], label, task.classes[best] if known else "",
-                  repr(float(probs[i, best])) if known else "",
-                  *[repr(float(p)) if known else "" for p in probs[i]]])
+      w.writerow(
+          [
+              video,
+              patient_ids[i],
+              label,
+              task.classes[best] if known else "",
+              repr(float(probs[i, best])) if known else "",
+              *[repr(float(p)) if known else "" for p in probs[i]],
+          ]
+      )
 
 
-def write_eval(out_dir: str, task: Task, video_ids, patient_ids, labels, frame_outputs, *,
-               n_boot: int = 1000, seed: int = 0, split: str | None = None, **unused
-               ) -> dict[str, Any]:
+def write_eval(
+    out_dir: str,
+    task: Task,
+    video_ids,
+    patient_ids,
+    labels,
+    frame_outputs,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    split: str | None = None,
+    **unused,
+) -> dict[str, Any]:
   """Writes predictions.csv, metrics.json and confusion.png of a categorical task into ``out_dir``.
 
   ``frame_outputs`` are per-frame class probabilities (videos, frames, classes). Keyword arguments of
@@ -149,13 +248,15 @@ def write_eval(out_dir: str, task: Task, video_ids, patient_ids, labels, frame_o
   if not len(video_ids) == len(patient_ids) == labels.shape[0] == probs.shape[0]:
     raise ValueError(f"{task.name}: video_ids, patient_ids, labels and outputs differ in length")
   if probs.shape[1] != len(task.classes):
-    raise ValueError(f"{task.name}: outputs have {probs.shape[1]} classes, the task "
-                     f"{len(task.classes)}")
+    raise ValueError(
+        f"{task.name}: outputs have {probs.shape[1]} classes, the task " f"{len(task.classes)}"
+    )
   split = split or os.path.basename(os.path.normpath(out_dir))
   os.makedirs(out_dir, exist_ok=True)
   report = {"split": split, **task_metrics(task, labels, probs, patient_ids, n_boot, seed)}
-  _write_predictions(os.path.join(out_dir, PREDICTIONS_FILE), task, video_ids, patient_ids, labels,
-                     probs)
+  _write_predictions(
+      os.path.join(out_dir, PREDICTIONS_FILE), task, video_ids, patient_ids, labels, probs
+  )
   report["plots"] = []
   if report["n"]:
     plot_confusion(os.path.join(out_dir, CONFUSION_FILE), task, split, report["confusion"], report)

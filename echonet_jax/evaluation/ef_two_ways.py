@@ -45,9 +45,16 @@ def _paired_r2_difference(y, a, b, weights=None):
   return np.asarray(metrics.r2(y, a, weights)) - np.asarray(metrics.r2(y, b, weights))
 
 
-def ef_two_ways(ef_pred_csv: str | None, esv_pred_csv: str, edv_pred_csv: str, *,
-                n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
-                source: str | None = None) -> dict[str, Any]:
+def ef_two_ways(
+    ef_pred_csv: str | None,
+    esv_pred_csv: str,
+    edv_pred_csv: str,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+    source: str | None = None,
+) -> dict[str, Any]:
   """EF predicted directly vs derived as (EDV − ESV) / EDV · 100 from the ESV and EDV models.
 
   Joins the three predictions.csv files on video_id and scores both on the same videos against the EF
@@ -89,25 +96,42 @@ def ef_two_ways(ef_pred_csv: str | None, esv_pred_csv: str, edv_pred_csv: str, *
   for key, description, pred in methods:
     r2_ci = bootstrap.bootstrap_interval(metrics.r2, groups, y, pred, **ci)
     mae_ci = bootstrap.bootstrap_interval(metrics.mae, groups, y, pred, **ci)
-    reference, figures = (paper.paper_figures("ef", source) if key == "direct" else
-                          (paper.GHORBANI, paper.PAPER[paper.DERIVED_EF]))
-    rows.append({
-        "method": key, "description": description,
-        "r2": metrics.r2(y, pred), "r2_ci": (r2_ci.low, r2_ci.high), "r2_ci_note": r2_ci.note,
-        "mae": metrics.mae(y, pred), "mae_ci": (mae_ci.low, mae_ci.high),
-        "mae_ci_note": mae_ci.note, "n_boot_valid": r2_ci.n_valid,
-        "paper_r2": figures.get("r2"), "reference": reference,
-    })
+    reference, figures = (
+        paper.paper_figures("ef", source)
+        if key == "direct"
+        else (paper.GHORBANI, paper.PAPER[paper.DERIVED_EF])
+    )
+    rows.append(
+        {
+            "method": key,
+            "description": description,
+            "r2": metrics.r2(y, pred),
+            "r2_ci": (r2_ci.low, r2_ci.high),
+            "r2_ci_note": r2_ci.note,
+            "mae": metrics.mae(y, pred),
+            "mae_ci": (mae_ci.low, mae_ci.high),
+            "mae_ci_note": mae_ci.note,
+            "n_boot_valid": r2_ci.n_valid,
+            "paper_r2": figures.get("r2"),
+            "reference": reference,
+        }
+    )
   out: dict[str, Any] = {
-      "n": int(y.size), "n_patients": int(np.unique(groups).size), "truth": truth_source,
-      "n_joined": len(ids), "n_missing_labels": n_missing, "n_invalid_derived": n_invalid,
-      "n_only_in_ef": len(set(ef) - set(ids)) if ef is not None else 0, "rows": rows,
+      "n": int(y.size),
+      "n_patients": int(np.unique(groups).size),
+      "truth": truth_source,
+      "n_joined": len(ids),
+      "n_missing_labels": n_missing,
+      "n_invalid_derived": n_invalid,
+      "n_only_in_ef": len(set(ef) - set(ids)) if ef is not None else 0,
+      "rows": rows,
   }
   if direct is not None:
     d = _paired_r2_difference(y, direct[keep], derived[keep])
     out["r2_difference"] = float(d)
-    difference = bootstrap.bootstrap_interval(_paired_r2_difference, groups, y, direct[keep],
-                                            derived[keep], **ci)
+    difference = bootstrap.bootstrap_interval(
+        _paired_r2_difference, groups, y, direct[keep], derived[keep], **ci
+    )
     out["r2_difference_ci"] = (difference.low, difference.high)
     out["r2_difference_ci_note"] = difference.note
   lines = [
@@ -117,14 +141,19 @@ def ef_two_ways(ef_pred_csv: str | None, esv_pred_csv: str, edv_pred_csv: str, *
       "|---|---|---|---|---|---|---|",
   ]
   for r in rows:
-    lines.append(f"| {r['method']}: {r['description']} | {markdown.number(r['r2'])} | "
-                 f"{markdown.interval(*r['r2_ci'], r['r2_ci_note'])} | "
-                 f"{markdown.number(r['mae'], '%')} | "
-                 f"{markdown.interval(*r['mae_ci'], r['mae_ci_note'])} | "
-                 f"{markdown.paper_figure(r['paper_r2'])} | {r['reference']} |")
+    lines.append(
+        f"| {r['method']}: {r['description']} | {markdown.number(r['r2'])} | "
+        f"{markdown.interval(*r['r2_ci'], r['r2_ci_note'])} | "
+        f"{markdown.number(r['mae'], '%')} | "
+        f"{markdown.interval(*r['mae_ci'], r['mae_ci_note'])} | "
+        f"{markdown.paper_figure(r['paper_r2'])} | {r['reference']} |"
+    )
   if "r2_difference" in out:
     difference_ci = markdown.interval(*out["r2_difference_ci"], out["r2_difference_ci_note"])
-    lines += ["", f"R² direct − derived: {markdown.number(out['r2_difference'])} "
-              f"(95% CI {difference_ci}, paired patient bootstrap)"]
+    lines += [
+        "",
+        f"R² direct − derived: {markdown.number(out['r2_difference'])} "
+        f"(95% CI {difference_ci}, paired patient bootstrap)",
+    ]
   out["markdown"] = "\n".join(lines) + "\n"
   return out

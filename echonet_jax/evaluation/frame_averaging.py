@@ -45,9 +45,18 @@ def video_predictions(frame_outputs, num_frames: int | None = None) -> np.ndarra
     return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
-def frames_curve(labels, frame_outputs, metric_fn: Callable, groups=None, max_frames: int = 20,
-                 seed: int = 0, *, order: str = "first", n_boot: int = 200,
-                 alpha: float = 0.05) -> dict[str, np.ndarray]:
+def frames_curve(
+    labels,
+    frame_outputs,
+    metric_fn: Callable,
+    groups=None,
+    max_frames: int = 20,
+    seed: int = 0,
+    *,
+    order: str = "first",
+    n_boot: int = 200,
+    alpha: float = 0.05,
+) -> dict[str, np.ndarray]:
   """The metric when each video's prediction averages only k frames, for k = 1..max_frames.
 
   ``order="first"`` averages the first k frames in time order (k × 100 ms of video at the paper's
@@ -80,9 +89,15 @@ def frames_curve(labels, frame_outputs, metric_fn: Callable, groups=None, max_fr
     preds = video_predictions(x, k)
     value[i] = metric_fn(labels, preds)
     if n_boot > 0:
-      interval = bootstrap.bootstrap_interval(metric_fn, groups, labels, preds, n_boot=n_boot,
-                                            seed=seed, alpha=alpha)
+      interval = bootstrap.bootstrap_interval(
+          metric_fn, groups, labels, preds, n_boot=n_boot, seed=seed, alpha=alpha
+      )
       ci[i] = interval.low, interval.high
       n_valid[i] = interval.n_valid
-  return {"num_frames": ks, "value": value, "ci_low": ci[:, 0], "ci_high": ci[:, 1],
-          "n_boot_valid": n_valid}
+  return {
+      "num_frames": ks,
+      "value": value,
+      "ci_low": ci[:, 0],
+      "ci_high": ci[:, 1],
+      "n_boot_valid": n_valid,
+  }

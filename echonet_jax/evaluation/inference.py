@@ -73,8 +73,9 @@ def _pad_batches(batches: Iterable[dict[str, Any]], num_batches: int) -> Iterato
     yield pad
 
 
-def mesh_predict_fn(eval_fn: Callable[..., dict[str, jax.Array]], state: Any,
-                    mesh: jax.sharding.Mesh) -> PredictFn:
+def mesh_predict_fn(
+    eval_fn: Callable[..., dict[str, jax.Array]], state: Any, mesh: jax.sharding.Mesh
+) -> PredictFn:
   """``predict_fn(images)`` running ``eval_fn(state, batch)`` on one batch split over ``mesh``.
 
   ``images`` are this process's rows (a multiple of its device count); the outputs are those of the
@@ -88,8 +89,12 @@ def mesh_predict_fn(eval_fn: Callable[..., dict[str, jax.Array]], state: Any,
   return predict
 
 
-def batched_predict_fn(eval_fn: Callable[..., dict[str, jax.Array]], state: Any,
-                       mesh: jax.sharding.Mesh, batch_size: int = 256) -> PredictFn:
+def batched_predict_fn(
+    eval_fn: Callable[..., dict[str, jax.Array]],
+    state: Any,
+    mesh: jax.sharding.Mesh,
+    batch_size: int = 256,
+) -> PredictFn:
   """``predict_fn(images)`` for any number of images (single process): ``batch_size`` at a time,
   each chunk padded to a multiple of the device count and the padding dropped from the outputs."""
   one = mesh_predict_fn(eval_fn, state, mesh)
@@ -99,20 +104,23 @@ def batched_predict_fn(eval_fn: Callable[..., dict[str, jax.Array]], state: Any,
     images = np.asarray(images)
     parts: dict[str, list[np.ndarray]] = {}
     for start in range(0, len(images), batch_size):
-      chunk = images[start:start + batch_size]
+      chunk = images[start : start + batch_size]
       pad = (-len(chunk)) % n_dev
       if pad:
         chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), chunk.dtype)])
       for name, value in one(chunk).items():
-        parts.setdefault(name, []).append(value[:len(chunk) - pad])
+        parts.setdefault(name, []).append(value[: len(chunk) - pad])
     return {name: np.concatenate(v) for name, v in parts.items()}
 
   return predict
 
 
-def predict_videos(predict_fn: PredictFn, batches: Iterable[dict[str, Any]],
-                   num_batches: int | None = None, clip: windows.ClipSpec | None = None
-                   ) -> dict[str, Any]:
+def predict_videos(
+    predict_fn: PredictFn,
+    batches: Iterable[dict[str, Any]],
+    num_batches: int | None = None,
+    clip: windows.ClipSpec | None = None,
+) -> dict[str, Any]:
   """Per-frame outputs for every valid video (per-clip outputs, (N, K), with ``clip``);
   ``predict_fn`` as :func:`mesh_predict_fn` makes.
 
@@ -136,8 +144,10 @@ def predict_videos(predict_fn: PredictFn, batches: Iterable[dict[str, Any]],
     batch_labels = {k: np.asarray(x, np.float32) for k, x in batch["labels"].items()}
     if multihost:
       valid = np.asarray(multihost_utils.process_allgather(valid)).reshape(-1)
-      batch_labels = {k: np.asarray(multihost_utils.process_allgather(x)).reshape(-1)
-                      for k, x in batch_labels.items()}
+      batch_labels = {
+          k: np.asarray(multihost_utils.process_allgather(x)).reshape(-1)
+          for k, x in batch_labels.items()
+      }
     else:
       ids.extend(np.asarray(batch["video_id"])[valid].tolist())
       patients.extend(np.asarray(batch["patient_id"])[valid].tolist())
@@ -151,22 +161,39 @@ def predict_videos(predict_fn: PredictFn, batches: Iterable[dict[str, Any]],
     for name, value in batch_labels.items():
       labels.setdefault(name, []).append(value[valid])
   cat = lambda d: {k: np.concatenate(v) for k, v in d.items()}
-  return {"video_id": ids, "patient_id": patients, "quality": quality, "labels": cat(labels),
-          "frame_outputs": cat(outputs)}
+  return {
+      "video_id": ids,
+      "patient_id": patients,
+      "quality": quality,
+      "labels": cat(labels),
+      "frame_outputs": cat(outputs),
+  }
 
 
-def predict_split(predict_fn: PredictFn, config: ml_collections.ConfigDict, names: Sequence[str],
-                  cache_dir: str, split: str) -> dict[str, Any]:
+def predict_split(
+    predict_fn: PredictFn,
+    config: ml_collections.ConfigDict,
+    names: Sequence[str],
+    cache_dir: str,
+    split: str,
+) -> dict[str, Any]:
   """:func:`predict_videos` over a whole cache split, read as ``config.data`` says.
 
   Single-process: this process reads every video of the split.
   """
   c = config
   batches = eval_stream.eval_batches(
-      cache_dir, split, tasks=tuple(names), videos_per_batch=c.train.eval_videos_per_batch,
-      image_size=c.data.image_size, channels=c.data.channels,
-      views=tuple(c.data.views) or None, shard_index=0, num_shards=1,
-      min_view_confidence=c.data.get("view_min_confidence", 0.0))
+      cache_dir,
+      split,
+      tasks=tuple(names),
+      videos_per_batch=c.train.eval_videos_per_batch,
+      image_size=c.data.image_size,
+      channels=c.data.channels,
+      views=tuple(c.data.views) or None,
+      shard_index=0,
+      num_shards=1,
+      min_view_confidence=c.data.get("view_min_confidence", 0.0),
+  )
   return predict_videos(predict_fn, batches, clip=clip_spec(c))
 
 

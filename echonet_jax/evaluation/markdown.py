@@ -16,12 +16,14 @@ def number(v: float | None, unit: str = "") -> str:
   if v is None or not math.isfinite(v):
     return "—"
   a = abs(v)
-  text = f"{v:.1f}" if a >= 10 else f"{v:.2f}" if a >= 1 else f"{v:.3f}" if a >= 0.01 else f"{v:.3g}"
+  text = (
+      f"{v:.1f}" if a >= 10 else f"{v:.2f}" if a >= 1 else f"{v:.3f}" if a >= 0.01 else f"{v:.3g}"
+  )
   return f"{text.replace('-', MINUS)} {unit}".strip()
 
 
 def interval(lo: float | None, hi: float | None, note: str | None = None) -> str:
-  """"a to b" with true minus signs; "n/a" (and why, when known) for an unavailable interval."""
+  """ "a to b" with true minus signs; "n/a" (and why, when known) for an unavailable interval."""
   if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
     reason = (note or "").replace("95% CI n/a: ", "")
     return f"n/a ({reason})" if reason else "n/a"

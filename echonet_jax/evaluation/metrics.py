@@ -236,12 +236,15 @@ def mean_baseline_mae(y, train_mean: float, weights=None):
 
 # --- Categorical tasks: labels are class indices 0..K-1, scores are class probabilities (n, K). ---
 
+
 def _class_labels(labels, probs) -> tuple[np.ndarray, np.ndarray]:
   y = np.asarray(labels, dtype=np.float64)
   p = np.asarray(probs, dtype=np.float64)
   if y.ndim != 1 or p.ndim != 2 or p.shape[0] != y.size:
-    raise ValueError(f"categorical metrics need labels (n,) and probabilities (n, K); got "
-                     f"{y.shape} and {p.shape}")
+    raise ValueError(
+        f"categorical metrics need labels (n,) and probabilities (n, K); got "
+        f"{y.shape} and {p.shape}"
+    )
   if np.any(np.isnan(y)):
     raise ValueError("class labels contain NaN; drop them first with drop_missing_labels")
   if np.any((y != np.round(y)) | (y < 0) | (y >= p.shape[1])):
@@ -282,7 +285,9 @@ def macro_f1(labels, probs, weights=None):
   for k in range(p.shape[1]):
     is_k, pred_k = y == k, predicted == k
     tp = np.sum(w * (is_k & pred_k), axis=1)
-    denominator = 2 * tp + np.sum(w * (~is_k & pred_k), axis=1) + np.sum(w * (is_k & ~pred_k), axis=1)
+    denominator = (
+        2 * tp + np.sum(w * (~is_k & pred_k), axis=1) + np.sum(w * (is_k & ~pred_k), axis=1)
+    )
     scores.append(np.where(denominator > 0, 2 * tp / np.where(denominator > 0, denominator, 1), 0))
     present.append(denominator > 0)
   scores, present = np.stack(scores, 1), np.stack(present, 1)

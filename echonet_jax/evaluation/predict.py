@@ -28,8 +28,7 @@ class BatchResult:
     return self.path
 
 
-def predict_files(models: Sequence[Any], inputs: Sequence[str],
-                  output: str | None) -> BatchResult:
+def predict_files(models: Sequence[Any], inputs: Sequence[str], output: str | None) -> BatchResult:
   """Runs trained task models (``training.restore.load`` of each workdir) on the DICOM or AVI files
   (or folders) ``inputs``; writes one CSV row per file to ``output`` (default: the first model's
   workdir's predictions.csv).
@@ -43,8 +42,10 @@ def predict_files(models: Sequence[Any], inputs: Sequence[str],
   """
   steps: dict[str, int] = {}
   for trained in models:
-    print(f"predict: {', '.join(trained.names)} from checkpoint step {trained.step} of "
-          f"{trained.workdir}")
+    print(
+        f"predict: {', '.join(trained.names)} from checkpoint step {trained.step} of "
+        f"{trained.workdir}"
+    )
     if len(models) == 1:
       steps["checkpoint_step"] = trained.step
     else:
@@ -66,8 +67,11 @@ def predict_files(models: Sequence[Any], inputs: Sequence[str],
         # The video's prediction: the mean of its frames or clips (a class and its probabilities
         # for a categorical task).
         values.update(view_model.row_values(view_model.video_outputs(trained, clip.frames)))
-        values.update(frame_time_ms=clip.frame_time_ms, fps_assumed=clip.fps_assumed,
-                      quality=inference.clip_quality(clip))
+        values.update(
+            frame_time_ms=clip.frame_time_ms,
+            fps_assumed=clip.fps_assumed,
+            quality=inference.clip_quality(clip),
+        )
     except Exception as e:  # pylint: disable=broad-except
       # One bad input never stops the batch: it becomes its own error row.
       return {"path": path, **inference.input_error(e, stage)}
@@ -77,8 +81,16 @@ def predict_files(models: Sequence[Any], inputs: Sequence[str],
   output = output or os.path.join(models[0].workdir, "predictions.csv")
   os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
   names = view_model.columns(n for m in models for n in m.names)
-  columns = ["path", *names, "quality", *steps, "frame_time_ms", "fps_assumed", "error_type",
-             "error"]
+  columns = [
+      "path",
+      *names,
+      "quality",
+      *steps,
+      "frame_time_ms",
+      "fps_assumed",
+      "error_type",
+      "error",
+  ]
   with open(output, "w", newline="") as f:
     writer = csv.DictWriter(f, columns, restval="")
     writer.writeheader()
@@ -86,4 +98,3 @@ def predict_files(models: Sequence[Any], inputs: Sequence[str],
   failed = sum(1 for r in rows if r["error_type"])
   print(f"wrote {output}: {len(rows) - failed} files predicted, {failed} failed")
   return BatchResult(path=output, num_ok=len(rows) - failed, num_failed=failed)
-

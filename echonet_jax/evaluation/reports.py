@@ -59,8 +59,17 @@ def _fmt(v: float) -> str:
   return "" if v is None or not math.isfinite(v) else repr(float(v))
 
 
-def _write_predictions(path: str, video_ids, patient_ids, labels, preds, frames,
-                       predicted_label=None, quality=None, checkpoint_step=None) -> None:
+def _write_predictions(
+    path: str,
+    video_ids,
+    patient_ids,
+    labels,
+    preds,
+    frames,
+    predicted_label=None,
+    quality=None,
+    checkpoint_step=None,
+) -> None:
   header = ["video_id", "patient_id", "label", "prediction"]
   if predicted_label is not None:
     header.append("predicted_label")
@@ -79,13 +88,27 @@ def _write_predictions(path: str, video_ids, patient_ids, labels, preds, frames,
       w.writerow(row)
 
 
-def write_eval(out_dir: str, task: Task, video_ids, patient_ids, labels, frame_outputs, *,
-               train_mean: float | None = None, threshold: float | None = None,
-               threshold_source: str | None = None, n_boot: int = 1000, seed: int = 0,
-               split: str | None = None, max_frames: int = 20, frames_order: str = "first",
-               frames_n_boot: int = 200, checkpoint_step: int | None = None,
-               quality: Sequence[str] | None = None, data_source: str | None = None
-               ) -> dict[str, Any]:
+def write_eval(
+    out_dir: str,
+    task: Task,
+    video_ids,
+    patient_ids,
+    labels,
+    frame_outputs,
+    *,
+    train_mean: float | None = None,
+    threshold: float | None = None,
+    threshold_source: str | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    split: str | None = None,
+    max_frames: int = 20,
+    frames_order: str = "first",
+    frames_n_boot: int = 200,
+    checkpoint_step: int | None = None,
+    quality: Sequence[str] | None = None,
+    data_source: str | None = None,
+) -> dict[str, Any]:
   """Writes predictions.csv, metrics.json and the plots for one task on one split into ``out_dir``.
 
   ``frame_outputs`` is (videos, frames): probabilities for binary tasks, values in ``task.unit`` for
@@ -97,23 +120,47 @@ def write_eval(out_dir: str, task: Task, video_ids, patient_ids, labels, frame_o
   written to metrics.json (NaN as null there).
   """
   if task.is_categorical:  # accuracy, macro F1, AUC per class, confusion.png
-    return categorical.write_eval(out_dir, task, video_ids, patient_ids, labels, frame_outputs,
-                                  n_boot=n_boot, seed=seed, split=split)
+    return categorical.write_eval(
+        out_dir,
+        task,
+        video_ids,
+        patient_ids,
+        labels,
+        frame_outputs,
+        n_boot=n_boot,
+        seed=seed,
+        split=split,
+    )
   frames = frame_averaging.frame_matrix(frame_outputs)
   n = frames.shape[0]
   video_ids = [str(v) for v in video_ids]
   patient_ids = [str(p) for p in patient_ids]
   labels = np.asarray(labels, dtype=np.float64)
   if not len(video_ids) == len(patient_ids) == labels.shape[0] == n:
-    raise ValueError(f"{task.name}: video_ids ({len(video_ids)}), patient_ids ({len(patient_ids)}), "
-                     f"labels ({labels.shape[0]}) and frame_outputs ({n}) differ in length")
+    raise ValueError(
+        f"{task.name}: video_ids ({len(video_ids)}), patient_ids ({len(patient_ids)}), "
+        f"labels ({labels.shape[0]}) and frame_outputs ({n}) differ in length"
+    )
   split = split or os.path.basename(os.path.normpath(out_dir))
   os.makedirs(out_dir, exist_ok=True)
   preds = frame_averaging.video_predictions(frames)
-  report = task_metrics.task_metrics(task, labels, preds, patient_ids, train_mean, threshold,
-                                     n_boot, seed, threshold_source=threshold_source)
-  report = {"split": split, "checkpoint_step": checkpoint_step, "data_source": data_source,
-            **report}
+  report = task_metrics.task_metrics(
+      task,
+      labels,
+      preds,
+      patient_ids,
+      train_mean,
+      threshold,
+      n_boot,
+      seed,
+      threshold_source=threshold_source,
+  )
+  report = {
+      "split": split,
+      "checkpoint_step": checkpoint_step,
+      "data_source": data_source,
+      **report,
+  }
   if quality is not None:
     quality = [str(q) for q in quality]
     if len(quality) != n:
@@ -124,27 +171,56 @@ def write_eval(out_dir: str, task: Task, video_ids, patient_ids, labels, frame_o
   predicted_label = None
   if task.is_binary and math.isfinite(report["threshold"]):
     predicted_label = preds >= report["threshold"]
-  _write_predictions(os.path.join(out_dir, PREDICTIONS_FILE), video_ids, patient_ids, labels, preds,
-                     frames, predicted_label, quality, checkpoint_step)
+  _write_predictions(
+      os.path.join(out_dir, PREDICTIONS_FILE),
+      video_ids,
+      patient_ids,
+      labels,
+      preds,
+      frames,
+      predicted_label,
+      quality,
+      checkpoint_step,
+  )
 
   kept_labels, (kept_preds, kept_frames, kept_groups), _ = metrics.drop_missing_labels(
-      labels, preds, frames, np.asarray(patient_ids))
+      labels, preds, frames, np.asarray(patient_ids)
+  )
   metric_name, metric_fn = task_metrics.headline_metric(task)
   written = []
   main_row = report["metrics"][0]
   if kept_labels.size and math.isfinite(main_row["value"]):
-    curve = frame_averaging.frames_curve(kept_labels, kept_frames, metric_fn, kept_groups,
-                                         min(max_frames, frames.shape[1]), seed,
-                                         order=frames_order, n_boot=frames_n_boot)
-    report["frames_curve"] = {"metric": metric_name, "order": frames_order,
-                              **{k: v.tolist() for k, v in curve.items()}}
-    kinds = (("roc", plots.roc),) if task.is_binary else (
-        ("scatter", plots.scatter), ("bland_altman", plots.bland_altman))
+    curve = frame_averaging.frames_curve(
+        kept_labels,
+        kept_frames,
+        metric_fn,
+        kept_groups,
+        min(max_frames, frames.shape[1]),
+        seed,
+        order=frames_order,
+        n_boot=frames_n_boot,
+    )
+    report["frames_curve"] = {
+        "metric": metric_name,
+        "order": frames_order,
+        **{k: v.tolist() for k, v in curve.items()},
+    }
+    kinds = (
+        (("roc", plots.roc),)
+        if task.is_binary
+        else (("scatter", plots.scatter), ("bland_altman", plots.bland_altman))
+    )
     for name, plot in kinds:
       plot(os.path.join(out_dir, f"{name}.png"), task, split, kept_labels, kept_preds, report)
       written.append(f"{name}.png")
-    plots.frames(os.path.join(out_dir, "frames.png"), task, split, report["frames_curve"],
-                 metric_name, frames_order)
+    plots.frames(
+        os.path.join(out_dir, "frames.png"),
+        task,
+        split,
+        report["frames_curve"],
+        metric_name,
+        frames_order,
+    )
     written.append("frames.png")
   else:
     report["plots_skipped"] = main_row.get("note", "no labelled videos")

@@ -33,17 +33,23 @@ def find_metrics_files(path: str, split: str = "test") -> list[str]:
   """The metrics.json files of ``split`` under ``path`` (see the module docstring for what it may be)."""
   if os.path.isfile(path):
     return [path]
-  for candidate in (os.path.join(path, METRICS_FILE), os.path.join(path, split, METRICS_FILE),
-                    os.path.join(path, "eval", split, METRICS_FILE)):  # single-task layouts
+  for candidate in (
+      os.path.join(path, METRICS_FILE),
+      os.path.join(path, split, METRICS_FILE),
+      os.path.join(path, "eval", split, METRICS_FILE),
+  ):  # single-task layouts
     if os.path.isfile(candidate):
       return [candidate]
-  found = sorted(glob.glob(os.path.join(path, "**", "eval", split, METRICS_FILE), recursive=True)
-                 + glob.glob(os.path.join(path, "**", "eval", split, "*", METRICS_FILE),
-                             recursive=True))
+  found = sorted(
+      glob.glob(os.path.join(path, "**", "eval", split, METRICS_FILE), recursive=True)
+      + glob.glob(os.path.join(path, "**", "eval", split, "*", METRICS_FILE), recursive=True)
+  )
   if not found:
-    raise FileNotFoundError(f"{path}: no {METRICS_FILE} for split {split!r} (looked for "
-                            f"{METRICS_FILE}, {split}/{METRICS_FILE}, eval/{split}/{METRICS_FILE} "
-                            "and below)")
+    raise FileNotFoundError(
+        f"{path}: no {METRICS_FILE} for split {split!r} (looked for "
+        f"{METRICS_FILE}, {split}/{METRICS_FILE}, eval/{split}/{METRICS_FILE} "
+        "and below)"
+    )
   return found
 
 
@@ -74,20 +80,35 @@ def _task_rows(data: dict[str, Any], label: str) -> list[list[str]]:
       source = "this split" if source.startswith("chosen on this split") else source
       metric += f" @ {m['threshold']:.3g} ({source})"
     value = markdown.number(m["value"], unit) if m["value"] is not None else "undefined"
-    ci = (markdown.interval(m["ci_low"], m["ci_high"], m.get("ci_note"))
-          if m["value"] is not None else m.get("note", ""))
+    ci = (
+        markdown.interval(m["ci_low"], m["ci_high"], m.get("ci_note"))
+        if m["value"] is not None
+        else m.get("note", "")
+    )
     baseline = paper_baseline = ""
     if name == "mae":
       baseline = markdown.number(data.get("baseline_mae"), unit)
       paper_baseline = markdown.paper_figure(figures.get("baseline_mae"), unit)
-    rows.append([label, metric, value, ci, f"{m['n']} ({m['n_patients']})", baseline,
-                 markdown.paper_figure(figures.get(name), unit if name == "mae" else ""),
-                 paper_baseline, reference if name in figures else "", step])
+    rows.append(
+        [
+            label,
+            metric,
+            value,
+            ci,
+            f"{m['n']} ({m['n_patients']})",
+            baseline,
+            markdown.paper_figure(figures.get(name), unit if name == "mae" else ""),
+            paper_baseline,
+            reference if name in figures else "",
+            step,
+        ]
+    )
   return rows
 
 
-def results_table(paths: str | Sequence[str], split: str = "test", *, n_boot: int = 1000,
-                  seed: int = 0) -> str:
+def results_table(
+    paths: str | Sequence[str], split: str = "test", *, n_boot: int = 1000, seed: int = 0
+) -> str:
   """Markdown table of every task evaluated under ``paths`` on ``split``, beside the paper's figures.
 
   When ESV and EDV predictions are among them, adds EF derived from them (scored against the EF model's
@@ -125,24 +146,62 @@ def results_table(paths: str | Sequence[str], split: str = "test", *, n_boot: in
     rows += _task_rows(data, label(file, data["task"]))
     if data["task"] == "ef" or (data["task"] == "edv" and "ef" not in by_task):
       if predictions("esv") and predictions("edv"):
-        two_ways = ef_two_ways.ef_two_ways(predictions("ef"), predictions("esv"),
-                                           predictions("edv"), n_boot=n_boot, seed=seed,
-                                           source=data.get("data_source"))
+        two_ways = ef_two_ways.ef_two_ways(
+            predictions("ef"),
+            predictions("esv"),
+            predictions("edv"),
+            n_boot=n_boot,
+            seed=seed,
+            source=data.get("data_source"),
+        )
         derived = next(r for r in two_ways["rows"] if r["method"] == "derived")
         count = f"{two_ways['n']} ({two_ways['n_patients']})"
-        rows.append(["ef from predicted ESV/EDV", "R²", markdown.number(derived["r2"]),
-                     markdown.interval(*derived["r2_ci"], derived["r2_ci_note"]), count, "",
-                     markdown.paper_figure(paper.PAPER[paper.DERIVED_EF]["r2"]), "",
-                     paper.GHORBANI, ""])
-        rows.append(["ef from predicted ESV/EDV", "MAE", markdown.number(derived["mae"], "%"),
-                     markdown.interval(*derived["mae_ci"], derived["mae_ci_note"]), count, "", "",
-                     "", "", ""])
+        rows.append(
+            [
+                "ef from predicted ESV/EDV",
+                "R²",
+                markdown.number(derived["r2"]),
+                markdown.interval(*derived["r2_ci"], derived["r2_ci_note"]),
+                count,
+                "",
+                markdown.paper_figure(paper.PAPER[paper.DERIVED_EF]["r2"]),
+                "",
+                paper.GHORBANI,
+                "",
+            ]
+        )
+        rows.append(
+            [
+                "ef from predicted ESV/EDV",
+                "MAE",
+                markdown.number(derived["mae"], "%"),
+                markdown.interval(*derived["mae_ci"], derived["mae_ci_note"]),
+                count,
+                "",
+                "",
+                "",
+                "",
+                "",
+            ]
+        )
   n_boots = sorted({d.get("n_boot") for _, d in found if d.get("n_boot") is not None})
   references = sorted({r[8] for r in rows if r[8]})
-  cited = {paper.GHORBANI: "Ghorbani et al. 2020 (337-patient test set, A4C)",
-           paper.OUYANG: "Ouyang et al., Nature 2020 (EchoNet-Dynamic test set)"}
-  header = ["task", "metric", "value", "95% CI", "n videos (patients)",
-            "mean-prediction baseline", "paper", "paper baseline", "reference", "checkpoint step"]
+  cited = {
+      paper.GHORBANI: "Ghorbani et al. 2020 (337-patient test set, A4C)",
+      paper.OUYANG: "Ouyang et al., Nature 2020 (EchoNet-Dynamic test set)",
+  }
+  header = [
+      "task",
+      "metric",
+      "value",
+      "95% CI",
+      "n videos (patients)",
+      "mean-prediction baseline",
+      "paper",
+      "paper baseline",
+      "reference",
+      "checkpoint step",
+  ]
   lines = [
       f"Results on the {split} split. 95% CI: percentile bootstrap over patients "
       f"({', '.join(str(b) for b in n_boots) or '?'} resamples; n/a with fewer than "

@@ -27,17 +27,38 @@ def headline_metric(task: Task) -> tuple[str, Callable]:
   return ("auc", metrics.roc_auc) if task.is_binary else ("r2", metrics.r2)
 
 
-def _row(name: str, fn: Callable, arrays: Sequence[np.ndarray], groups: np.ndarray, *, n_missing: int,
-         n_boot: int, seed: int, alpha: float, unit: str = "", undefined: str | None = None,
-         **extra) -> dict[str, Any]:
+def _row(
+    name: str,
+    fn: Callable,
+    arrays: Sequence[np.ndarray],
+    groups: np.ndarray,
+    *,
+    n_missing: int,
+    n_boot: int,
+    seed: int,
+    alpha: float,
+    unit: str = "",
+    undefined: str | None = None,
+    **extra,
+) -> dict[str, Any]:
   """One metrics.json row; ``undefined`` (a reason) makes the value NaN with that note."""
   nan = float("nan")
   value = nan if undefined else float(fn(*arrays))
-  row = {"metric": name, "value": value, "ci_low": nan, "ci_high": nan, "n_boot_valid": 0,
-         "n": int(arrays[0].size), "n_patients": int(np.unique(groups).size),
-         "n_missing_labels": n_missing, "unit": unit}
+  row = {
+      "metric": name,
+      "value": value,
+      "ci_low": nan,
+      "ci_high": nan,
+      "n_boot_valid": 0,
+      "n": int(arrays[0].size),
+      "n_patients": int(np.unique(groups).size),
+      "n_missing_labels": n_missing,
+      "unit": unit,
+  }
   if math.isfinite(value):
-    interval = bootstrap.bootstrap_interval(fn, groups, *arrays, n_boot=n_boot, seed=seed, alpha=alpha)
+    interval = bootstrap.bootstrap_interval(
+        fn, groups, *arrays, n_boot=n_boot, seed=seed, alpha=alpha
+    )
     row.update(ci_low=interval.low, ci_high=interval.high, n_boot_valid=interval.n_valid)
     if interval.note:
       row["ci_note"] = f"95% CI n/a: {interval.note}"
@@ -49,9 +70,19 @@ def _row(name: str, fn: Callable, arrays: Sequence[np.ndarray], groups: np.ndarr
   return row
 
 
-def task_metrics(task: Task, labels, preds, patient_ids, train_mean: float | None = None,
-                 threshold: float | None = None, n_boot: int = 1000, seed: int = 0, *,
-                 alpha: float = 0.05, threshold_source: str | None = None) -> dict[str, Any]:
+def task_metrics(
+    task: Task,
+    labels,
+    preds,
+    patient_ids,
+    train_mean: float | None = None,
+    threshold: float | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    *,
+    alpha: float = 0.05,
+    threshold_source: str | None = None,
+) -> dict[str, Any]:
   """Metrics of one task on one split, each with a patient-bootstrap CI.
 
   Binary: ``auc`` and ``f1`` at ``threshold`` (when None, the F1-maximising threshold on THIS split is
@@ -63,13 +94,21 @@ def task_metrics(task: Task, labels, preds, patient_ids, train_mean: float | Non
   patient_ids = np.asarray(patient_ids)
   labels, (preds, patient_ids), n_missing = metrics.drop_missing_labels(labels, preds, patient_ids)
   if np.any(np.isnan(preds)):
-    raise ValueError(f"{task.name}: {int(np.isnan(preds).sum())} labelled videos have a NaN "
-                     "prediction (no valid frame?)")
+    raise ValueError(
+        f"{task.name}: {int(np.isnan(preds).sum())} labelled videos have a NaN "
+        "prediction (no valid frame?)"
+    )
   common = dict(n_missing=n_missing, n_boot=n_boot, seed=seed, alpha=alpha)
   out: dict[str, Any] = {
-      "task": task.name, "kind": task.kind, "unit": task.unit, "n": int(labels.size),
-      "n_patients": int(np.unique(patient_ids).size), "n_missing_labels": n_missing,
-      "n_boot": n_boot, "alpha": alpha, "seed": seed,
+      "task": task.name,
+      "kind": task.kind,
+      "unit": task.unit,
+      "n": int(labels.size),
+      "n_patients": int(np.unique(patient_ids).size),
+      "n_missing_labels": n_missing,
+      "n_boot": n_boot,
+      "alpha": alpha,
+      "seed": seed,
       "ci": f"{100 * (1 - alpha):g}% percentile bootstrap over patients",
   }
   arrays = (labels, preds)
@@ -83,27 +122,55 @@ def task_metrics(task: Task, labels, preds, patient_ids, train_mean: float | Non
       threshold_source = "given"
     out["threshold"] = float(threshold)
     out["threshold_source"] = threshold_source
-    f1_note = (None if math.isfinite(threshold) else
-               "F1 undefined: no threshold (no positive labels to choose it from)")
+    f1_note = (
+        None
+        if math.isfinite(threshold)
+        else "F1 undefined: no threshold (no positive labels to choose it from)"
+    )
     rows = [
-        _row("auc", metrics.roc_auc, arrays, patient_ids,
-             undefined=auc_note and f"AUC undefined: {auc_note}", **common),
-        _row("f1", functools.partial(metrics.f1, threshold=threshold), arrays, patient_ids,
-             undefined=f1_note, threshold=float(threshold), threshold_source=threshold_source,
-             **common),
+        _row(
+            "auc",
+            metrics.roc_auc,
+            arrays,
+            patient_ids,
+            undefined=auc_note and f"AUC undefined: {auc_note}",
+            **common,
+        ),
+        _row(
+            "f1",
+            functools.partial(metrics.f1, threshold=threshold),
+            arrays,
+            patient_ids,
+            undefined=f1_note,
+            threshold=float(threshold),
+            threshold_source=threshold_source,
+            **common,
+        ),
     ]
   else:
     r2_note = metrics.r2_undefined_reason(labels)
     rows = [
-        _row("r2", metrics.r2, arrays, patient_ids,
-             undefined=r2_note and f"R² undefined: {r2_note}", **common),
+        _row(
+            "r2",
+            metrics.r2,
+            arrays,
+            patient_ids,
+            undefined=r2_note and f"R² undefined: {r2_note}",
+            **common,
+        ),
         _row("mae", metrics.mae, arrays, patient_ids, unit=task.unit, **common),
     ]
     if train_mean is not None:
       out["train_mean"] = float(train_mean)
-      baseline = _row("baseline_mae", functools.partial(metrics.mean_baseline_mae,
-                                                         train_mean=float(train_mean)),
-                      (labels,), patient_ids, unit=task.unit, train_mean=float(train_mean), **common)
+      baseline = _row(
+          "baseline_mae",
+          functools.partial(metrics.mean_baseline_mae, train_mean=float(train_mean)),
+          (labels,),
+          patient_ids,
+          unit=task.unit,
+          train_mean=float(train_mean),
+          **common,
+      )
       rows.append(baseline)
       out["baseline_mae"] = baseline["value"]
   out["metrics"] = rows

@@ -35,7 +35,8 @@ def check_view_model(trained: Any, views: Iterable[str] | None = None) -> tasks_
   if tasks_lib.VIEW_TASK not in trained.names:
     raise ConfigError(
         f"{trained.workdir}: a model of task(s) {', '.join(trained.names)}, not a view model; pass "
-        "the workdir of a model trained with configs/view.py")
+        "the workdir of a model trained with configs/view.py"
+    )
   task = tasks_lib.get_task(tasks_lib.VIEW_TASK)
   views_lib.check_classes(task.classes, views, trained.workdir)
   return task
@@ -82,7 +83,9 @@ def row_values(outputs: Mapping[str, np.ndarray]) -> dict[str, Any]:
   return row
 
 
-def predictor(trained: Any, views: Iterable[str] | None = None) -> Callable[[Any], tuple[str, float]]:
+def predictor(
+    trained: Any, views: Iterable[str] | None = None
+) -> Callable[[Any], tuple[str, float]]:
   """A ``data.views`` predictor of a restored view model: a video row (with ``.path``) -> (view,
   confidence).
 

@@ -40,10 +40,27 @@ from echonet_jax.training import train as train_loop
 PROMOTED = "promoted.json"
 # What must match for a sweep folder to be resumed or extended: the grid and everything that
 # decides a member's trajectory (network, data, batches, schedule).
-_GRID_KEYS = ("sweep.lr", "sweep.weight_decay", "task", "tasks", "model", "data.image_size",
-              "data.channels", "data.views", "seed", "aug", "loss", "train.batch_size",
-              "train.workers", "train.steps", "train.eval_every", "train.checkpoint_every",
-              "optim.schedule", "optim.warmup_steps", "optim.final_lr_frac")
+_GRID_KEYS = (
+    "sweep.lr",
+    "sweep.weight_decay",
+    "task",
+    "tasks",
+    "model",
+    "data.image_size",
+    "data.channels",
+    "data.views",
+    "seed",
+    "aug",
+    "loss",
+    "train.batch_size",
+    "train.workers",
+    "train.steps",
+    "train.eval_every",
+    "train.checkpoint_every",
+    "optim.schedule",
+    "optim.warmup_steps",
+    "optim.final_lr_frac",
+)
 
 
 def sweep_dir(workdir: str) -> str:
@@ -73,21 +90,26 @@ def record_grid(config: ml_collections.ConfigDict, workdir: str) -> None:
       old = json.load(f)
     for key in _GRID_KEYS:
       if old.get(key) != new[key]:
-        raise ConfigError(f"{path} was made with {key}={old.get(key)!r}, this run has "
-                          f"{new[key]!r}; use a new --workdir for another grid")
+        raise ConfigError(
+            f"{path} was made with {key}={old.get(key)!r}, this run has "
+            f"{new[key]!r}; use a new --workdir for another grid"
+        )
   if jax.process_index() == 0:
     os.makedirs(sweep_dir(workdir), exist_ok=True)
     _write_json(path, new)
-    _write_json(os.path.join(sweep_dir(workdir), "config.json"), json.loads(
-        config.to_json_best_effort()))
+    _write_json(
+        os.path.join(sweep_dir(workdir), "config.json"), json.loads(config.to_json_best_effort())
+    )
 
 
 def _check_promotable(workdir: str) -> None:
   ckpt_dir = os.path.join(workdir, "checkpoints")
   ours = os.path.exists(os.path.join(sweep_dir(workdir), PROMOTED))
   if os.path.isdir(ckpt_dir) and any(n.isdigit() for n in os.listdir(ckpt_dir)) and not ours:
-    raise ConfigError(f"{workdir} holds checkpoints of a --mode=train run; use a new --workdir "
-                      "for the sweep (its best member becomes the workdir's model)")
+    raise ConfigError(
+        f"{workdir} holds checkpoints of a --mode=train run; use a new --workdir "
+        "for the sweep (its best member becomes the workdir's model)"
+    )
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]] | None:
@@ -110,24 +132,32 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]
       sweep_lib.train_group(built, out, pending, stacked=strategy == "vmap", cache_dir=cache_dir)
   unfinished = [m.index for m in members if sweep_lib.read_done(out, m.index) is None]
   if unfinished:
-    print(f"sweep: {len(members) - len(unfinished)}/{len(members)} members done; members "
-          f"{unfinished} remain. The summary is written when the last one finishes, or by "
-          "--mode=sweep_summary.")
+    print(
+        f"sweep: {len(members) - len(unfinished)}/{len(members)} members done; members "
+        f"{unfinished} remain. The summary is written when the last one finishes, or by "
+        "--mode=sweep_summary."
+    )
     return None
   return summarize(workdir)
 
 
 def _member_row(out: str, member: sweep_lib.Member) -> dict[str, Any]:
-  row: dict[str, Any] = {"member": member.index, "lr": member.lr,
-                         "weight_decay": member.weight_decay, "status": "unfinished",
-                         "best_step": None, "best_score": math.nan}
+  row: dict[str, Any] = {
+      "member": member.index,
+      "lr": member.lr,
+      "weight_decay": member.weight_decay,
+      "status": "unfinished",
+      "best_step": None,
+      "best_score": math.nan,
+  }
   done = sweep_lib.read_done(out, member.index)
   if done is None:
     return row
   row["status"] = "diverged" if done.get("diverged") else "done"
   folder = sweep_lib.member_dir(out, member.index)
-  ckpts = checkpoints_lib.Checkpoints(os.path.join(folder, "checkpoints"),
-                                      best_metric=train_loop.BEST_METRIC, async_save=False)
+  ckpts = checkpoints_lib.Checkpoints(
+      os.path.join(folder, "checkpoints"), best_metric=train_loop.BEST_METRIC, async_save=False
+  )
   best = ckpts.best_step()
   ckpts.close()
   if best is None:
@@ -138,8 +168,9 @@ def _member_row(out: str, member: sweep_lib.Member) -> dict[str, Any]:
       row["best_score"] = logged[train_loop.BEST_METRIC]
       if row["best_score"] is None:
         row["best_score"] = math.nan
-      row.update({k: v for k, v in logged.items() if k.startswith("val/")
-                  and k != train_loop.BEST_METRIC})
+      row.update(
+          {k: v for k, v in logged.items() if k.startswith("val/") and k != train_loop.BEST_METRIC}
+      )
   return row
 
 
@@ -164,10 +195,13 @@ def summarize(workdir: str) -> list[dict[str, Any]]:
     return rows
   _write_csv(os.path.join(out, "summary.csv"), rows)
   _write_metrics(out, members)
-  title = (f"{', '.join(step_lib.task_names(config))}: each member's best validation "
-           f"{train_loop.BEST_METRIC}")
-  plot_grid(os.path.join(out, "grid.png"), rows, config.sweep.lr, config.sweep.weight_decay,
-            best, title)
+  title = (
+      f"{', '.join(step_lib.task_names(config))}: each member's best validation "
+      f"{train_loop.BEST_METRIC}"
+  )
+  plot_grid(
+      os.path.join(out, "grid.png"), rows, config.sweep.lr, config.sweep.weight_decay, best, title
+  )
   unfinished = [r["member"] for r in rows if r["status"] == "unfinished"]
   if unfinished:
     print(f"sweep: members {unfinished} have not finished; ranked the others")
@@ -175,9 +209,11 @@ def summarize(workdir: str) -> list[dict[str, Any]]:
     print("sweep: no member has a finite validation score; nothing promoted")
     return rows
   promote(workdir, config, members[best["member"]], best, len(members))
-  print(f"sweep: member {best['member']} (lr={best['lr']:g}, weight_decay="
-        f"{best['weight_decay']:g}) is best: {train_loop.BEST_METRIC}={best['best_score']:.4f} "
-        f"at step {best['best_step']}; promoted to {workdir}/checkpoints")
+  print(
+      f"sweep: member {best['member']} (lr={best['lr']:g}, weight_decay="
+      f"{best['weight_decay']:g}) is best: {train_loop.BEST_METRIC}={best['best_score']:.4f} "
+      f"at step {best['best_step']}; promoted to {workdir}/checkpoints"
+  )
   return rows
 
 
@@ -188,8 +224,12 @@ def _write_csv(path: str, rows: Sequence[dict[str, Any]]) -> None:
     w = csv.DictWriter(f, columns, restval="")
     w.writeheader()
     for row in rows:
-      w.writerow({k: ("" if v is None or (isinstance(v, float) and math.isnan(v)) else v)
-                  for k, v in row.items()})
+      w.writerow(
+          {
+              k: ("" if v is None or (isinstance(v, float) and math.isnan(v)) else v)
+              for k, v in row.items()
+          }
+      )
   os.replace(path + ".tmp", path)
 
 
@@ -206,19 +246,35 @@ def _write_metrics(out: str, members: Sequence[sweep_lib.Member]) -> None:
   os.replace(path + ".tmp", path)
 
 
-def promote(workdir: str, config: ml_collections.ConfigDict, member: sweep_lib.Member,
-            row: dict[str, Any], num_members: int) -> None:
+def promote(
+    workdir: str,
+    config: ml_collections.ConfigDict,
+    member: sweep_lib.Member,
+    row: dict[str, Any],
+    num_members: int,
+) -> None:
   """The member's best checkpoint becomes WORKDIR/checkpoints and its config WORKDIR/config.json."""
   _check_promotable(workdir)
-  src = os.path.join(sweep_lib.member_dir(sweep_dir(workdir), member.index), "checkpoints",
-                     str(row["best_step"]))
+  src = os.path.join(
+      sweep_lib.member_dir(sweep_dir(workdir), member.index), "checkpoints", str(row["best_step"])
+  )
   staging = os.path.join(workdir, "checkpoints.promoting")
   shutil.rmtree(staging, ignore_errors=True)
   shutil.copytree(src, os.path.join(staging, str(row["best_step"])))
-  _write_json(os.path.join(sweep_dir(workdir), PROMOTED), writers.json_safe({
-      "member": member.index, "num_members": num_members, "lr": member.lr,
-      "weight_decay": member.weight_decay, "best_step": row["best_step"],
-      "best_score": row["best_score"], "metric": train_loop.BEST_METRIC}))
+  _write_json(
+      os.path.join(sweep_dir(workdir), PROMOTED),
+      writers.json_safe(
+          {
+              "member": member.index,
+              "num_members": num_members,
+              "lr": member.lr,
+              "weight_decay": member.weight_decay,
+              "best_step": row["best_step"],
+              "best_score": row["best_score"],
+              "metric": train_loop.BEST_METRIC,
+          }
+      ),
+  )
   target = os.path.join(workdir, "checkpoints")
   shutil.rmtree(target, ignore_errors=True)
   os.replace(staging, target)
@@ -235,19 +291,26 @@ def describe_promotion(workdir: str) -> str | None:
     return None
   with open(path) as f:
     p = json.load(f)
-  return (f"Model: sweep member {p['member']} of {p['num_members']} (lr={p['lr']:g}, "
-          f"weight_decay={p['weight_decay']:g}), chosen by validation {p['metric']}="
-          f"{p['best_score']:.4f} at step {p['best_step']}")
+  return (
+      f"Model: sweep member {p['member']} of {p['num_members']} (lr={p['lr']:g}, "
+      f"weight_decay={p['weight_decay']:g}), chosen by validation {p['metric']}="
+      f"{p['best_score']:.4f} at step {p['best_step']}"
+  )
 
 
-def plot_grid(path: str, rows: Sequence[dict[str, Any]], lrs: Sequence[float],
-              wds: Sequence[float], best: dict[str, Any] | None, title: str) -> None:
+def plot_grid(
+    path: str,
+    rows: Sequence[dict[str, Any]],
+    lrs: Sequence[float],
+    wds: Sequence[float],
+    best: dict[str, Any] | None,
+    title: str,
+) -> None:
   """Heatmap of each member's best validation score over lr × weight decay; the chosen cell boxed."""
   scores = np.full((len(lrs), len(wds)), np.nan)
   for r in rows:
     scores[r["member"] // len(wds), r["member"] % len(wds)] = r["best_score"]
-  fig = Figure(figsize=(1.2 * len(wds) + 2.6, 0.8 * len(lrs) + 1.8), dpi=120,
-               layout="constrained")
+  fig = Figure(figsize=(1.2 * len(wds) + 2.6, 0.8 * len(lrs) + 1.8), dpi=120, layout="constrained")
   ax = fig.add_subplot()
   image = ax.imshow(np.ma.masked_invalid(scores), cmap="viridis_r", aspect="auto")
   fig.colorbar(image, ax=ax, label=f"{train_loop.BEST_METRIC} (lower is better)")
@@ -257,8 +320,15 @@ def plot_grid(path: str, rows: Sequence[dict[str, Any]], lrs: Sequence[float],
       value = scores[i, j]
       text = f"{value:.3f}" if math.isfinite(value) else rows[i * len(wds) + j]["status"]
       light = math.isfinite(value) and (value - low) <= 0.5 * (high - low)  # yellow end of the map
-      ax.text(j, i, text, ha="center", va="center", fontsize=8,
-              color="black" if light or not math.isfinite(value) else "white")
+      ax.text(
+          j,
+          i,
+          text,
+          ha="center",
+          va="center",
+          fontsize=8,
+          color="black" if light or not math.isfinite(value) else "white",
+      )
   if best is not None:
     i, j = best["member"] // len(wds), best["member"] % len(wds)
     ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", lw=3))

@@ -32,8 +32,9 @@ from echonet_jax.training import restore
 ARMS = {"all": (), "a4c": ("A4C",)}
 
 
-def arm_config(task: str, arg: str, views: Sequence[str], studies: int, steps: int = 0
-               ) -> ml_collections.ConfigDict:
+def arm_config(
+    task: str, arg: str, views: Sequence[str], studies: int, steps: int = 0
+) -> ml_collections.ConfigDict:
   """``task``'s config on the multi-view phantom, training and evaluating ``views`` (() = all)."""
   config = default.get_config(arg, task=task)
   config.data.phantom.update(views="all", num_studies=studies)
@@ -56,10 +57,17 @@ def evaluate_on(workdir: str, views: Sequence[str], split: str = "test") -> dict
   name = trained.names[0]
   tag = "_".join(views) or "all"
   out = reports.write_eval(
-      os.path.join(workdir, "eval", f"{split}_{tag}"), tasks_lib.get_task(name), pred["video_id"],
-      pred["patient_id"], pred["labels"][name], pred["frame_outputs"][name],
-      train_mean=stats.get(name, {}).get("mean"), n_boot=trained.config.eval.n_boot,
-      seed=trained.config.seed, split=split)
+      os.path.join(workdir, "eval", f"{split}_{tag}"),
+      tasks_lib.get_task(name),
+      pred["video_id"],
+      pred["patient_id"],
+      pred["labels"][name],
+      pred["frame_outputs"][name],
+      train_mean=stats.get(name, {}).get("mean"),
+      n_boot=trained.config.eval.n_boot,
+      seed=trained.config.seed,
+      split=split,
+  )
   return {row["metric"]: row for row in out["metrics"]}
 
 
@@ -71,8 +79,11 @@ def train_figures(workdir: str) -> dict[str, float]:
       entry = json.loads(line)
       if "train/images_per_s" in entry:
         rates.append(entry["train/images_per_s"])
-  return {"images_per_s": sum(rates[1:]) / max(len(rates) - 1, 1) if len(rates) > 1 else
-          (rates[0] if rates else float("nan"))}
+  return {
+      "images_per_s": sum(rates[1:]) / max(len(rates) - 1, 1)
+      if len(rates) > 1
+      else (rates[0] if rates else float("nan"))
+  }
 
 
 def run(task: str, arg: str, out: str, studies: int, steps: int = 0) -> list[dict[str, Any]]:
@@ -82,8 +93,9 @@ def run(task: str, arg: str, out: str, studies: int, steps: int = 0) -> list[dic
     config = arm_config(task, arg, views, studies, steps)
     workdir = os.path.join(out, f"{task}_{arm}")
     cache_dir = prepare.prepare_cache(config, load_view_predictor=restore.load_view_predictor)
-    train_videos = len(selection.select_videos(cache_dir, "train", tasks=[task],
-                                               views=views or None))
+    train_videos = len(
+        selection.select_videos(cache_dir, "train", tasks=[task], views=views or None)
+    )
     timing = os.path.join(workdir, "train_seconds.json")
     if not os.path.exists(timing):
       start = time.perf_counter()
@@ -93,10 +105,17 @@ def run(task: str, arg: str, out: str, studies: int, steps: int = 0) -> list[dic
     with open(timing) as f:
       seconds = json.load(f)["seconds"]
     figures = train_figures(workdir)
-    row = {"arm": arm, "task": task, "train_videos": train_videos, "steps": config.train.steps,
-           "batch_size": config.train.batch_size, "train_seconds": seconds,
-           "epoch_seconds": train_videos / figures["images_per_s"], **figures,
-           "test_a4c": evaluate_on(workdir, ("A4C",))}
+    row = {
+        "arm": arm,
+        "task": task,
+        "train_videos": train_videos,
+        "steps": config.train.steps,
+        "batch_size": config.train.batch_size,
+        "train_seconds": seconds,
+        "epoch_seconds": train_videos / figures["images_per_s"],
+        **figures,
+        "test_a4c": evaluate_on(workdir, ("A4C",)),
+    }
     if views != ("A4C",):
       row["test_all"] = evaluate_on(workdir, ())
     results.append(row)
@@ -108,16 +127,21 @@ def markdown(results: Sequence[dict[str, Any]]) -> str:
   """The side-by-side table of :func:`run`'s results."""
   task = tasks_lib.get_task(results[0]["task"])
   metric = "auc" if task.is_binary else "r2"
-  lines = [f"| arm | train videos | {metric} on A4C test (95% CI) | MAE on A4C test | "
-           "train wall time (steps) | images/s | one epoch |", "|---|---|---|---|---|---|---|"]
+  lines = [
+      f"| arm | train videos | {metric} on A4C test (95% CI) | MAE on A4C test | "
+      "train wall time (steps) | images/s | one epoch |",
+      "|---|---|---|---|---|---|---|",
+  ]
   for r in results:
     m, mae = r["test_a4c"][metric], r["test_a4c"].get("mae")
     lines.append(
         f"| {r['arm']} | {r['train_videos']} | {m['value']:.3f} ({m['ci_low']:.3f}–"
         f"{m['ci_high']:.3f}) | {mae['value']:.2f} {task.unit} | {r['train_seconds']:.0f} s "
         f"({r['steps']}) | {r['images_per_s']:.0f} | {r['epoch_seconds']:.1f} s |"
-        if mae else f"| {r['arm']} | {r['train_videos']} | {m['value']:.3f} | | "
-        f"{r['train_seconds']:.0f} s | {r['images_per_s']:.0f} | {r['epoch_seconds']:.1f} s |")
+        if mae
+        else f"| {r['arm']} | {r['train_videos']} | {m['value']:.3f} | | "
+        f"{r['train_seconds']:.0f} s | {r['images_per_s']:.0f} | {r['epoch_seconds']:.1f} s |"
+    )
   return "\n".join(lines) + "\n"
 
 

@@ -27,8 +27,10 @@ from echonet_jax.interpret import viz
 def check_settings(settings: maps.Settings) -> None:
   """Occlusion maps slide a 2-D patch over one image; a clip model needs a gradient method."""
   if settings.method == "occlusion":
-    raise ConfigError("saliency.method='occlusion' maps single images; for a clip model use "
-                      "'smoothgrad', 'vanilla' or 'integrated_gradients'")
+    raise ConfigError(
+        "saliency.method='occlusion' maps single images; for a clip model use "
+        "'smoothgrad', 'vanilla' or 'integrated_gradients'"
+    )
 
 
 def make_clip_maps(model: Any, name: str, settings: maps.Settings) -> Callable[..., jax.Array]:
@@ -40,8 +42,9 @@ def make_clip_maps(model: Any, name: str, settings: maps.Settings) -> Callable[.
   check_settings(settings)
 
   def clip_maps(params, batch_stats, label_mean, label_std, clip, key):
-    f = maps.task_fn(model, {"params": params, "batch_stats": batch_stats}, name, label_mean,
-                     label_std)
+    f = maps.task_fn(
+        model, {"params": params, "batch_stats": batch_stats}, name, label_mean, label_std
+    )
     return maps.frame_map(f, clip, key, settings)
 
   return jax.jit(clip_maps)
@@ -66,7 +69,7 @@ def write_panel(path: str, frames: np.ndarray, clip_maps: np.ndarray, columns: i
   sheet = np.zeros((rows * (h + 2), columns * (w + 2), 3), np.uint8)
   for i, image in enumerate(overlays):
     r, c = divmod(i, columns)
-    sheet[r * (h + 2) + 1:r * (h + 2) + 1 + h, c * (w + 2) + 1:c * (w + 2) + 1 + w] = image
+    sheet[r * (h + 2) + 1 : r * (h + 2) + 1 + h, c * (w + 2) + 1 : c * (w + 2) + 1 + w] = image
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   viz.save_png(path, sheet)
   return path

@@ -25,16 +25,22 @@ class Settings:
   method: str = "smoothgrad"
   num_samples: int = 50
   noise_frac: float = 0.15
-  jitter: int = 2  # SmoothGrad: average over jitter × jitter whole-pixel shifts (checkerboard; docs)
+  jitter: int = (
+      2  # SmoothGrad: average over jitter × jitter whole-pixel shifts (checkerboard; docs)
+  )
   ig_steps: int = 25
   chunk_size: int | None = None
   seed: int = 0
   num_videos: int = 4
-  video_ids: tuple[str, ...] = ()  # explain these videos of the split instead of the first num_videos
+  video_ids: tuple[
+      str, ...
+  ] = ()  # explain these videos of the split instead of the first num_videos
   patch: int | None = None  # sliding-patch occlusion: patch side (default image_size // 12)
   stride: int | None = None  # and stride (default patch // 2)
   frames_per_batch: int | None = None  # lax.map over frames in groups of this many; None: vmap all
-  occlusion_dilation: int | None = None  # px; regions are also occluded grown by this (default S // 24)
+  occlusion_dilation: int | None = (
+      None  # px; regions are also occluded grown by this (default S // 24)
+  )
   fps: float = 10.0  # of the GIF
 
   def __post_init__(self):
@@ -59,7 +65,9 @@ class Settings:
     if unknown:
       raise ConfigError(f"unknown saliency settings {unknown}; known: {sorted(known)}")
     chunk = values.get("chunk_size")
-    values["chunk_size"] = int(chunk) if chunk else None  # 0 means "all at once" as in the benchmark
+    values["chunk_size"] = (
+        int(chunk) if chunk else None
+    )  # 0 means "all at once" as in the benchmark
     values["video_ids"] = tuple(values.get("video_ids") or ())
     for name in ("patch", "stride", "frames_per_batch"):
       values[name] = int(values[name]) if values.get(name) else None
@@ -68,8 +76,9 @@ class Settings:
     return cls(**values)
 
 
-def task_fn(model: Any, variables: Any, name: str, label_mean: jax.Array, label_std: jax.Array
-            ) -> saliency.ScalarFn:
+def task_fn(
+    model: Any, variables: Any, name: str, label_mean: jax.Array, label_std: jax.Array
+) -> saliency.ScalarFn:
   """``f(x)`` for task ``name`` on one image: the logit (binary) or the output in the task's unit."""
   f = saliency.scalar_model_fn(model, variables, head=name)
   if tasks_lib.get_task(name).is_binary:
@@ -83,16 +92,29 @@ def frame_map(f: saliency.ScalarFn, x: jax.Array, key: jax.Array, settings: Sett
   if settings.method == "vanilla":
     out = saliency.vanilla_gradient(f, x)
   elif settings.method == "smoothgrad":
-    out = saliency.smoothgrad(f, x, key, num_samples=settings.num_samples,
-                              noise_frac=settings.noise_frac, chunk_size=settings.chunk_size,
-                              jitter=settings.jitter)
+    out = saliency.smoothgrad(
+        f,
+        x,
+        key,
+        num_samples=settings.num_samples,
+        noise_frac=settings.noise_frac,
+        chunk_size=settings.chunk_size,
+        jitter=settings.jitter,
+    )
   elif settings.method == "integrated_gradients":
-    out = saliency.integrated_gradients(f, x, baseline=black, steps=settings.ig_steps,
-                                        chunk_size=settings.chunk_size)
+    out = saliency.integrated_gradients(
+        f, x, baseline=black, steps=settings.ig_steps, chunk_size=settings.chunk_size
+    )
   else:
     patch = settings.patch or max(4, x.shape[0] // 12)
-    return saliency.occlusion_map(f, x, patch=patch, stride=settings.stride or max(1, patch // 2),
-                                  fill=black, chunk_size=settings.chunk_size).astype(jnp.float32)
+    return saliency.occlusion_map(
+        f,
+        x,
+        patch=patch,
+        stride=settings.stride or max(1, patch // 2),
+        fill=black,
+        chunk_size=settings.chunk_size,
+    ).astype(jnp.float32)
   return out.sum(-1).astype(jnp.float32)
 
 

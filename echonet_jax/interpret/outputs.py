@@ -22,9 +22,17 @@ from echonet_jax.interpret import sources
 from echonet_jax.interpret import viz
 
 
-def write_video(out_dir: str, frames: np.ndarray, maps: np.ndarray, frame_outputs: np.ndarray,
-                masks: np.ndarray | None = None, mask_names: Sequence[str] = (),
-                fps: float = 10.0, title: str | None = None, unit: str = "") -> dict[str, str]:
+def write_video(
+    out_dir: str,
+    frames: np.ndarray,
+    maps: np.ndarray,
+    frame_outputs: np.ndarray,
+    masks: np.ndarray | None = None,
+    mask_names: Sequence[str] = (),
+    fps: float = 10.0,
+    title: str | None = None,
+    unit: str = "",
+) -> dict[str, str]:
   """maps.npz, panel.png, overlay.png and saliency.gif of one video; returns their paths.
 
   ``panel.png``: the representative frame, its mean map with a colour bar (``unit``) and the overlay,
@@ -34,25 +42,38 @@ def write_video(out_dir: str, frames: np.ndarray, maps: np.ndarray, frame_output
   os.makedirs(out_dir, exist_ok=True)
   maps = np.asarray(maps, np.float32)
   mean_map = np.abs(maps).mean(0)
-  arrays = dict(maps=maps, mean_map=mean_map, frames=np.asarray(frames, np.uint8),
-                frame_outputs=np.asarray(frame_outputs, np.float32))
+  arrays = dict(
+      maps=maps,
+      mean_map=mean_map,
+      frames=np.asarray(frames, np.uint8),
+      frame_outputs=np.asarray(frame_outputs, np.float32),
+  )
   if masks is not None:
     arrays.update(masks=np.asarray(masks, np.uint16), mask_names=np.asarray(list(mask_names)))
-  paths = {name: os.path.join(out_dir, file) for name, file in (
-      ("maps", "maps.npz"), ("panel", "panel.png"), ("overlay", "overlay.png"),
-      ("gif", "saliency.gif"))}
+  paths = {
+      name: os.path.join(out_dir, file)
+      for name, file in (
+          ("maps", "maps.npz"),
+          ("panel", "panel.png"),
+          ("overlay", "overlay.png"),
+          ("gif", "saliency.gif"),
+      )
+  }
   np.savez_compressed(paths["maps"], **arrays)
   frame = frames[scores.representative_frame(frame_outputs)]
   size = max(viz.PANEL_PX, frame.shape[-1])
   heat = np.clip(viz.upsample(viz.to_display_map(mean_map), size), 0.0, 1.0)
-  viz.save_png(paths["overlay"], viz.overlay(np.clip(viz.upsample(frame / 255.0, size), 0, 1), heat))
+  viz.save_png(
+      paths["overlay"], viz.overlay(np.clip(viz.upsample(frame / 255.0, size), 0, 1), heat)
+  )
   viz.panel(paths["panel"], frame, mean_map, title=title, unit=unit)
   viz.save_gif(paths["gif"], viz.video_overlays(frames, maps), fps=fps)
   return paths
 
 
-def panel_from_npz(npz_path: str, region: str | None, out_png: str, title: str | None = None,
-                   unit: str = "") -> None:
+def panel_from_npz(
+    npz_path: str, region: str | None, out_png: str, title: str | None = None, unit: str = ""
+) -> None:
   """``viz.panel`` of a saved video: the mean map on its representative frame, ``region`` outlined."""
   with np.load(npz_path) as data:
     frames, mean_map, outputs = data["frames"], data["mean_map"], data["frame_outputs"]
@@ -61,7 +82,7 @@ def panel_from_npz(npz_path: str, region: str | None, out_png: str, title: str |
     if region is not None:
       if "masks" not in data:
         raise ValueError(f"{npz_path}: no ground-truth masks to outline {region!r}")
-      regions = scores.region_masks(data["masks"][t:t + 1], [str(n) for n in data["mask_names"]])
+      regions = scores.region_masks(data["masks"][t : t + 1], [str(n) for n in data["mask_names"]])
       if region not in regions:
         raise ValueError(f"{npz_path}: no region {region!r}; have {sorted(regions)}")
       mask = regions[region][0]
@@ -84,15 +105,23 @@ def _value(x: float | None, unit: str) -> str:
   return f"{x:.3g} {unit}".strip().replace("-", "\u2212")
 
 
-def panel_title(name: str, video: sources.Video, prediction: float, label: float | None,
-                settings: maps.Settings, step: int) -> str:
+def panel_title(
+    name: str,
+    video: sources.Video,
+    prediction: float,
+    label: float | None,
+    settings: maps.Settings,
+    step: int,
+) -> str:
   """A video's panel title: task, video, prediction and label in the task's unit, method, step."""
   task = tasks_lib.get_task(name)
   what = "probability" if task.is_binary else task.name
   unit = "" if task.is_binary else task.unit
-  return (f"{task.description}: {video.source}/{video.video_id}\n"
-          f"predicted {what} {_value(prediction, unit)}, label {_value(label, unit)} · "
-          f"{method_text(settings)} · checkpoint step {step}")
+  return (
+      f"{task.description}: {video.source}/{video.video_id}\n"
+      f"predicted {what} {_value(prediction, unit)}, label {_value(label, unit)} · "
+      f"{method_text(settings)} · checkpoint step {step}"
+  )
 
 
 def map_unit(name: str) -> str:
@@ -101,8 +130,13 @@ def map_unit(name: str) -> str:
   return "logit per input unit" if task.is_binary else f"{task.unit or 'output'} per input unit"
 
 
-def write_summary_sheet(out_root: str, rows: Sequence[dict[str, Any]], settings: maps.Settings,
-                        step: int, max_tiles: int = 24) -> str | None:
+def write_summary_sheet(
+    out_root: str,
+    rows: Sequence[dict[str, Any]],
+    settings: maps.Settings,
+    step: int,
+    max_tiles: int = 24,
+) -> str | None:
   """``OUT_ROOT/summary.png``: every explained video and task (the first ``max_tiles``) on one sheet."""
   tiles = []
   for row in rows[:max_tiles]:
@@ -111,13 +145,19 @@ def write_summary_sheet(out_root: str, rows: Sequence[dict[str, Any]], settings:
       mean_map = data["mean_map"]
     task = tasks_lib.get_task(row["task"])
     unit = "" if task.is_binary else task.unit
-    caption = (f"{row['source']}/{row['video_id']} · {row['task']}\n"
-               f"pred {_value(row['prediction'], unit)}, label {_value(row['label'], unit)}")
+    caption = (
+        f"{row['source']}/{row['video_id']} · {row['task']}\n"
+        f"pred {_value(row['prediction'], unit)}, label {_value(row['label'], unit)}"
+    )
     tiles.append((frame, mean_map, caption))
   if not tiles:
     return None
   path = os.path.join(out_root, "summary.png")
   shown = f" (first {max_tiles} of {len(rows)})" if len(rows) > max_tiles else ""
-  viz.summary_sheet(path, tiles, title=f"Saliency{shown}: {method_text(settings)}, mean |map| over "
-                    f"the frames on the representative frame · checkpoint step {step}")
+  viz.summary_sheet(
+      path,
+      tiles,
+      title=f"Saliency{shown}: {method_text(settings)}, mean |map| over "
+      f"the frames on the representative frame · checkpoint step {step}",
+  )
   return path

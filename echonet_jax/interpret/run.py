@@ -63,45 +63,74 @@ from echonet_jax.interpret import sources
 from echonet_jax.training import restore
 
 
-def explain(trained: restore.TrainedModel, videos: Iterable[sources.Video],
-            settings: maps.Settings, out_root: str, mask_names: Sequence[str] = (),
-            thresholds: dict[str, dict[str, Any]] | None = None,
-            progress: Callable[[str], None] | None = None,
-            errors: list[dict[str, str]] | None = None,
-            predict_fn: inference.PredictFn | None = None) -> list[dict[str, Any]]:
+def explain(
+    trained: restore.TrainedModel,
+    videos: Iterable[sources.Video],
+    settings: maps.Settings,
+    out_root: str,
+    mask_names: Sequence[str] = (),
+    thresholds: dict[str, dict[str, Any]] | None = None,
+    progress: Callable[[str], None] | None = None,
+    errors: list[dict[str, str]] | None = None,
+    predict_fn: inference.PredictFn | None = None,
+) -> list[dict[str, Any]]:
   """Maps, files and scores for each video and task; returns the per-video score rows.
 
   With an ``errors`` list, any exception while explaining one video becomes its row there (type and
   reason) and the other videos go on; without, it is raised. ``predict_fn`` defaults to the restored
   model's.
   """
-  predict_fn = predict_fn or inference.batched_predict_fn(trained.eval_fn, trained.state,
-                                                          trained.mesh)
+  predict_fn = predict_fn or inference.batched_predict_fn(
+      trained.eval_fn, trained.state, trained.mesh
+  )
   # A clip model explains each video's first covering clip.
-  make_maps = maps.make_video_maps if inference.clip_spec(trained.config) is None else clips.make_clip_maps
+  make_maps = (
+      maps.make_video_maps if inference.clip_spec(trained.config) is None else clips.make_clip_maps
+  )
   map_fns = {name: make_maps(trained.model, name, settings) for name in trained.names}
   base_key = jax.random.key(settings.seed)
   rows = []
   for index, video in enumerate(videos):
     try:
-      rows += _explain_video(trained, predict_fn, map_fns, video, settings, out_root, mask_names,
-                             thresholds or {}, jax.random.fold_in(base_key, index))
+      rows += _explain_video(
+          trained,
+          predict_fn,
+          map_fns,
+          video,
+          settings,
+          out_root,
+          mask_names,
+          thresholds or {},
+          jax.random.fold_in(base_key, index),
+      )
     except Exception as e:  # pylint: disable=broad-except
       if errors is None:
         raise
-      errors.append({"source": video.source, "video_id": video.video_id,
-                     **({"path": video.path} if video.path else {}),
-                     **inference.input_error(e, "explaining")})
+      errors.append(
+          {
+              "source": video.source,
+              "video_id": video.video_id,
+              **({"path": video.path} if video.path else {}),
+              **inference.input_error(e, "explaining"),
+          }
+      )
       continue
     if progress:
       progress(f"{video.source}/{video.video_id}")
   return rows
 
 
-def _explain_video(trained: restore.TrainedModel, predict_fn: inference.PredictFn,
-                   map_fns: dict[str, Callable[..., Any]], video: sources.Video,
-                   settings: maps.Settings, out_root: str, mask_names: Sequence[str],
-                   thresholds: dict[str, dict[str, Any]], key: jax.Array) -> list[dict[str, Any]]:
+def _explain_video(
+    trained: restore.TrainedModel,
+    predict_fn: inference.PredictFn,
+    map_fns: dict[str, Callable[..., Any]],
+    video: sources.Video,
+    settings: maps.Settings,
+    out_root: str,
+    mask_names: Sequence[str],
+    thresholds: dict[str, dict[str, Any]],
+    key: jax.Array,
+) -> list[dict[str, Any]]:
   state = trained.state
   multitask = len(trained.names) > 1
   threshold_values = {k: v["threshold"] for k, v in thresholds.items()}
@@ -117,48 +146,78 @@ def _explain_video(trained: restore.TrainedModel, predict_fn: inference.PredictF
     # One output for the whole clip, shown on each of its frames.
     frame_outputs = {k: np.repeat(v, len(video.frames)) for k, v in predict_fn(images).items()}
   regions = scores.region_masks(video.masks, mask_names) if video.masks is not None else {}
-  dilation = (settings.occlusion_dilation if settings.occlusion_dilation is not None
-              else max(1, video.frames.shape[-1] // 24))
-  occluded = (scores.occlusion_scores(predict_fn, images, regions, threshold_values, dilation)
-              if regions else {})
+  dilation = (
+      settings.occlusion_dilation
+      if settings.occlusion_dilation is not None
+      else max(1, video.frames.shape[-1] // 24)
+  )
+  occluded = (
+      scores.occlusion_scores(predict_fn, images, regions, threshold_values, dilation)
+      if regions
+      else {}
+  )
   fan = scores.fan_mask(video.frames)
   rows = []
   for name in trained.names:
-    video_maps = np.asarray(map_fns[name](state.params, state.batch_stats, state.label_mean[name],
-                                          state.label_std[name],
-                                          images if clip is None else images[0], key))
+    video_maps = np.asarray(
+        map_fns[name](
+            state.params,
+            state.batch_stats,
+            state.label_mean[name],
+            state.label_std[name],
+            images if clip is None else images[0],
+            key,
+        )
+    )
     if not np.isfinite(video_maps).all():
       raise FloatingPointError(f"non-finite saliency map for video {video.video_id!r}, task {name}")
     prediction = float(video_outputs[name].mean())
     label = video.labels.get(name, math.nan) if video.source != "inputs" else None
-    out_dir = os.path.join(out_root, video.source, sources.safe_name(video.video_id),
-                           *((name,) if multitask else ()))
-    files = outputs.write_video(out_dir, video.frames, video_maps, frame_outputs[name],
-                                video.masks, mask_names, fps=settings.fps,
-                                unit=outputs.map_unit(name),
-                                title=outputs.panel_title(name, video, prediction, label, settings,
-                                                          trained.step))
+    out_dir = os.path.join(
+        out_root, video.source, sources.safe_name(video.video_id), *((name,) if multitask else ())
+    )
+    files = outputs.write_video(
+        out_dir,
+        video.frames,
+        video_maps,
+        frame_outputs[name],
+        video.masks,
+        mask_names,
+        fps=settings.fps,
+        unit=outputs.map_unit(name),
+        title=outputs.panel_title(name, video, prediction, label, settings, trained.step),
+    )
     if clip is not None:
-      files["clip_panel"] = clips.write_panel(os.path.join(out_dir, "clip_panel.png"), video.frames,
-                                              video_maps)
+      files["clip_panel"] = clips.write_panel(
+          os.path.join(out_dir, "clip_panel.png"), video.frames, video_maps
+      )
     row: dict[str, Any] = {
-        "source": video.source, "video_id": video.video_id, "task": name,
-        "prediction": prediction, "label": label,
+        "source": video.source,
+        "video_id": video.video_id,
+        "task": name,
+        "prediction": prediction,
+        "label": label,
         "representative_frame": scores.representative_frame(frame_outputs[name]),
-        "files": {k: os.path.relpath(v, out_root) for k, v in files.items()}}
+        "files": {k: os.path.relpath(v, out_root) for k, v in files.items()},
+    }
     if video.path:
       row.update(path=video.path, quality=video.quality)
     if regions:
       row["localisation"] = {r: scores.localisation(video_maps, m, fan) for r, m in regions.items()}
-      row["occlusion"] = {r: dict(s, **({"threshold": threshold_values[name]}
-                                        if name in threshold_values else {}))
-                          for r, s in occluded[name].items()}
+      row["occlusion"] = {
+          r: dict(s, **({"threshold": threshold_values[name]} if name in threshold_values else {}))
+          for r, s in occluded[name].items()
+      }
     rows.append(row)
   return rows
 
 
-def run(config: ml_collections.ConfigDict | None, workdir: str, split: str | None,
-        inputs: Sequence[str] = ()) -> dict[str, Any]:
+def run(
+    config: ml_collections.ConfigDict | None,
+    workdir: str,
+    split: str | None,
+    inputs: Sequence[str] = (),
+) -> dict[str, Any]:
   """``--mode=saliency``: explains ``num_videos`` of ``split`` (skipped when ``split`` is None or
   empty) and the DICOM ``inputs``; writes WORKDIR/saliency/ and returns the scores.json content.
 
@@ -184,23 +243,54 @@ def run(config: ml_collections.ConfigDict | None, workdir: str, split: str | Non
     mask_names = list(cache.read_meta(cache_dir).get("mask_names") or [])
     if mask_names:
       thresholds = scores.binary_thresholds(trained, cache_dir, predict_fn)
-    videos = sources.split_videos(cache_dir, split, trained.names,
-                                  tuple(saved.data.views) or None, saved.data.image_size,
-                                  settings.num_videos, settings.video_ids)
-    rows += explain(trained, videos, settings, out_root, mask_names, thresholds, progress=log,
-                    errors=errors, predict_fn=predict_fn)
+    videos = sources.split_videos(
+        cache_dir,
+        split,
+        trained.names,
+        tuple(saved.data.views) or None,
+        saved.data.image_size,
+        settings.num_videos,
+        settings.video_ids,
+    )
+    rows += explain(
+        trained,
+        videos,
+        settings,
+        out_root,
+        mask_names,
+        thresholds,
+        progress=log,
+        errors=errors,
+        predict_fn=predict_fn,
+    )
   if inputs:
-    rows += explain(trained, sources.input_videos(inputs, saved.data, errors), settings, out_root,
-                    progress=log, errors=errors, predict_fn=predict_fn)
+    rows += explain(
+        trained,
+        sources.input_videos(inputs, saved.data, errors),
+        settings,
+        out_root,
+        progress=log,
+        errors=errors,
+        predict_fn=predict_fn,
+    )
   summary_png = outputs.write_summary_sheet(out_root, rows, settings, trained.step)
   result = {
-      "checkpoint_step": trained.step, "tasks": list(trained.names),
+      "checkpoint_step": trained.step,
+      "tasks": list(trained.names),
       "settings": dataclasses.asdict(settings),
-      "explained": {n: "logit" if tasks_lib.get_task(n).is_binary else
-                    f"output in {tasks_lib.get_task(n).unit or 'task units'}" for n in trained.names},
-      "mask_names": mask_names, "thresholds": thresholds, "summary": scores.summarise(rows),
-      "summary_png": summary_png and os.path.relpath(summary_png, out_root), "videos": rows,
-      "errors": errors}
+      "explained": {
+          n: "logit"
+          if tasks_lib.get_task(n).is_binary
+          else f"output in {tasks_lib.get_task(n).unit or 'task units'}"
+          for n in trained.names
+      },
+      "mask_names": mask_names,
+      "thresholds": thresholds,
+      "summary": scores.summarise(rows),
+      "summary_png": summary_png and os.path.relpath(summary_png, out_root),
+      "videos": rows,
+      "errors": errors,
+  }
   result = writers.json_safe(result)
   os.makedirs(out_root, exist_ok=True)
   path = os.path.join(out_root, "scores.json")

@@ -25,7 +25,9 @@ import jax.numpy as jnp
 ScalarFn = Callable[[jax.Array], jax.Array]
 
 
-def scalar_model_fn(model: Any, variables: Any, output_index: int = 0, head: str | None = None) -> ScalarFn:
+def scalar_model_fn(
+    model: Any, variables: Any, output_index: int = 0, head: str | None = None
+) -> ScalarFn:
   """``f(x)`` = output ``output_index`` of ``model`` in inference mode on the single image ``x``.
 
   ``model`` is called as ``model.apply(variables, x[None], train=False)``; for a multi-task model, whose
@@ -54,7 +56,8 @@ def _checked(f: ScalarFn) -> ScalarFn:
     if jnp.shape(y) != ():
       raise ValueError(
           f"saliency needs f(x) -> scalar, got output shape {jnp.shape(y)}; select one output, e.g. "
-          "lambda x: model.apply(variables, x[None], train=False)[0, 0] (see scalar_model_fn)")
+          "lambda x: model.apply(variables, x[None], train=False)[0, 0] (see scalar_model_fn)"
+      )
     return y
 
   return g
@@ -63,8 +66,9 @@ def _checked(f: ScalarFn) -> ScalarFn:
 def _check_image(x: jax.Array, name: str = "x", clips: bool = True) -> None:
   if jnp.ndim(x) not in ((3, 4) if clips else (3,)):
     kinds = "one image (H, W, C) or one clip (T, H, W, C)" if clips else "one image (H, W, C)"
-    raise ValueError(f"{name} must be {kinds}, got shape {jnp.shape(x)}; "
-                     "map over a batch with jax.vmap")
+    raise ValueError(
+        f"{name} must be {kinds}, got shape {jnp.shape(x)}; " "map over a batch with jax.vmap"
+    )
 
 
 def _check_count(value: int, name: str) -> int:
@@ -85,16 +89,17 @@ def _vmapped_sum(fn: Callable, xs: Any, num: int, chunk_size: int | None) -> jax
   """Σ_i fn(xs[i]) over the leading axis of the pytree ``xs``, ``chunk_size`` samples at a time."""
   chunk, num_full, remainder = _chunks(num, chunk_size)
   batched = jax.vmap(fn)
-  head = jax.tree.map(lambda a: a[:chunk * num_full], xs)
+  head = jax.tree.map(lambda a: a[: chunk * num_full], xs)
   if num_full == 1:
     total = batched(head).sum(0)
   else:
     head = jax.tree.map(lambda a: a.reshape((num_full, chunk) + a.shape[1:]), head)
     zero = jax.eval_shape(lambda c: batched(c).sum(0), jax.tree.map(lambda a: a[0], head))
-    total, _ = jax.lax.scan(lambda acc, c: (acc + batched(c).sum(0), None),
-                            jnp.zeros(zero.shape, zero.dtype), head)
+    total, _ = jax.lax.scan(
+        lambda acc, c: (acc + batched(c).sum(0), None), jnp.zeros(zero.shape, zero.dtype), head
+    )
   if remainder:
-    total = total + batched(jax.tree.map(lambda a: a[chunk * num_full:], xs)).sum(0)
+    total = total + batched(jax.tree.map(lambda a: a[chunk * num_full :], xs)).sum(0)
   return total
 
 
@@ -102,7 +107,7 @@ def _vmapped_map(fn: Callable, xs: Any, num: int, chunk_size: int | None) -> jax
   """``[fn(xs[i]) for i]`` stacked, ``chunk_size`` samples at a time (``lax.map`` over vmapped chunks)."""
   chunk, num_full, remainder = _chunks(num, chunk_size)
   batched = jax.vmap(fn)
-  head = jax.tree.map(lambda a: a[:chunk * num_full], xs)
+  head = jax.tree.map(lambda a: a[: chunk * num_full], xs)
   if num_full == 1:
     out = batched(head)
   else:
@@ -110,7 +115,7 @@ def _vmapped_map(fn: Callable, xs: Any, num: int, chunk_size: int | None) -> jax
     out = jax.lax.map(batched, head)
     out = out.reshape((num_full * chunk,) + out.shape[2:])
   if remainder:
-    out = jnp.concatenate([out, batched(jax.tree.map(lambda a: a[chunk * num_full:], xs))])
+    out = jnp.concatenate([out, batched(jax.tree.map(lambda a: a[chunk * num_full :], xs))])
   return out
 
 
@@ -125,7 +130,9 @@ def smoothgrad_sigma(x: jax.Array, noise_frac: float = 0.15) -> jax.Array:
   return noise_frac * (jnp.max(x) - jnp.min(x))
 
 
-def smoothgrad_noise(key: jax.Array, x: jax.Array, num_samples: int, noise_frac: float = 0.15) -> jax.Array:
+def smoothgrad_noise(
+    key: jax.Array, x: jax.Array, num_samples: int, noise_frac: float = 0.15
+) -> jax.Array:
   """The noise draws SmoothGrad adds, shape (num_samples, *x.shape).
 
   Draw i is σ·normal(split(key, num_samples)[i]); ``smoothgrad`` makes the same draws one at a time.
@@ -147,8 +154,16 @@ def jitter_shifts(num_samples: int, jitter: int) -> jax.Array:
   return jnp.stack([(i // jitter) % jitter, i % jitter], axis=1).astype(jnp.int32)
 
 
-def smoothgrad(f: ScalarFn, x: jax.Array, key: jax.Array, num_samples: int = 50, noise_frac: float = 0.15,
-               magnitude: bool = False, chunk_size: int | None = None, jitter: int = 0) -> jax.Array:
+def smoothgrad(
+    f: ScalarFn,
+    x: jax.Array,
+    key: jax.Array,
+    num_samples: int = 50,
+    noise_frac: float = 0.15,
+    magnitude: bool = False,
+    chunk_size: int | None = None,
+    jitter: int = 0,
+) -> jax.Array:
   """SmoothGrad (Smilkov et al. 2017): mean gradient of ``f`` at ``x + N(0, σ²)``, shape of ``x``.
 
   σ = noise_frac·(max(x) − min(x)). With ``magnitude`` the squared gradients are averaged. Noise draw i
@@ -169,7 +184,8 @@ def smoothgrad(f: ScalarFn, x: jax.Array, key: jax.Array, num_samples: int = 50,
   def one(key_shift):
     k, shift = key_shift
     g = jax.grad(lambda z: f(jnp.roll(z, (shift[0], shift[1]), axis=(0, 1))))(
-        x + sigma * jax.random.normal(k, x.shape, x.dtype))
+        x + sigma * jax.random.normal(k, x.shape, x.dtype)
+    )
     return g * g if magnitude else g
 
   keys = jax.random.split(key, num_samples)
@@ -180,8 +196,14 @@ def smoothgrad(f: ScalarFn, x: jax.Array, key: jax.Array, num_samples: int = 50,
 _IG_RULES = ("trapezoid", "midpoint")
 
 
-def integrated_gradients(f: ScalarFn, x: jax.Array, baseline: jax.Array | float | None = None, steps: int = 25,
-                         chunk_size: int | None = None, rule: str = "trapezoid") -> jax.Array:
+def integrated_gradients(
+    f: ScalarFn,
+    x: jax.Array,
+    baseline: jax.Array | float | None = None,
+    steps: int = 25,
+    chunk_size: int | None = None,
+    rule: str = "trapezoid",
+) -> jax.Array:
   """Integrated Gradients (Sundararajan et al. 2017) on the straight path from ``baseline`` to ``x``.
 
   ``baseline`` defaults to zeros. The path integral uses ``rule``: "trapezoid" (steps + 1 gradients,
@@ -192,8 +214,11 @@ def integrated_gradients(f: ScalarFn, x: jax.Array, baseline: jax.Array | float 
   _check_count(steps, "steps")
   if rule not in _IG_RULES:
     raise ValueError(f"rule must be one of {_IG_RULES}, got {rule!r}")
-  baseline = jnp.zeros_like(x) if baseline is None else jnp.broadcast_to(jnp.asarray(baseline, x.dtype),
-                                                                         x.shape)
+  baseline = (
+      jnp.zeros_like(x)
+      if baseline is None
+      else jnp.broadcast_to(jnp.asarray(baseline, x.dtype), x.shape)
+  )
   if rule == "trapezoid":
     alphas = jnp.linspace(0.0, 1.0, steps + 1, dtype=x.dtype)
     weights = jnp.full((steps + 1,), 1.0 / steps, x.dtype).at[jnp.array([0, -1])].multiply(0.5)
@@ -210,8 +235,9 @@ def integrated_gradients(f: ScalarFn, x: jax.Array, baseline: jax.Array | float 
   return delta * _vmapped_sum(one, (alphas, weights), alphas.shape[0], chunk_size)
 
 
-def occlude(f: ScalarFn, x: jax.Array, mask: jax.Array, fill: jax.Array | float = 0.0
-           ) -> tuple[jax.Array, jax.Array]:
+def occlude(
+    f: ScalarFn, x: jax.Array, mask: jax.Array, fill: jax.Array | float = 0.0
+) -> tuple[jax.Array, jax.Array]:
   """(f(x), f(x with ``mask`` set to ``fill``)). ``mask`` is (H, W) or (H, W, C), true where occluded."""
   _check_image(x, clips=False)
   mask = jnp.asarray(mask)
@@ -233,8 +259,14 @@ def patch_starts(size: int, patch: int, stride: int) -> list[int]:
   return starts
 
 
-def occlusion_map(f: ScalarFn, x: jax.Array, patch: int = 16, stride: int = 8, fill: jax.Array | float = 0.0,
-                  chunk_size: int | None = None) -> jax.Array:
+def occlusion_map(
+    f: ScalarFn,
+    x: jax.Array,
+    patch: int = 16,
+    stride: int = 8,
+    fill: jax.Array | float = 0.0,
+    chunk_size: int | None = None,
+) -> jax.Array:
   """Sliding-patch occlusion: (H, W) map of f(x) − f(x with the patch set to ``fill``).
 
   Each pixel gets the mean change over the patches that cover it; positive means hiding it lowers f. Patch
@@ -274,18 +306,27 @@ def localisation_score(saliency_map: jax.Array, region_mask: jax.Array) -> dict[
   """
   saliency_map, region_mask = jnp.asarray(saliency_map), jnp.asarray(region_mask)
   if saliency_map.ndim not in (2, 3) or region_mask.shape != saliency_map.shape[:2]:
-    raise ValueError(f"saliency_map {saliency_map.shape} must be (H, W) or (H, W, C) and region_mask "
-                     f"{region_mask.shape} must be its (H, W)")
+    raise ValueError(
+        f"saliency_map {saliency_map.shape} must be (H, W) or (H, W, C) and region_mask "
+        f"{region_mask.shape} must be its (H, W)"
+    )
   mass = jnp.abs(saliency_map)
   if mass.ndim == 3:
     mass = mass.sum(-1)
   mass = mass.astype(jnp.float32)
   inside = region_mask.astype(bool)
   total = mass.sum()
-  mass_in_region = jnp.where(total > 0, jnp.sum(mass * inside) / jnp.where(total > 0, total, 1.0), jnp.nan)
+  mass_in_region = jnp.where(
+      total > 0, jnp.sum(mass * inside) / jnp.where(total > 0, total, 1.0), jnp.nan
+  )
   area_fraction = inside.mean(dtype=jnp.float32)
-  ratio = jnp.where(area_fraction > 0, mass_in_region / jnp.where(area_fraction > 0, area_fraction, 1.0),
-                    jnp.nan)
+  ratio = jnp.where(
+      area_fraction > 0, mass_in_region / jnp.where(area_fraction > 0, area_fraction, 1.0), jnp.nan
+  )
   pointing_hit = inside.reshape(-1)[jnp.argmax(mass)].astype(jnp.float32)
-  return dict(mass_in_region=mass_in_region, area_fraction=area_fraction, ratio=ratio,
-              pointing_hit=pointing_hit)
+  return dict(
+      mass_in_region=mass_in_region,
+      area_fraction=area_fraction,
+      ratio=ratio,
+      pointing_hit=pointing_hit,
+  )

@@ -42,8 +42,9 @@ def fan_mask(frames: np.ndarray) -> np.ndarray:
 _frame_scores = jax.jit(jax.vmap(saliency.localisation_score))
 
 
-def localisation(maps: np.ndarray, region: np.ndarray, fan: np.ndarray | None = None
-                 ) -> dict[str, float]:
+def localisation(
+    maps: np.ndarray, region: np.ndarray, fan: np.ndarray | None = None
+) -> dict[str, float]:
   """Localisation of per-frame ``maps`` (T, S, S) on a per-frame ``region`` (T, S, S) bool.
 
   Each frame is scored with ``saliency.localisation_score``; the scores are averaged over the frames
@@ -57,17 +58,25 @@ def localisation(maps: np.ndarray, region: np.ndarray, fan: np.ndarray | None = 
   present = region.reshape(len(region), -1).any(-1)
   out = {"frames_present": int(present.sum())}
   if not present.any():
-    return {**out, **{k: math.nan for k in ("mass_in_region", "area_fraction", "ratio",
-                                              "pointing_hit", "ratio_in_fan")}}
+    return {
+        **out,
+        **{
+            k: math.nan
+            for k in ("mass_in_region", "area_fraction", "ratio", "pointing_hit", "ratio_in_fan")
+        },
+    }
   scores = {k: np.asarray(v)[present] for k, v in _frame_scores(maps, region).items()}
-  out.update({k: float(np.nanmean(v)) if np.isfinite(v).any() else math.nan
-              for k, v in scores.items()})
+  out.update(
+      {k: float(np.nanmean(v)) if np.isfinite(v).any() else math.nan for k, v in scores.items()}
+  )
   if fan is not None:
     fan = np.asarray(fan, bool)
     in_fan = _frame_scores(maps * fan, region & fan)
     fan_fraction = float(fan.mean())
     with np.errstate(invalid="ignore", divide="ignore"):
-      ratio = np.asarray(in_fan["mass_in_region"]) / (np.asarray(in_fan["area_fraction"]) / fan_fraction)
+      ratio = np.asarray(in_fan["mass_in_region"]) / (
+          np.asarray(in_fan["area_fraction"]) / fan_fraction
+      )
     ratio = ratio[present]
     out["ratio_in_fan"] = float(np.nanmean(ratio)) if np.isfinite(ratio).any() else math.nan
   return out
@@ -103,8 +112,11 @@ def representative_frame(frame_outputs: np.ndarray) -> int:
 # Model outputs, thresholds and occlusion (host-side glue around a ``predict_fn``).
 
 
-def binary_thresholds(trained: restore.TrainedModel, cache_dir: str | None,
-                      predict_fn: inference.PredictFn | None = None) -> dict[str, dict[str, Any]]:
+def binary_thresholds(
+    trained: restore.TrainedModel,
+    cache_dir: str | None,
+    predict_fn: inference.PredictFn | None = None,
+) -> dict[str, dict[str, Any]]:
   """{binary task: {"threshold", "source"}}: the validation F1 threshold.
 
   Read from WORKDIR/eval/val[/<task>]/metrics.json when evaluate mode has run, else chosen on the
@@ -124,8 +136,9 @@ def binary_thresholds(trained: restore.TrainedModel, cache_dir: str | None,
       pending.append(name)
   if pending and cache_dir is not None:
     try:
-      predict_fn = predict_fn or inference.batched_predict_fn(trained.eval_fn, trained.state,
-                                                              trained.mesh)
+      predict_fn = predict_fn or inference.batched_predict_fn(
+          trained.eval_fn, trained.state, trained.mesh
+      )
       pred = inference.predict_split(predict_fn, trained.config, trained.names, cache_dir, "val")
     except ValueError:
       pred = None
@@ -152,10 +165,13 @@ def dilate(region: np.ndarray, pixels: int) -> np.ndarray:
   return np.stack([cv2.dilate(m.astype(np.uint8), kernel) > 0 for m in region])
 
 
-def occlusion_scores(predict_fn: inference.PredictFn, images: np.ndarray,
-                     regions: dict[str, np.ndarray],
-                     thresholds: dict[str, float], dilation: int = 0
-                     ) -> dict[str, dict[str, dict[str, Any]]]:
+def occlusion_scores(
+    predict_fn: inference.PredictFn,
+    images: np.ndarray,
+    regions: dict[str, np.ndarray],
+    thresholds: dict[str, float],
+    dilation: int = 0,
+) -> dict[str, dict[str, dict[str, Any]]]:
   """{task: {region: before/after}} for one video ``images`` (T, S, S, C).
 
   Each region (T, S, S) bool present in the video is set to black in every frame; ``before`` and
@@ -171,7 +187,9 @@ def occlusion_scores(predict_fn: inference.PredictFn, images: np.ndarray,
     variants += [(k, "_dilated", dilate(m, dilation)) for k, m in present.items()]
   # One video per call: every call has the same shape, so the model compiles once.
   videos_out = [predict_fn(images)] + [
-      predict_fn(np.where(m[..., None], np.float32(normalization.BLACK), images)) for _, _, m in variants]
+      predict_fn(np.where(m[..., None], np.float32(normalization.BLACK), images))
+      for _, _, m in variants
+  ]
   result: dict[str, dict[str, dict[str, Any]]] = {}
   for name in videos_out[0]:
     videos = [float(out[name].mean()) for out in videos_out]
@@ -213,8 +231,17 @@ def summarise(videos: list[dict[str, Any]]) -> dict[str, Any]:
         present = [s for s in scores if s["frames_present"]]
         task["localisation"][region] = {
             "n_videos": len(present),
-            **{k: _mean([s[k] for s in present]) for k in
-               ("mass_in_region", "area_fraction", "ratio", "ratio_in_fan", "pointing_hit")}}
+            **{
+                k: _mean([s[k] for s in present])
+                for k in (
+                    "mass_in_region",
+                    "area_fraction",
+                    "ratio",
+                    "ratio_in_fan",
+                    "pointing_hit",
+                )
+            },
+        }
       for region, scores in task.get("occlusion", {}).items():
         summary = {"n_videos": len(scores), "mean_before": _mean([s["before"] for s in scores])}
         positive = [s for s in scores if "threshold" in s and s["before"] >= s["threshold"]]

@@ -49,8 +49,15 @@ def _resize_masks(masks: np.ndarray, size: int) -> np.ndarray:
   return np.stack([cv2.resize(m, (size, size), interpolation=cv2.INTER_NEAREST) for m in masks])
 
 
-def split_videos(cache_dir: str, split: str, names: Sequence[str], views: Sequence[str] | None,
-                 size: int, num_videos: int, video_ids: Sequence[str] = ()) -> Iterable[Video]:
+def split_videos(
+    cache_dir: str,
+    split: str,
+    names: Sequence[str],
+    views: Sequence[str] | None,
+    size: int,
+    num_videos: int,
+    video_ids: Sequence[str] = (),
+) -> Iterable[Video]:
   """The first ``num_videos`` videos of a cache split with a label for one of ``names`` (or the
   ``video_ids`` ones), frames (and masks) at ``size``."""
   wanted = set(video_ids)
@@ -64,9 +71,13 @@ def split_videos(cache_dir: str, split: str, names: Sequence[str], views: Sequen
       break
     frames = np.stack([augment.resize(f, size) for f in record["frames"]])
     masks = record.get("masks")
-    yield Video(source=split, video_id=video_id, frames=frames,
-                labels={k: float(v) for k, v in record.get("labels", {}).items() if k in names},
-                masks=None if masks is None else _resize_masks(np.asarray(masks), size))
+    yield Video(
+        source=split,
+        video_id=video_id,
+        frames=frames,
+        labels={k: float(v) for k, v in record.get("labels", {}).items() if k in names},
+        masks=None if masks is None else _resize_masks(np.asarray(masks), size),
+    )
     found.add(video_id)
     count += 1
   missing = sorted(wanted - found)
@@ -74,8 +85,9 @@ def split_videos(cache_dir: str, split: str, names: Sequence[str], views: Sequen
     raise ConfigError(f"{cache_dir}: split {split!r} has no labelled video {missing}")
 
 
-def input_videos(paths: Sequence[str], data: ml_collections.ConfigDict, errors: list[dict[str, str]]
-                 ) -> Iterable[Video]:
+def input_videos(
+    paths: Sequence[str], data: ml_collections.ConfigDict, errors: list[dict[str, str]]
+) -> Iterable[Video]:
   """DICOM or AVI files (or folders), read as the model was trained; any failure to read one becomes
   its row in ``errors`` (type and reason, see ``inference.input_error``) and the others go on."""
   used: set[str] = set()
@@ -91,5 +103,10 @@ def input_videos(paths: Sequence[str], data: ml_collections.ConfigDict, errors: 
       k += 1
       video_id = f"{stem}_{k}"
     used.add(video_id)
-    yield Video(source="inputs", video_id=video_id, frames=clip.frames, path=path,
-                quality=inference.clip_quality(clip))
+    yield Video(
+        source="inputs",
+        video_id=video_id,
+        frames=clip.frames,
+        path=path,
+        quality=inference.clip_quality(clip),
+    )

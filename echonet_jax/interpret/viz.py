@@ -46,7 +46,9 @@ def video_display_maps(saliency: np.ndarray, percentile: float = 99.0) -> np.nda
   if heat.ndim == 4:
     heat = heat.sum(-1)
   if heat.ndim != 3:
-    raise ValueError(f"video saliency must be (T, H, W) or (T, H, W, C), got shape {np.shape(saliency)}")
+    raise ValueError(
+        f"video saliency must be (T, H, W) or (T, H, W, C), got shape {np.shape(saliency)}"
+    )
   return _clip_and_scale(heat, percentile)
 
 
@@ -70,7 +72,9 @@ def _gray01(frame: np.ndarray) -> np.ndarray:
   return (frame - low) / (high - low) if high > low else np.zeros_like(frame)
 
 
-def overlay(frame: np.ndarray, heat01: np.ndarray, cmap: str = "inferno", alpha: float = 0.6) -> np.ndarray:
+def overlay(
+    frame: np.ndarray, heat01: np.ndarray, cmap: str = "inferno", alpha: float = 0.6
+) -> np.ndarray:
   """Colour ``heat01`` (H, W) in [0, 1] over the grayscale ``frame``; uint8 RGB (H, W, 3).
 
   The colour's opacity at a pixel is ``alpha·heat``, so unimportant pixels show the plain frame.
@@ -85,8 +89,13 @@ def overlay(frame: np.ndarray, heat01: np.ndarray, cmap: str = "inferno", alpha:
   return np.round(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def video_overlays(frames: np.ndarray, saliency: np.ndarray, cmap: str = "inferno", alpha: float = 0.6,
-                   percentile: float = 99.0) -> np.ndarray:
+def video_overlays(
+    frames: np.ndarray,
+    saliency: np.ndarray,
+    cmap: str = "inferno",
+    alpha: float = 0.6,
+    percentile: float = 99.0,
+) -> np.ndarray:
   """Overlays for a clip: ``frames`` (T, H, W[, C]) and ``saliency`` (T, H, W[, C]) → uint8 (T, H, W, 3)."""
   heats = video_display_maps(saliency, percentile)
   if len(frames) != len(heats):
@@ -96,8 +105,14 @@ def video_overlays(frames: np.ndarray, saliency: np.ndarray, cmap: str = "infern
 
 def _check_rgb(rgb: np.ndarray, what: str) -> np.ndarray:
   rgb = np.asarray(rgb)
-  if rgb.dtype != np.uint8 or rgb.ndim not in (2, 3) or (rgb.ndim == 3 and rgb.shape[-1] not in (3, 4)):
-    raise ValueError(f"{what} must be uint8 (H, W), (H, W, 3) or (H, W, 4), got {rgb.dtype} {rgb.shape}")
+  if (
+      rgb.dtype != np.uint8
+      or rgb.ndim not in (2, 3)
+      or (rgb.ndim == 3 and rgb.shape[-1] not in (3, 4))
+  ):
+    raise ValueError(
+        f"{what} must be uint8 (H, W), (H, W, 3) or (H, W, 4), got {rgb.dtype} {rgb.shape}"
+    )
   return rgb
 
 
@@ -112,16 +127,28 @@ def save_png(path: str | os.PathLike, rgb: np.ndarray) -> None:
   image.save(path, format="PNG")
 
 
-def save_gif(path: str | os.PathLike, rgb_frames: Sequence[np.ndarray] | np.ndarray, fps: float = 10.0) -> None:
+def save_gif(
+    path: str | os.PathLike, rgb_frames: Sequence[np.ndarray] | np.ndarray, fps: float = 10.0
+) -> None:
   """Write uint8 frames (T, H, W[, 3]) as an animated GIF that loops forever."""
   if len(rgb_frames) == 0:
     raise ValueError(f"no frames to write to {path}")
   if fps <= 0:
     raise ValueError(f"fps must be positive, got {fps}")
-  images = [Image.fromarray(_check_rgb(frame, f"frame {i} for {path}")) for i, frame in enumerate(rgb_frames)]
+  images = [
+      Image.fromarray(_check_rgb(frame, f"frame {i} for {path}"))
+      for i, frame in enumerate(rgb_frames)
+  ]
   _parent(path)
-  images[0].save(path, format="GIF", save_all=True, append_images=images[1:], loop=0,
-                 duration=int(round(1000.0 / fps)), optimize=False)
+  images[0].save(
+      path,
+      format="GIF",
+      save_all=True,
+      append_images=images[1:],
+      loop=0,
+      duration=int(round(1000.0 / fps)),
+      optimize=False,
+  )
 
 
 PANEL_PX = 512  # the least side, in pixels, of each image in a saved panel (upsampled)
@@ -140,10 +167,19 @@ def _new_figure(width_in: float, height_in: float, dpi: int):
   return figure
 
 
-def panel(path: str | os.PathLike, frame: np.ndarray, saliency_map: np.ndarray,
-          mask: np.ndarray | None = None, title: str | None = None, unit: str = "",
-          cmap: str = "inferno", alpha: float = 0.6, percentile: float = 99.0,
-          panel_px: int = PANEL_PX, dpi: int = 100) -> Figure:
+def panel(
+    path: str | os.PathLike,
+    frame: np.ndarray,
+    saliency_map: np.ndarray,
+    mask: np.ndarray | None = None,
+    title: str | None = None,
+    unit: str = "",
+    cmap: str = "inferno",
+    alpha: float = 0.6,
+    percentile: float = 99.0,
+    panel_px: int = PANEL_PX,
+    dpi: int = 100,
+) -> Figure:
   """Save a titled figure: the frame | the map with a colour bar | the map over the frame.
 
   ``saliency_map`` (H, W) is shown as |map| in its own unit (``unit`` labels the colour bar), clipped at
@@ -188,9 +224,14 @@ def panel(path: str | os.PathLike, frame: np.ndarray, saliency_map: np.ndarray,
   return figure
 
 
-def summary_sheet(path: str | os.PathLike, tiles: Sequence[tuple[np.ndarray, np.ndarray, str]],
-                  title: str | None = None, columns: int = 4, tile_px: int = 320,
-                  dpi: int = 100) -> Figure:
+def summary_sheet(
+    path: str | os.PathLike,
+    tiles: Sequence[tuple[np.ndarray, np.ndarray, str]],
+    title: str | None = None,
+    columns: int = 4,
+    tile_px: int = 320,
+    dpi: int = 100,
+) -> Figure:
   """One PNG of many videos: each tile (frame, map, caption) the map over the frame, captioned.
 
   Each map is clipped at its own 99th percentile (tiles show where, not how much).

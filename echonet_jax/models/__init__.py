@@ -39,5 +39,15 @@ def get_model(name: str, **kwargs: Any) -> nn.Module:
   return MODELS[name](**kwargs)
 
 
-__all__ = ["CLIP_MODELS", "DEFAULT_MODEL", "InceptionResNetV1", "MIN_INPUT_SIZE", "MODELS", "Model",
-           "R2Plus1D18", "get_model", "is_clip_model", "scaled_channels"]
+__all__ = [
+    "CLIP_MODELS",
+    "DEFAULT_MODEL",
+    "InceptionResNetV1",
+    "MIN_INPUT_SIZE",
+    "MODELS",
+    "Model",
+    "R2Plus1D18",
+    "get_model",
+    "is_clip_model",
+    "scaled_channels",
+]

@@ -18,8 +18,9 @@ def scaled_channels(n: int, width: float) -> int:
   return max(1, int(round(n * width)))
 
 
-def check_attributes(blocks: tuple[int, ...], num_stages: int, min_repeats: int, width: float,
-                     dropout_rate: float) -> None:
+def check_attributes(
+    blocks: tuple[int, ...], num_stages: int, min_repeats: int, width: float, dropout_rate: float
+) -> None:
   """ValueError unless ``blocks`` has ``num_stages`` ints >= ``min_repeats``, ``width`` > 0 and
   ``dropout_rate`` is in [0, 1)."""
   if len(blocks) != num_stages or any(int(b) != b or b < min_repeats for b in blocks):
@@ -66,5 +67,4 @@ class PooledNetwork(nn.Module):
 
 
 def _dense(n: int, kernel_init: Callable, name: str) -> nn.Dense:
-  return nn.Dense(n, kernel_init=kernel_init, dtype=jnp.float32, param_dtype=jnp.float32,
-                  name=name)
+  return nn.Dense(n, kernel_init=kernel_init, dtype=jnp.float32, param_dtype=jnp.float32, name=name)

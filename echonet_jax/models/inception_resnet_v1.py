@@ -45,12 +45,26 @@ class ConvBN(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     x = nn.Conv(
-        self.features, self.kernel_size, strides=self.strides, padding=self.padding,
-        use_bias=False, kernel_init=conv_kernel_init, dtype=self.dtype,
-        param_dtype=jnp.float32, name="conv")(x)
+        self.features,
+        self.kernel_size,
+        strides=self.strides,
+        padding=self.padding,
+        use_bias=False,
+        kernel_init=conv_kernel_init,
+        dtype=self.dtype,
+        param_dtype=jnp.float32,
+        name="conv",
+    )(x)
     x = nn.BatchNorm(
-        use_running_average=not train, momentum=0.995, epsilon=1e-3, use_scale=True,
-        use_bias=True, dtype=self.dtype, param_dtype=jnp.float32, name="bn")(x)
+        use_running_average=not train,
+        momentum=0.995,
+        epsilon=1e-3,
+        use_scale=True,
+        use_bias=True,
+        dtype=self.dtype,
+        param_dtype=jnp.float32,
+        name="bn",
+    )(x)
     return nn.relu(x) if self.activation else x
 
 
@@ -70,8 +84,14 @@ class _Block(nn.Module):
 
   def residual(self, x: jax.Array, mixed: jax.Array) -> jax.Array:
     up = nn.Conv(
-        x.shape[-1], (1, 1), use_bias=True, kernel_init=conv_kernel_init,
-        dtype=self.dtype, param_dtype=jnp.float32, name="Conv2d_1x1")(mixed)
+        x.shape[-1],
+        (1, 1),
+        use_bias=True,
+        kernel_init=conv_kernel_init,
+        dtype=self.dtype,
+        param_dtype=jnp.float32,
+        name="Conv2d_1x1",
+    )(mixed)
     x = x + self.scale * up
     return nn.relu(x) if self.activation else x
 
@@ -130,13 +150,18 @@ class _Trunk(nn.Module):
     if x.ndim != 4:
       raise ValueError(f"expected images of shape (B, H, W, C), got shape {x.shape}")
     if min(x.shape[1:3]) < MIN_INPUT_SIZE:
-      raise ValueError(
-          f"input height and width must be >= {MIN_INPUT_SIZE}, got shape {x.shape}")
+      raise ValueError(f"input height and width must be >= {MIN_INPUT_SIZE}, got shape {x.shape}")
     ch = functools.partial(scaled_channels, width=self.width)
 
     def conv(n, k, name, strides=1, padding="SAME"):
-      return ConvBN(ch(n), (k, k) if isinstance(k, int) else k, strides=strides,
-                    padding=padding, dtype=self.dtype, name=name)
+      return ConvBN(
+          ch(n),
+          (k, k) if isinstance(k, int) else k,
+          strides=strides,
+          padding=padding,
+          dtype=self.dtype,
+          name=name,
+      )
 
     x = jnp.asarray(x, self.dtype)
     # Stem: 299 -> 149 -> 147 -> 147 -> 73 -> 73 -> 71 -> 35.
@@ -154,12 +179,12 @@ class _Trunk(nn.Module):
       x = Block35(scale=0.17, name=f"Repeat_block35_{i + 1}", **block)(x, train=train)
 
     # Reduction-A (k, l, m, n = 192, 192, 256, 384): 35x35 -> 17x17.
-    b0 = conv(384, 3, "Mixed_6a_Branch_0_Conv2d_1a_3x3", strides=2, padding="VALID")(
-        x, train=train)
+    b0 = conv(384, 3, "Mixed_6a_Branch_0_Conv2d_1a_3x3", strides=2, padding="VALID")(x, train=train)
     b1 = conv(192, 1, "Mixed_6a_Branch_1_Conv2d_0a_1x1")(x, train=train)
     b1 = conv(192, 3, "Mixed_6a_Branch_1_Conv2d_0b_3x3")(b1, train=train)
     b1 = conv(256, 3, "Mixed_6a_Branch_1_Conv2d_1a_3x3", strides=2, padding="VALID")(
-        b1, train=train)
+        b1, train=train
+    )
     x = jnp.concatenate([b0, b1, _max_pool_3x3_s2(x)], axis=-1)
 
     for i in range(n17):
@@ -168,14 +193,17 @@ class _Trunk(nn.Module):
     # Reduction-B: 17x17 -> 8x8.
     b0 = conv(256, 1, "Mixed_7a_Branch_0_Conv2d_0a_1x1")(x, train=train)
     b0 = conv(384, 3, "Mixed_7a_Branch_0_Conv2d_1a_3x3", strides=2, padding="VALID")(
-        b0, train=train)
+        b0, train=train
+    )
     b1 = conv(256, 1, "Mixed_7a_Branch_1_Conv2d_0a_1x1")(x, train=train)
     b1 = conv(256, 3, "Mixed_7a_Branch_1_Conv2d_1a_3x3", strides=2, padding="VALID")(
-        b1, train=train)
+        b1, train=train
+    )
     b2 = conv(256, 1, "Mixed_7a_Branch_2_Conv2d_0a_1x1")(x, train=train)
     b2 = conv(256, 3, "Mixed_7a_Branch_2_Conv2d_0b_3x3")(b2, train=train)
     b2 = conv(256, 3, "Mixed_7a_Branch_2_Conv2d_1a_3x3", strides=2, padding="VALID")(
-        b2, train=train)
+        b2, train=train
+    )
     x = jnp.concatenate([b0, b1, b2, _max_pool_3x3_s2(x)], axis=-1)
 
     for i in range(n8):

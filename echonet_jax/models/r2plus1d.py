@@ -57,12 +57,24 @@ class ConvBN3D(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     x = nn.Conv(
-        self.features, self.kernel_size, strides=self.strides, padding=_pad(self.kernel_size),
-        use_bias=False, kernel_init=conv_kernel_init, dtype=self.dtype,
-        param_dtype=jnp.float32, name="conv")(x)
+        self.features,
+        self.kernel_size,
+        strides=self.strides,
+        padding=_pad(self.kernel_size),
+        use_bias=False,
+        kernel_init=conv_kernel_init,
+        dtype=self.dtype,
+        param_dtype=jnp.float32,
+        name="conv",
+    )(x)
     x = nn.BatchNorm(
-        use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=self.dtype,
-        param_dtype=jnp.float32, name="bn")(x)
+        use_running_average=not train,
+        momentum=0.9,
+        epsilon=1e-5,
+        dtype=self.dtype,
+        param_dtype=jnp.float32,
+        name="bn",
+    )(x)
     return nn.relu(x) if self.activation else x
 
 
@@ -81,10 +93,17 @@ class Conv2Plus1D(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     s = self.stride
-    x = ConvBN3D(self.mid_features, (1, 3, 3), (1, s, s), dtype=self.dtype,
-                 name="spatial")(x, train=train)
-    return ConvBN3D(self.features, (3, 1, 1), (s, 1, 1), activation=self.activation,
-                    dtype=self.dtype, name="temporal")(x, train=train)
+    x = ConvBN3D(self.mid_features, (1, 3, 3), (1, s, s), dtype=self.dtype, name="spatial")(
+        x, train=train
+    )
+    return ConvBN3D(
+        self.features,
+        (3, 1, 1),
+        (s, 1, 1),
+        activation=self.activation,
+        dtype=self.dtype,
+        name="temporal",
+    )(x, train=train)
 
 
 class BasicBlock(nn.Module):
@@ -105,8 +124,9 @@ class BasicBlock(nn.Module):
     out = conv(activation=False, name="conv2")(out, train=train)
     if self.stride != 1 or x.shape[-1] != self.features:
       s = self.stride
-      x = ConvBN3D(self.features, (1, 1, 1), (s, s, s), activation=False, dtype=self.dtype,
-                   name="downsample")(x, train=train)
+      x = ConvBN3D(
+          self.features, (1, 1, 1), (s, s, s), activation=False, dtype=self.dtype, name="downsample"
+      )(x, train=train)
     return nn.relu(out + x)
 
 
@@ -124,15 +144,18 @@ class _Trunk(nn.Module):
     ch = functools.partial(scaled_channels, width=self.width)
     x = jnp.asarray(x, self.dtype)
     # R2Plus1dStem: spatial 7x7 stride 2, then temporal 3.
-    x = ConvBN3D(ch(STEM_CHANNELS), (1, 7, 7), (1, 2, 2), dtype=self.dtype,
-                 name="stem_spatial")(x, train=train)
-    x = ConvBN3D(ch(STAGE_CHANNELS[0]), (3, 1, 1), dtype=self.dtype,
-                 name="stem_temporal")(x, train=train)
+    x = ConvBN3D(ch(STEM_CHANNELS), (1, 7, 7), (1, 2, 2), dtype=self.dtype, name="stem_spatial")(
+        x, train=train
+    )
+    x = ConvBN3D(ch(STAGE_CHANNELS[0]), (3, 1, 1), dtype=self.dtype, name="stem_temporal")(
+        x, train=train
+    )
     for stage, (channels, repeats) in enumerate(zip(STAGE_CHANNELS, self.blocks)):
       for i in range(repeats):
         stride = 2 if stage > 0 and i == 0 else 1
-        x = BasicBlock(ch(channels), stride, dtype=self.dtype,
-                       name=f"layer{stage + 1}_{i}")(x, train=train)
+        x = BasicBlock(ch(channels), stride, dtype=self.dtype, name=f"layer{stage + 1}_{i}")(
+            x, train=train
+        )
     # Pool in float32: the pooled vector feeds float32 heads.
     return jnp.mean(x.astype(jnp.float32), axis=(1, 2, 3))
 
@@ -160,7 +183,8 @@ class R2Plus1D18(common.PooledNetwork):
 
   def setup(self):
     common.check_attributes(tuple(self.blocks), 4, 1, self.width, self.dropout_rate)
-    self.trunk = _Trunk(width=self.width, blocks=tuple(int(b) for b in self.blocks),
-                        dtype=self.dtype)
+    self.trunk = _Trunk(
+        width=self.width, blocks=tuple(int(b) for b in self.blocks), dtype=self.dtype
+    )
     self.dropout = nn.Dropout(self.dropout_rate)
     self.heads = common.make_heads(self.num_outputs, head_kernel_init)

@@ -22,6 +22,18 @@ from echonet_jax.phantom.writer import generate_dataset
 
 explainable_variance = EXPLAINABLE_VARIANCE
 
-__all__ = ["CSV_COLUMNS", "MASK_NAMES", "OTHER_KINDS", "RenderedVideo", "VIEWS", "VIEW_CLASSES",
-           "ensure_dataset", "estimate_explainable_variance", "explainable_variance",
-           "generate_dataset", "render_study", "render_video", "sample_patient"]
+__all__ = [
+    "CSV_COLUMNS",
+    "MASK_NAMES",
+    "OTHER_KINDS",
+    "RenderedVideo",
+    "VIEWS",
+    "VIEW_CLASSES",
+    "ensure_dataset",
+    "estimate_explainable_variance",
+    "explainable_variance",
+    "generate_dataset",
+    "render_study",
+    "render_video",
+    "sample_patient",
+]

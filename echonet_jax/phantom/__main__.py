@@ -15,9 +15,11 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--out", required=True, help="output folder")
   parser.add_argument("--studies", type=int, required=True, help="number of studies (patients)")
   parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--views", default="A4C",
-                      help=f"comma-separated among {','.join(views.VIEW_CLASSES)} (A4C required), "
-                      "or 'all'")
+  parser.add_argument(
+      "--views",
+      default="A4C",
+      help=f"comma-separated among {','.join(views.VIEW_CLASSES)} (A4C required), " "or 'all'",
+  )
   parser.add_argument("--rows", type=int, default=480)
   parser.add_argument("--cols", type=int, default=640)
   parser.add_argument("--frame_time_ms", type=float, default=33.3)
@@ -29,10 +31,18 @@ def main(argv: list[str] | None = None) -> int:
   start = time.perf_counter()
   try:
     path = writer.generate_dataset(
-        args.out, args.studies, args.seed, views=args.views,
-        rows=args.rows, cols=args.cols, frame_time_ms=args.frame_time_ms,
-        duration_s=args.duration_s, workers=args.workers, photometric=args.photometric,
-        compression=args.compression)
+        args.out,
+        args.studies,
+        args.seed,
+        views=args.views,
+        rows=args.rows,
+        cols=args.cols,
+        frame_time_ms=args.frame_time_ms,
+        duration_s=args.duration_s,
+        workers=args.workers,
+        photometric=args.photometric,
+        compression=args.compression,
+    )
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

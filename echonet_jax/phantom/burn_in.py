@@ -15,10 +15,13 @@ def _ecg(phase_at, duration_s, x0, x1, y_mid, amp):
   xs = np.arange(int(x0), int(x1))
   t = (xs - x0) / (x1 - x0) * duration_s
   ph = np.mod(phase_at(t) + 0.5, 1.0) - 0.5
-  wave = (1.0 * np.exp(-0.5 * (ph / 0.008)**2) - 0.12 * np.exp(-0.5 * ((ph + 0.016) / 0.006)**2)
-          - 0.25 * np.exp(-0.5 * ((ph - 0.018) / 0.007)**2)
-          + 0.28 * np.exp(-0.5 * ((ph - 0.28) / 0.045)**2)
-          + 0.12 * np.exp(-0.5 * ((ph + 0.12) / 0.025)**2))
+  wave = (
+      1.0 * np.exp(-0.5 * (ph / 0.008) ** 2)
+      - 0.12 * np.exp(-0.5 * ((ph + 0.016) / 0.006) ** 2)
+      - 0.25 * np.exp(-0.5 * ((ph - 0.018) / 0.007) ** 2)
+      + 0.28 * np.exp(-0.5 * ((ph - 0.28) / 0.045) ** 2)
+      + 0.12 * np.exp(-0.5 * ((ph + 0.12) / 0.025) ** 2)
+  )
   return np.stack([xs, y_mid - amp * wave], -1)
 
 
@@ -28,13 +31,22 @@ def overlay(rng, patient, geo, rows, cols, sector, phase_at, duration_s, view, f
   scale = max(0.28, 0.42 * rows / 480.0)
   line_h = max(9, int(round(30 * scale)))
   text = np.zeros((rows, cols), np.uint8)
-  left = [ident.get("display_name", "ANONYMOUS"), ident.get("display_date", ""),
-          ident.get("institution", "")]
+  left = [
+      ident.get("display_name", "ANONYMOUS"),
+      ident.get("display_date", ""),
+      ident.get("institution", ""),
+  ]
   for k, s in enumerate(left):
     cv2.putText(text, s, (int(0.012 * cols), (k + 1) * line_h), _FONT, scale, 220, 1, cv2.LINE_AA)
-  settings = [view, f"FR {1000.0 / frame_time_ms:.0f}Hz", f"{geo['depth_mm'] / 10:.0f}cm",
-              f"G {int(rng.integers(40, 70))}%", f"C {int(rng.integers(40, 60))}",
-              f"P {rng.choice(['Low', 'Med'])}", "HGen"]
+  settings = [
+      view,
+      f"FR {1000.0 / frame_time_ms:.0f}Hz",
+      f"{geo['depth_mm'] / 10:.0f}cm",
+      f"G {int(rng.integers(40, 70))}%",
+      f"C {int(rng.integers(40, 60))}",
+      f"P {rng.choice(['Low', 'Med'])}",
+      "HGen",
+  ]
   for k, s in enumerate(settings):
     cv2.putText(text, s, (int(0.87 * cols), (k + 1) * line_h), _FONT, scale, 220, 1, cv2.LINE_AA)
   other = np.zeros_like(text)
@@ -42,8 +54,9 @@ def overlay(rng, patient, geo, rows, cols, sector, phase_at, duration_s, view, f
   for cm in range(1, int(geo["depth_mm"] // 10) + 1):
     y = geo["apex_y"] + geo["r0"] + cm * 10 * s_mm
     cv2.circle(other, (int(0.83 * cols), int(y)), max(1, rows // 240), 200, -1)
-  cv2.circle(other, (int(geo["apex_x"] + 0.09 * cols), int(0.06 * rows)), max(2, rows // 100),
-             180, -1)
+  cv2.circle(
+      other, (int(geo["apex_x"] + 0.09 * cols), int(0.06 * rows)), max(2, rows // 100), 180, -1
+  )
   x0, x1 = 0.12 * cols, 0.88 * cols
   y_mid = 0.955 * rows
   trace = _ecg(phase_at, duration_s, x0, x1, y_mid, 0.04 * rows)
@@ -53,7 +66,6 @@ def overlay(rng, patient, geo, rows, cols, sector, phase_at, duration_s, view, f
   other[keep_out] = 0
   layer = np.maximum(text, other)
   ecg_box = (int(x0), int(x1), int(0.91 * rows), min(rows - 1, int(0.995 * rows)))
-  if keep_out[ecg_box[2]:ecg_box[3] + 1, ecg_box[0]:ecg_box[1]].any():
+  if keep_out[ecg_box[2] : ecg_box[3] + 1, ecg_box[0] : ecg_box[1]].any():
     ecg_box = None  # too small an image: no room for the cursor below the fan
   return layer, text > 0, ecg_box
-

@@ -25,12 +25,19 @@ def geometry(rng: np.random.Generator, rows: int, cols: int, depth_mm: float) ->
   r0 = 0.035 * radius
   max_half = math.asin(min(1.0, (cols / 2 - 0.03 * cols - abs(ax - cols / 2)) / radius))
   half = min(math.radians(rng.uniform(38.0, 44.0)), max_half)
-  return dict(apex_x=ax, apex_y=ay, radius=radius, r0=r0, half_angle=half,
-              px_per_mm=(radius - r0) / depth_mm, depth_mm=depth_mm)
+  return dict(
+      apex_x=ax,
+      apex_y=ay,
+      radius=radius,
+      r0=r0,
+      half_angle=half,
+      px_per_mm=(radius - r0) / depth_mm,
+      depth_mm=depth_mm,
+  )
 
 
 def polar(geo: dict, rows: int, cols: int, pad: int):
-  y, x = np.mgrid[-pad:rows + pad, -pad:cols + pad].astype(np.float32)
+  y, x = np.mgrid[-pad : rows + pad, -pad : cols + pad].astype(np.float32)
   dx, dy = x - geo["apex_x"], y - geo["apex_y"]
   return np.hypot(dx, dy), np.arctan2(dx, dy)
 
@@ -43,11 +50,10 @@ def speckle(rng, geo, r, theta, lowfreq_shape):
   n_t, n_r = int(2 * span / dtheta) + 2, int(radius * 1.15) + 2
   z = rng.standard_normal((n_r, n_t, 2), dtype=np.float32)
   z = cv2.GaussianBlur(z, (0, 0), sigmaX=2.0, sigmaY=max(0.6, 0.5 * s))
-  amp = np.sqrt(z[..., 0]**2 + z[..., 1]**2)
+  amp = np.sqrt(z[..., 0] ** 2 + z[..., 1] ** 2)
   amp /= amp.mean()
   map_x = ((theta + span) / dtheta).astype(np.float32)
-  amp = cv2.remap(amp, map_x, r.astype(np.float32), cv2.INTER_LINEAR,
-                  borderMode=cv2.BORDER_REFLECT)
+  amp = cv2.remap(amp, map_x, r.astype(np.float32), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
   low = rng.standard_normal(lowfreq_shape, dtype=np.float32)
   low = cv2.GaussianBlur(low, (0, 0), 1.5)
   low = cv2.resize(low / (low.std() + 1e-6), amp.shape[::-1], interpolation=cv2.INTER_CUBIC)
@@ -96,7 +102,7 @@ def draw_liver(lab: np.ndarray, liver: dict[str, Any], geo: dict, near_field_mm:
   half = geo["half_angle"] + 0.05
   t = np.linspace(-half, half, 40)
   r_top = r0 + near_field_mm * s - 2
-  r_deep = r0 + (near_field_mm + liver["thickness_mm"]) * s * (1.0 + 0.25 * (t / half)**2)
+  r_deep = r0 + (near_field_mm + liver["thickness_mm"]) * s * (1.0 + 0.25 * (t / half) ** 2)
   ax, ay = geo["apex_x"], geo["apex_y"]
   arc = lambda r, tt: np.stack([ax + r * np.sin(tt), ay + r * np.cos(tt)], -1)
   deep = arc(r_deep, t)
@@ -105,8 +111,15 @@ def draw_liver(lab: np.ndarray, liver: dict[str, Any], geo: dict, near_field_mm:
   for frac_angle, frac_depth, radius in liver["veins"]:
     r = r_top + frac_depth * (r_deep.min() - r_top)
     centre = arc(np.array([r]), np.array([frac_angle * geo["half_angle"]]))[0]
-    cv2.circle(lab, tuple(fixed(centre)), max(1, int(round(radius * s * (1 << SHIFT)))),
-               shapes.VESSEL, -1, cv2.LINE_8, SHIFT)
-  cv2.polylines(lab, [fixed(deep)], False, shapes.PERICARDIUM, max(1, int(round(2.5 * s))),
-                cv2.LINE_8, SHIFT)
-
+    cv2.circle(
+        lab,
+        tuple(fixed(centre)),
+        max(1, int(round(radius * s * (1 << SHIFT)))),
+        shapes.VESSEL,
+        -1,
+        cv2.LINE_8,
+        SHIFT,
+    )
+  cv2.polylines(
+      lab, [fixed(deep)], False, shapes.PERICARDIUM, max(1, int(round(2.5 * s))), cv2.LINE_8, SHIFT
+  )

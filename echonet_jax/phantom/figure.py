@@ -47,8 +47,13 @@ def make_figure(path: str, seeds=(1, 2, 3, 4), thumb: int = 320) -> np.ndarray:
     video = render.render_study(patient, rng, "A4C", 480, 640, 40, 33.3)
     frame = video.frames[int(rng.integers(0, 40))]
     lab = patient["labels"]
-    tiles.append((f"phantom: EF {lab['ef']:.0f}% {lab['weight']:.0f} kg"
-                  + (" lead" if lab["pacemaker_leads"] else ""), frame))
+    tiles.append(
+        (
+            f"phantom: EF {lab['ef']:.0f}% {lab['weight']:.0f} kg"
+            + (" lead" if lab["pacemaker_leads"] else ""),
+            frame,
+        )
+    )
   grid = _grid(tiles, thumb, per_row=3)
   cv2.imwrite(path, grid)
   return grid
@@ -62,19 +67,22 @@ def _grid(tiles: list[tuple[str, np.ndarray]], thumb: int, per_row: int) -> np.n
     t = cv2.copyMakeBorder(t, 18, 2, 2, 2, cv2.BORDER_CONSTANT, value=255)
     cv2.putText(t, title, (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.38, 0, 1, cv2.LINE_AA)
     small.append(t)
-  return np.concatenate([np.concatenate(small[i:i + per_row], 1)
-                         for i in range(0, len(small), per_row)], 0)
+  return np.concatenate(
+      [np.concatenate(small[i : i + per_row], 1) for i in range(0, len(small), per_row)], 0
+  )
 
 
 def make_view_gallery(path: str, seed: int = 3, thumb: int = 256) -> np.ndarray:
   """Writes one end-diastolic frame of one patient in every standard view and every ``other``."""
   patient = patients.sample_patient(np.random.default_rng([seed, 0]))
   tiles = []
-  items = ([(v, None) for v in views.VIEW_CLASSES if v != views.OTHER]
-           + [(views.OTHER, k) for k in views.OTHER_KINDS])
+  items = [(v, None) for v in views.VIEW_CLASSES if v != views.OTHER] + [
+      (views.OTHER, k) for k in views.OTHER_KINDS
+  ]
   for k, (view, kind) in enumerate(items):
-    video = render.render_study(patient, np.random.default_rng([seed, k + 1]), view, 480, 640, 40,
-                                33.3, kind)
+    video = render.render_study(
+        patient, np.random.default_rng([seed, k + 1]), view, 480, 640, 40, 33.3, kind
+    )
     frame = video.frames[int(np.argmax(video.lv_volume))]
     tiles.append((view if kind is None else f"other: {kind}", frame))
   grid = _grid(tiles, thumb, per_row=5)

@@ -77,11 +77,23 @@ def sample_patient(rng: np.random.Generator) -> dict[str, Any]:
 
   # Walls, atria, valves.
   hypertension = rng.random() < 0.25
-  wall = (8.4 + 1.0 * male + 0.035 * (age - 50.0) + 0.07 * (bmi - 27.0)
-          + (rng.exponential(2.5) if hypertension else 0.0) + rng.normal(0.0, 0.8))
+  wall = (
+      8.4
+      + 1.0 * male
+      + 0.035 * (age - 50.0)
+      + 0.07 * (bmi - 27.0)
+      + (rng.exponential(2.5) if hypertension else 0.0)
+      + rng.normal(0.0, 0.8)
+  )
   wall = float(np.clip(wall, 6.0, 20.0))
-  lavi = (26.0 + 0.12 * (age - 50.0) + 0.45 * max(0.0, 50.0 - ef) + 1.5 * (wall - 9.0)
-          + (rng.exponential(18.0) if rng.random() < 0.12 else 0.0) + rng.normal(0.0, 6.0))
+  lavi = (
+      26.0
+      + 0.12 * (age - 50.0)
+      + 0.45 * max(0.0, 50.0 - ef)
+      + 1.5 * (wall - 9.0)
+      + (rng.exponential(18.0) if rng.random() < 0.12 else 0.0)
+      + rng.normal(0.0, 6.0)
+  )
   lavi = float(np.clip(lavi, 12.0, 120.0))
   heart_scale = float(math.sqrt(bsa / 1.9) * math.exp(rng.normal(0.0, 0.05)))
   valve_brightness = float(np.clip(0.25 + 0.6 * (age - 18.0) / 74.0 + rng.normal(0.0, 0.12), 0, 1))
@@ -89,8 +101,9 @@ def sample_patient(rng: np.random.Generator) -> dict[str, Any]:
   septum_ias_mm = float(np.clip(4.0 + 0.05 * (age - 40.0) + rng.normal(0.0, 1.2), 3.0, 12.0))
 
   # Chest wall: the near-field signal of weight and BMI.
-  near_field_mm = float(np.clip(
-      10.0 + 0.85 * (bmi - 20.0) + 0.10 * (weight - 70.0) + rng.normal(0.0, 2.0), 6.0, 45.0))
+  near_field_mm = float(
+      np.clip(10.0 + 0.85 * (bmi - 20.0) + 0.10 * (weight - 70.0) + rng.normal(0.0, 2.0), 6.0, 45.0)
+  )
   breast_band = bool(rng.random() < (0.05 if male else 0.7))
 
   lead_logit = -2.55 + 0.035 * (age - 60.0) + 0.05 * max(0.0, 45.0 - ef)
@@ -117,30 +130,96 @@ def sample_patient(rng: np.random.Generator) -> dict[str, Any]:
       "height": round(height + rng.normal(0.0, 0.01), 2),
   }
   truth = {
-      "male": male, "age": age, "height": height, "weight": weight, "bmi": bmi, "bsa": bsa,
-      "ef": ef, "edv": edv, "esv": esv, "wall_mm": wall, "lavi": lavi, "la_volume": lavi * bsa,
-      "heart_scale": heart_scale, "valve_brightness": valve_brightness,
-      "annular_calcification": annular_calcification, "septum_ias_mm": septum_ias_mm,
-      "near_field_mm": near_field_mm, "breast_band": breast_band, "lead": lead,
-      "lead_visible": lead_visible, "heart_rate": heart_rate,
+      "male": male,
+      "age": age,
+      "height": height,
+      "weight": weight,
+      "bmi": bmi,
+      "bsa": bsa,
+      "ef": ef,
+      "edv": edv,
+      "esv": esv,
+      "wall_mm": wall,
+      "lavi": lavi,
+      "la_volume": lavi * bsa,
+      "heart_scale": heart_scale,
+      "valve_brightness": valve_brightness,
+      "annular_calcification": annular_calcification,
+      "septum_ias_mm": septum_ias_mm,
+      "near_field_mm": near_field_mm,
+      "breast_band": breast_band,
+      "lead": lead,
+      "lead_visible": lead_visible,
+      "heart_rate": heart_rate,
       "lv_length_scale": float(math.exp(rng.normal(0.0, 0.04))),
       "rv_scale": float(math.exp(rng.normal(0.0, 0.08))),
       # (amplitude, phase, phase) of the LA and then the RA outline's harmonics: not round.
-      "atrial_shape": (float(rng.uniform(0.03, 0.08)), float(rng.uniform(0, 2 * math.pi)),
-                       float(rng.uniform(0, 2 * math.pi)), float(rng.uniform(0.03, 0.08)),
-                       float(rng.uniform(0, 2 * math.pi)), float(rng.uniform(0, 2 * math.pi))),
+      "atrial_shape": (
+          float(rng.uniform(0.03, 0.08)),
+          float(rng.uniform(0, 2 * math.pi)),
+          float(rng.uniform(0, 2 * math.pi)),
+          float(rng.uniform(0.03, 0.08)),
+          float(rng.uniform(0, 2 * math.pi)),
+          float(rng.uniform(0, 2 * math.pi)),
+      ),
   }
   return {"labels": labels, "truth": truth, "identity": _identity(rng, male, age)}
 
 
-_FIRST = {True: ("JOHN", "DAVID", "MICHAEL", "ROBERT", "JAMES", "CARLOS", "WEI", "AHMED", "PETER",
-                 "LUCAS", "OMAR", "HIROSHI"),
-          False: ("MARY", "ANNA", "LINDA", "SUSAN", "MARIA", "FATIMA", "MEI", "EMMA", "SARAH",
-                  "JULIA", "AYA", "NORA")}
-_LAST = ("SMITH", "GARCIA", "NGUYEN", "MUELLER", "ROSSI", "KIM", "SILVA", "COHEN", "OKAFOR",
-         "JOHANSSON", "PATEL", "TANAKA", "MARTIN", "LOPEZ", "NOVAK", "DUBOIS")
-_INSTITUTIONS = ("PHANTOM GENERAL HOSPITAL", "SYNTHETIC HEART CENTER", "NOWHERE MEDICAL",
-                 "TEST VALLEY CLINIC")
+_FIRST = {
+    True: (
+        "JOHN",
+        "DAVID",
+        "MICHAEL",
+        "ROBERT",
+        "JAMES",
+        "CARLOS",
+        "WEI",
+        "AHMED",
+        "PETER",
+        "LUCAS",
+        "OMAR",
+        "HIROSHI",
+    ),
+    False: (
+        "MARY",
+        "ANNA",
+        "LINDA",
+        "SUSAN",
+        "MARIA",
+        "FATIMA",
+        "MEI",
+        "EMMA",
+        "SARAH",
+        "JULIA",
+        "AYA",
+        "NORA",
+    ),
+}
+_LAST = (
+    "SMITH",
+    "GARCIA",
+    "NGUYEN",
+    "MUELLER",
+    "ROSSI",
+    "KIM",
+    "SILVA",
+    "COHEN",
+    "OKAFOR",
+    "JOHANSSON",
+    "PATEL",
+    "TANAKA",
+    "MARTIN",
+    "LOPEZ",
+    "NOVAK",
+    "DUBOIS",
+)
+_INSTITUTIONS = (
+    "PHANTOM GENERAL HOSPITAL",
+    "SYNTHETIC HEART CENTER",
+    "NOWHERE MEDICAL",
+    "TEST VALLEY CLINIC",
+)
 
 
 def _identity(rng: np.random.Generator, male: bool, age: float) -> dict[str, str]:
@@ -153,11 +232,13 @@ def _identity(rng: np.random.Generator, male: bool, age: float) -> dict[str, str
   hour, minute = int(rng.integers(7, 18)), int(rng.integers(0, 60))
   ymd = str(study).replace("-", "")
   return {
-      "patient_name": f"{last}^{first}", "display_name": f"{first} {last}",
+      "patient_name": f"{last}^{first}",
+      "display_name": f"{first} {last}",
       "patient_id": f"{int(rng.integers(10**7, 10**8))}",
       "accession": f"A{int(rng.integers(10**8, 10**9))}",
       "institution": _INSTITUTIONS[int(rng.integers(len(_INSTITUTIONS)))],
-      "birth_date": str(birth).replace("-", ""), "study_date": ymd,
+      "birth_date": str(birth).replace("-", ""),
+      "study_date": ymd,
       "study_time": f"{hour:02d}{minute:02d}00",
       "display_date": f"{study} {hour:02d}:{minute:02d}",
       "sex": "M" if male else "F",
@@ -166,23 +247,37 @@ def _identity(rng: np.random.Generator, male: bool, age: float) -> dict[str, str
 
 def sample_depth_mm(rng: np.random.Generator, truth: dict[str, Any]) -> float:
   """The imaging depth a sonographer picks: random, but deep enough for the whole heart."""
-  needed = truth["near_field_mm"] + 60.0 + 42.0 * (truth["edv"] / 120.0) ** 0.15 * truth[
-      "heart_scale"] + 46.0 * (truth["la_volume"] / 55.0) ** (1 / 3)
+  needed = (
+      truth["near_field_mm"]
+      + 60.0
+      + 42.0 * (truth["edv"] / 120.0) ** 0.15 * truth["heart_scale"]
+      + 46.0 * (truth["la_volume"] / 55.0) ** (1 / 3)
+  )
   return float(min(200.0, max(rng.uniform(150.0, 180.0), needed)))
 
 
 def image_features(truth: dict[str, Any], depth_mm: float) -> np.ndarray:
   """What one video's pixels show of a patient (sizes in pixels of a 400-px-deep fan)."""
   s = 400.0 / depth_mm
-  return np.array([
-      math.log(truth["near_field_mm"] * s), float(truth["breast_band"]),
-      math.log(truth["edv"] * s**3), math.log(truth["esv"] * s**3), truth["ef"],
-      math.log(truth["wall_mm"] * s), math.log(truth["la_volume"] * s**3),
-      math.log(truth["heart_scale"] * truth["rv_scale"] * s), math.log(truth["heart_scale"] * s),
-      truth["valve_brightness"], float(truth["annular_calcification"]),
-      math.log(truth["septum_ias_mm"] * s), float(truth["lead_visible"]),
-      math.log(truth["edv"] ** (0.15) * truth["lv_length_scale"] * s), math.log(s),
-  ])
+  return np.array(
+      [
+          math.log(truth["near_field_mm"] * s),
+          float(truth["breast_band"]),
+          math.log(truth["edv"] * s**3),
+          math.log(truth["esv"] * s**3),
+          truth["ef"],
+          math.log(truth["wall_mm"] * s),
+          math.log(truth["la_volume"] * s**3),
+          math.log(truth["heart_scale"] * truth["rv_scale"] * s),
+          math.log(truth["heart_scale"] * s),
+          truth["valve_brightness"],
+          float(truth["annular_calcification"]),
+          math.log(truth["septum_ias_mm"] * s),
+          float(truth["lead_visible"]),
+          math.log(truth["edv"] ** (0.15) * truth["lv_length_scale"] * s),
+          math.log(s),
+      ]
+  )
 
 
 def _auc(score: np.ndarray, label: np.ndarray) -> float:
@@ -211,8 +306,9 @@ def estimate_explainable_variance(num: int = 40000, seed: int = 0) -> dict[str, 
   x = np.asarray(feats)
   x = (x - x.mean(0)) / (x.std(0) + 1e-9)
   iu = np.triu_indices(x.shape[1])
-  design = np.concatenate([np.ones((num, 1)), x, (x[:, :, None] * x[:, None, :])[:, iu[0], iu[1]]],
-                          axis=1)
+  design = np.concatenate(
+      [np.ones((num, 1)), x, (x[:, :, None] * x[:, None, :])[:, iu[0], iu[1]]], axis=1
+  )
   y = np.asarray(labels)
   half = num // 2
   coef, *_ = np.linalg.lstsq(design[:half], y[:half], rcond=None)
@@ -220,7 +316,7 @@ def estimate_explainable_variance(num: int = 40000, seed: int = 0) -> dict[str, 
   out = {}
   for k, name in enumerate(tasks.TASK_NAMES):
     yt = y[half:, k]
-    r2 = 1.0 - np.mean((yt - pred[:, k])**2) / np.var(yt)
+    r2 = 1.0 - np.mean((yt - pred[:, k]) ** 2) / np.var(yt)
     out[name] = {"r2": round(float(r2), 2)}
     if tasks.get_task(name).is_binary:
       out[name]["auc"] = round(_auc(pred[:, k], yt), 2)

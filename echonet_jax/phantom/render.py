@@ -25,9 +25,14 @@ from echonet_jax.phantom import views
 
 MASK_NAMES = ("lv", "la", "rv", "ra", "myocardium", "valves", "lead", "near_field")
 _BIT = {name: 1 << k for k, name in enumerate(MASK_NAMES)}
-_CLASS_BITS = {shapes.LV: _BIT["lv"], shapes.LA: _BIT["la"], shapes.RV: _BIT["rv"],
-               shapes.RA: _BIT["ra"], shapes.MYOCARDIUM: _BIT["myocardium"],
-               shapes.NEAR_FIELD: _BIT["near_field"]}
+_CLASS_BITS = {
+    shapes.LV: _BIT["lv"],
+    shapes.LA: _BIT["la"],
+    shapes.RV: _BIT["rv"],
+    shapes.RA: _BIT["ra"],
+    shapes.MYOCARDIUM: _BIT["myocardium"],
+    shapes.NEAR_FIELD: _BIT["near_field"],
+}
 
 
 @dataclasses.dataclass
@@ -46,9 +51,16 @@ class RenderedVideo:
   kind: str = ""  # for view "other": which of views.OTHER_KINDS
 
 
-def render_study(patient: dict[str, Any], rng: np.random.Generator, view: str = "A4C",
-                 rows: int = 480, cols: int = 640, num_frames: int = 66,
-                 frame_time_ms: float = 33.3, kind: str | None = None) -> RenderedVideo:
+def render_study(
+    patient: dict[str, Any],
+    rng: np.random.Generator,
+    view: str = "A4C",
+    rows: int = 480,
+    cols: int = 640,
+    num_frames: int = 66,
+    frame_time_ms: float = 33.3,
+    kind: str | None = None,
+) -> RenderedVideo:
   """Renders one video of ``patient`` (from :func:`sample_patient`) in ``view``.
 
   ``view`` is one of views.VIEW_CLASSES; for "other", ``kind`` picks one of views.OTHER_KINDS
@@ -57,8 +69,10 @@ def render_study(patient: dict[str, Any], rng: np.random.Generator, view: str = 
   if view not in views.VIEW_CLASSES:
     raise ValueError(f"unknown view {view!r}; expected one of {views.VIEW_CLASSES}")
   if rows < 64 or cols < 64 or num_frames < 1 or frame_time_ms <= 0:
-    raise ValueError(f"bad video size rows={rows} cols={cols} frames={num_frames} "
-                     f"frame_time_ms={frame_time_ms}")
+    raise ValueError(
+        f"bad video size rows={rows} cols={cols} frames={num_frames} "
+        f"frame_time_ms={frame_time_ms}"
+    )
   truth = patient["truth"]
   plan = views.make_plan(rng, view, kind)  # draws nothing for A4C, A2C and PLAX
   depth_mm = patients.sample_depth_mm(rng, truth)
@@ -76,8 +90,9 @@ def render_study(patient: dict[str, Any], rng: np.random.Generator, view: str = 
   phase_at = lambda t: phase0 + np.asarray(t) * hz
   times = np.arange(num_frames) * frame_time_ms / 1000.0
   phase = phase_at(times)
-  scene = anatomy.build_scene(views.scene_truth(plan, truth), phase, plan.scene_view,
-                              **plan.scene_options)
+  scene = anatomy.build_scene(
+      views.scene_truth(plan, truth), phase, plan.scene_view, **plan.scene_options
+  )
   views.apply_cut(plan, scene)
 
   # Placement: heart frame (mm) -> pixels, with anatomical tilt and a small probe rotation.
@@ -103,8 +118,12 @@ def render_study(patient: dict[str, Any], rng: np.random.Generator, view: str = 
 
   # Per-video textures and tables.
   lut = np.zeros(256, np.float32)
-  for cls, val in ((shapes.FAN, 15.0), (shapes.MYOCARDIUM, 62.0), (shapes.HEART, 36.0),
-                   (shapes.PERICARDIUM, 230.0)):
+  for cls, val in (
+      (shapes.FAN, 15.0),
+      (shapes.MYOCARDIUM, 62.0),
+      (shapes.HEART, 36.0),
+      (shapes.PERICARDIUM, 230.0),
+  ):
     lut[cls] = val * rng.uniform(0.85, 1.15)
   for cls in (shapes.LV, shapes.RV, shapes.LA, shapes.RA, shapes.VESSEL):
     lut[cls] = 2.5
@@ -120,25 +139,35 @@ def render_study(patient: dict[str, Any], rng: np.random.Generator, view: str = 
   alpha = max(0.001, rng.uniform(0.004, 0.007) + 0.00015 * (truth["bmi"] - 25.0))
   depth_mm = np.maximum(r - geo["r0"], 0) / s
   gain = rng.uniform(1.0, 1.4)
-  att = gain * np.exp(-alpha * depth_mm) * (1.0 - 0.5 * (np.abs(theta) / geo["half_angle"])**2)
+  att = gain * np.exp(-alpha * depth_mm) * (1.0 - 0.5 * (np.abs(theta) / geo["half_angle"]) ** 2)
   att = (np.clip(att, 0, 1) * 255 * sector).astype(np.uint8)
-  haze = cv2.resize(rng.uniform(0.0, 1.0, (max(4, rows // 30), max(4, cols // 30))).astype(
-      np.float32), (cols, rows), interpolation=cv2.INTER_CUBIC)
-  haze = np.clip(haze * rng.uniform(10.0, 24.0) * np.exp(-depth_mm / rng.uniform(25.0, 45.0)), 0, 255)
+  haze = cv2.resize(
+      rng.uniform(0.0, 1.0, (max(4, rows // 30), max(4, cols // 30))).astype(np.float32),
+      (cols, rows),
+      interpolation=cv2.INTER_CUBIC,
+  )
+  haze = np.clip(
+      haze * rng.uniform(10.0, 24.0) * np.exp(-depth_mm / rng.uniform(25.0, 45.0)), 0, 255
+  )
   haze = (haze * sector).astype(np.uint8)
   gamma_c = rng.uniform(0.7, 0.85)
-  comp_lut = (255.0 * (np.arange(256) / 255.0)**gamma_c).astype(np.uint8)
+  comp_lut = (255.0 * (np.arange(256) / 255.0) ** gamma_c).astype(np.uint8)
   duration_s = num_frames * frame_time_ms / 1000.0
-  overlay, text, ecg_box = burn_in.overlay(rng, patient, geo, rows, cols, sector, phase_at,
-                                           duration_s, plan.label, frame_time_ms)
+  overlay, text, ecg_box = burn_in.overlay(
+      rng, patient, geo, rows, cols, sector, phase_at, duration_s, plan.label, frame_time_ms
+  )
   sig_lat, sig_ax = max(0.6, 1.3 * s), max(0.4, 0.6 * s)
 
   # Shapes in pixels, fixed point.
   regions = [(cls, fan.fixed(to_px(poly))) for cls, poly in scene.regions]
-  lines = [(fan.fixed(to_px(pl)), max(1, int(round(th * s))), inten, name)
-           for pl, th, inten, name in scene.lines]
-  discs = [(fan.fixed(to_px(c)), max(1, int(round(rad * s * (1 << fan.SHIFT)))), inten, name)
-           for c, rad, inten, name in scene.discs]
+  lines = [
+      (fan.fixed(to_px(pl)), max(1, int(round(th * s))), inten, name)
+      for pl, th, inten, name in scene.lines
+  ]
+  discs = [
+      (fan.fixed(to_px(c)), max(1, int(round(rad * s * (1 << fan.SHIFT)))), inten, name)
+      for c, rad, inten, name in scene.discs
+  ]
   peri = [(fan.fixed(to_px(pl)), max(1, int(round(th * s)))) for pl, th in scene.pericardium]
   hull_pts = to_px(scene.periph).astype(np.float32) if scene.hull else None
   near_poly = fan.fixed(fan.arc_poly(geo, geo["r0"] - 2, geo["r0"] + truth["near_field_mm"] * s))
@@ -179,7 +208,7 @@ def render_study(patient: dict[str, Any], rng: np.random.Generator, view: str = 
     cv2.max(echo, near_tex, dst=echo)
     echo = cv2.GaussianBlur(echo, (0, 0), sigmaX=sig_lat, sigmaY=sig_ax)
     dy = pad + shift_y[i]
-    echo = cv2.multiply(echo, speckle[dy:dy + rows, pad:pad + cols], scale=1.0 / 100.0)
+    echo = cv2.multiply(echo, speckle[dy : dy + rows, pad : pad + cols], scale=1.0 / 100.0)
     echo = cv2.multiply(echo, att, scale=1.0 / 255.0)
     cv2.add(echo, haze, dst=echo)
     out = cv2.LUT(echo, comp_lut)
@@ -190,18 +219,33 @@ def render_study(patient: dict[str, Any], rng: np.random.Generator, view: str = 
 
   overlay_all = overlay > 0
   if ecg_box is not None:
-    overlay_all[ecg_box[2]:ecg_box[3] + 1, ecg_box[0]:ecg_box[1] + 1] = True
+    overlay_all[ecg_box[2] : ecg_box[3] + 1, ecg_box[0] : ecg_box[1] + 1] = True
   vol = truth["esv"] + (truth["edv"] - truth["esv"]) * shapes.lv_volume_fraction(phase)
   geo.update(frame_time_ms=frame_time_ms, gamma_deg=math.degrees(gamma))
-  return RenderedVideo(frames=frames, masks=masks.astype(np.uint16), sector=sector, text=text,
-                       overlay=overlay_all, geometry=geo, lv_volume=vol, phase=phase,
-                       view=view, kind=plan.kind)
+  return RenderedVideo(
+      frames=frames,
+      masks=masks.astype(np.uint16),
+      sector=sector,
+      text=text,
+      overlay=overlay_all,
+      geometry=geo,
+      lv_volume=vol,
+      phase=phase,
+      view=view,
+      kind=plan.kind,
+  )
 
 
-def render_video(patient: dict[str, Any], rng: np.random.Generator, view: str = "A4C",
-                 rows: int = 480, cols: int = 640, num_frames: int = 66,
-                 frame_time_ms: float = 33.3, kind: str | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def render_video(
+    patient: dict[str, Any],
+    rng: np.random.Generator,
+    view: str = "A4C",
+    rows: int = 480,
+    cols: int = 640,
+    num_frames: int = 66,
+    frame_time_ms: float = 33.3,
+    kind: str | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
   """Renders one video: frames uint8 (F, rows, cols) and region masks uint16 (F, rows, cols)."""
   video = render_study(patient, rng, view, rows, cols, num_frames, frame_time_ms, kind)
   return video.frames, video.masks

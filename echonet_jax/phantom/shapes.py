@@ -20,6 +20,7 @@ import numpy as np
 # Label-map classes (drawing order matters; see render.py for their intensities and mask bits).
 FAN, MYOCARDIUM, HEART, LV, RV, LA, RA, NEAR_FIELD, PERICARDIUM, VESSEL, LIVER = range(1, 12)
 
+
 @dataclasses.dataclass
 class Scene:
   """Shapes of one video; coordinates in mm, arrays (F, n, 2)."""
@@ -52,31 +53,47 @@ def lv_volume_fraction(phase: np.ndarray) -> np.ndarray:
 
 def av_valve_opening(phase: np.ndarray) -> np.ndarray:
   """Mitral/tricuspid opening 0..1: closed in systole, E and A waves in diastole."""
-  return _smooth_knots(phase, [0.0, 0.38, 0.47, 0.62, 0.82, 0.9, 0.98, 1.0],
-                       [0.0, 0.0, 1.0, 0.45, 0.45, 0.9, 0.0, 0.0])
+  return _smooth_knots(
+      phase,
+      [0.0, 0.38, 0.47, 0.62, 0.82, 0.9, 0.98, 1.0],
+      [0.0, 0.0, 1.0, 0.45, 0.45, 0.9, 0.0, 0.0],
+  )
 
 
 def lv_half_width(s: np.ndarray) -> np.ndarray:
   """Unit LV half-width profile, s = 0 at the apex, 1 at the mitral annulus."""
   s0 = 0.55
-  h = np.where(s < s0, np.sqrt(np.clip(1.0 - (1.0 - s / s0)**2, 0.0, 1.0)), 1.0)
+  h = np.where(s < s0, np.sqrt(np.clip(1.0 - (1.0 - s / s0) ** 2, 0.0, 1.0)), 1.0)
   taper = np.clip((s - 0.75) / 0.25, 0.0, 1.0)
   return 0.5 * h * (1.0 - 0.15 * taper * taper * (3 - 2 * taper))
 
 
 _S = np.concatenate([[0.0], np.geomspace(0.004, 1.0, 30)])
-_UNIT_AREA = 2.0 * float(np.sum(0.5 * (lv_half_width(_S[1:]) + lv_half_width(_S[:-1]))
-                                * np.diff(_S)))
+_UNIT_AREA = 2.0 * float(
+    np.sum(0.5 * (lv_half_width(_S[1:]) + lv_half_width(_S[:-1])) * np.diff(_S))
+)
 
 
-def ellipse(center: np.ndarray, ax: np.ndarray, ay: np.ndarray, n: int = 40,
-             t0: float = 0.0, t1: float = 2 * math.pi, wobble=(0.0, 0.0, 0.0)) -> np.ndarray:
+def ellipse(
+    center: np.ndarray,
+    ax: np.ndarray,
+    ay: np.ndarray,
+    n: int = 40,
+    t0: float = 0.0,
+    t1: float = 2 * math.pi,
+    wobble=(0.0, 0.0, 0.0),
+) -> np.ndarray:
   """Ellipse (or arc) points; ``wobble`` = (amplitude, phase2, phase3) of a 2nd/3rd harmonic."""
   t = np.linspace(t0, t1, n, endpoint=(t1 - t0) < 2 * math.pi - 1e-6)
   amp, p2, p3 = wobble
   r = 1.0 + amp * (np.cos(2 * t + p2) + 0.6 * np.cos(3 * t + p3))
-  return np.stack([center[:, None, 0] + ax[:, None] * r * np.cos(t),
-                   center[:, None, 1] + ay[:, None] * r * np.sin(t)], axis=-1)
+  return np.stack(
+      [
+          center[:, None, 0] + ax[:, None] * r * np.cos(t),
+          center[:, None, 1] + ay[:, None] * r * np.sin(t),
+      ],
+      axis=-1,
+  )
 
 
 def offset(curve: np.ndarray, dist: np.ndarray, side: float) -> np.ndarray:
@@ -95,8 +112,8 @@ def segment(p: np.ndarray, length: np.ndarray, angle: np.ndarray) -> np.ndarray:
 
 def lv(truth: dict[str, Any], vol: np.ndarray):
   """LV cavity and outer wall for volumes ``vol`` (F,) in mL; returns shapes and sizes."""
-  length_ed = 42.0 * truth["edv"]**0.15 * truth["lv_length_scale"]
-  length = length_ed * (vol / truth["edv"])**0.2
+  length_ed = 42.0 * truth["edv"] ** 0.15 * truth["lv_length_scale"]
+  length = length_ed * (vol / truth["edv"]) ** 0.2
   area = np.sqrt(3.0 * math.pi * length * vol * 1000.0 / 8.0)  # mm^2
   diameter = area / (length * _UNIT_AREA)
   area_ed = math.sqrt(3.0 * math.pi * length_ed * truth["edv"] * 1000.0 / 8.0)
@@ -109,8 +126,15 @@ def lv(truth: dict[str, Any], vol: np.ndarray):
   outer_r = offset(right, wall, -1.0)
   outer_l = offset(left, 1.1 * wall, 1.0)
   outer = np.concatenate([outer_r, outer_l[:, ::-1]], axis=1)
-  return dict(cavity=cavity, outer=outer, outer_right=outer_r, length=length, diameter=diameter,
-              base=diameter * float(lv_half_width(np.array([1.0]))[0]) * 2, wall=wall)
+  return dict(
+      cavity=cavity,
+      outer=outer,
+      outer_right=outer_r,
+      length=length,
+      diameter=diameter,
+      base=diameter * float(lv_half_width(np.array([1.0]))[0]) * 2,
+      wall=wall,
+  )
 
 
 def valve_intensity(truth) -> float:

@@ -19,8 +19,9 @@ from echonet_jax.phantom.shapes import Scene
 PSAX_LEVELS = ("papillary", "mitral")
 
 
-def _rotated_ellipse(center: np.ndarray, a: np.ndarray, b: np.ndarray, angle: float,
-                     n: int = 40) -> np.ndarray:
+def _rotated_ellipse(
+    center: np.ndarray, a: np.ndarray, b: np.ndarray, angle: float, n: int = 40
+) -> np.ndarray:
   """Ellipse (F, n, 2) with semi-axes a (along ``angle``) and b, centres (F, 2)."""
   t = np.linspace(0.0, 2 * math.pi, n, endpoint=False)
   u = np.stack([a[:, None] * np.cos(t), b[:, None] * np.sin(t)], -1)
@@ -56,8 +57,12 @@ def psax_scene(truth: dict[str, Any], phase: np.ndarray, level: str = "papillary
   rv_wall = _rotated_ellipse(rv_c, rv_radial + 4.0, rv_along + 4.0, toward)
   outer = shapes.ellipse(centre, r_out, 0.97 * r_out, 48)
   cavity = shapes.ellipse(centre, r_cav, 0.97 * r_cav, 48, wobble=wobble)
-  scene.regions += [(shapes.MYOCARDIUM, rv_wall), (shapes.RV, rv),
-                    (shapes.MYOCARDIUM, outer), (shapes.LV, cavity)]
+  scene.regions += [
+      (shapes.MYOCARDIUM, rv_wall),
+      (shapes.RV, rv),
+      (shapes.MYOCARDIUM, outer),
+      (shapes.LV, cavity),
+  ]
   vint = shapes.valve_intensity(truth)
 
   if level == "papillary":  # muscles inside the cavity; counted as cavity, like EchoNet's traces
@@ -67,7 +72,7 @@ def psax_scene(truth: dict[str, Any], phase: np.ndarray, level: str = "papillary
   else:  # mitral leaflets: two arcs apart in diastole, meeting at the centre in systole
     opening = shapes.av_valve_opening(phase)
     x = np.linspace(-0.75, 0.75, 12)[None] * r_cav[:, None]
-    bow = 0.18 * r_cav[:, None] * (1.0 - (x / (0.75 * r_cav[:, None]))**2)
+    bow = 0.18 * r_cav[:, None] * (1.0 - (x / (0.75 * r_cav[:, None])) ** 2)
     gap = (0.05 + 0.55 * opening)[:, None] * r_cav[:, None]
     anterior = np.stack([x, -gap - bow], -1)
     posterior = np.stack([0.8 * x, 0.8 * gap + bow], -1)
@@ -81,7 +86,11 @@ def psax_scene(truth: dict[str, Any], phase: np.ndarray, level: str = "papillary
     scene.discs.append((spot, 1.4, 255.0, "lead"))
 
   # Pericardium: bright behind the inferolateral wall (specular), thin around the rest.
-  scene.pericardium.append((shapes.ellipse(
-      centre, r_out + 3.0, 0.97 * r_out + 3.0, 24, 0.1 * math.pi, 0.9 * math.pi), 3.0))
+  scene.pericardium.append(
+      (
+          shapes.ellipse(centre, r_out + 3.0, 0.97 * r_out + 3.0, 24, 0.1 * math.pi, 0.9 * math.pi),
+          3.0,
+      )
+  )
   scene.periph = np.concatenate([outer, rv_wall], axis=1)
   return scene

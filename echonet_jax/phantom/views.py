@@ -60,13 +60,17 @@ class ViewPlan:
 def resolve_views(views: str | Sequence[str]) -> tuple[str, ...]:
   """Views for a dataset: ``"all"`` (every class), ``"A4C,PSAX"`` or a sequence; A4C required."""
   if isinstance(views, str):
-    views = VIEW_CLASSES if views.strip().lower() == "all" else [
-        v.strip() for v in views.split(",") if v.strip()]
+    views = (
+        VIEW_CLASSES
+        if views.strip().lower() == "all"
+        else [v.strip() for v in views.split(",") if v.strip()]
+    )
   views = tuple(views)
   bad = [v for v in views if v not in VIEW_CLASSES]
   if bad or not views or "A4C" not in views or len(set(views)) != len(views):
-    raise ValueError(f"views must include A4C and be distinct among {VIEW_CLASSES} (or 'all'); "
-                     f"got {views}")
+    raise ValueError(
+        f"views must include A4C and be distinct among {VIEW_CLASSES} (or 'all'); " f"got {views}"
+    )
   return views
 
 
@@ -86,39 +90,75 @@ def make_plan(rng: np.random.Generator, view: str, kind: str | None = None) -> V
   if view in _ORIGINAL:
     return ViewPlan(view, view, view)
   if view in ("A3C", "A5C"):
-    return ViewPlan(view, view, view, beta_deg=rng.normal(2.0, 3.0),
-                    lateral_mm=rng.normal(0.0, 4.0))
+    return ViewPlan(
+        view, view, view, beta_deg=rng.normal(2.0, 3.0), lateral_mm=rng.normal(0.0, 4.0)
+    )
   if view == "PSAX":
-    return ViewPlan(view, view, view, scene_options={"level": _psax_level(rng)},
-                    depth_scale=rng.uniform(0.75, 0.9), beta_deg=rng.normal(0.0, 6.0),
-                    lateral_mm=rng.normal(0.0, 5.0), extra_depth_mm=rng.uniform(0.0, 8.0))
+    return ViewPlan(
+        view,
+        view,
+        view,
+        scene_options={"level": _psax_level(rng)},
+        depth_scale=rng.uniform(0.75, 0.9),
+        beta_deg=rng.normal(0.0, 6.0),
+        lateral_mm=rng.normal(0.0, 5.0),
+        extra_depth_mm=rng.uniform(0.0, 8.0),
+    )
   kind = kind or _pick(rng, OTHER_KINDS)
   if kind == "foreshortened":
     base = _pick(rng, ("A4C", "A2C"))
-    return ViewPlan(OTHER, base, base, kind,
-                    lv_length_factor=rng.uniform(0.68, 0.8),
-                    beta_deg=rng.normal(2.0, 5.0), lateral_mm=rng.normal(0.0, 5.0),
-                    extra_depth_mm=rng.uniform(8.0, 20.0))
+    return ViewPlan(
+        OTHER,
+        base,
+        base,
+        kind,
+        lv_length_factor=rng.uniform(0.68, 0.8),
+        beta_deg=rng.normal(2.0, 5.0),
+        lateral_mm=rng.normal(0.0, 5.0),
+        extra_depth_mm=rng.uniform(8.0, 20.0),
+    )
   if kind == "off_axis":
     base = _pick(rng, ("A4C", "A2C", "PLAX"))
     sign = 1.0 if rng.random() < 0.5 else -1.0
-    return ViewPlan(OTHER, base, base, kind, depth_scale=rng.uniform(0.6, 0.8),
-                    beta_deg=sign * rng.uniform(30.0, 60.0),
-                    lateral_mm=(1.0 if rng.random() < 0.5 else -1.0) * rng.uniform(15.0, 30.0),
-                    extra_depth_mm=rng.uniform(0.0, 10.0))
+    return ViewPlan(
+        OTHER,
+        base,
+        base,
+        kind,
+        depth_scale=rng.uniform(0.6, 0.8),
+        beta_deg=sign * rng.uniform(30.0, 60.0),
+        lateral_mm=(1.0 if rng.random() < 0.5 else -1.0) * rng.uniform(15.0, 30.0),
+        extra_depth_mm=rng.uniform(0.0, 10.0),
+    )
   if kind == "subcostal":
     thickness = rng.uniform(35.0, 60.0)
-    veins = [(rng.uniform(-0.6, 0.6), rng.uniform(0.3, 0.75), rng.uniform(3.0, 6.0))
-             for _ in range(int(rng.integers(1, 4)))]
-    return ViewPlan(OTHER, "A4C", "SUBC", kind, depth_scale=rng.uniform(1.05, 1.2),
-                    beta_deg=rng.uniform(70.0, 110.0), lateral_mm=rng.normal(0.0, 6.0),
-                    extra_depth_mm=thickness + rng.uniform(-5.0, 5.0),
-                    liver={"thickness_mm": thickness, "gray": rng.uniform(45.0, 65.0),
-                           "veins": veins})
-  return ViewPlan(OTHER, "PSAX", "PSAX", kind, scene_options={"level": _psax_level(rng)},
-                  depth_scale=rng.uniform(0.75, 0.9), beta_deg=rng.normal(0.0, 6.0),
-                  lateral_mm=rng.normal(0.0, 5.0), extra_depth_mm=rng.uniform(0.0, 8.0),
-                  stretch=(rng.uniform(1.45, 1.9), rng.uniform(0.0, 180.0)))
+    veins = [
+        (rng.uniform(-0.6, 0.6), rng.uniform(0.3, 0.75), rng.uniform(3.0, 6.0))
+        for _ in range(int(rng.integers(1, 4)))
+    ]
+    return ViewPlan(
+        OTHER,
+        "A4C",
+        "SUBC",
+        kind,
+        depth_scale=rng.uniform(1.05, 1.2),
+        beta_deg=rng.uniform(70.0, 110.0),
+        lateral_mm=rng.normal(0.0, 6.0),
+        extra_depth_mm=thickness + rng.uniform(-5.0, 5.0),
+        liver={"thickness_mm": thickness, "gray": rng.uniform(45.0, 65.0), "veins": veins},
+    )
+  return ViewPlan(
+      OTHER,
+      "PSAX",
+      "PSAX",
+      kind,
+      scene_options={"level": _psax_level(rng)},
+      depth_scale=rng.uniform(0.75, 0.9),
+      beta_deg=rng.normal(0.0, 6.0),
+      lateral_mm=rng.normal(0.0, 5.0),
+      extra_depth_mm=rng.uniform(0.0, 8.0),
+      stretch=(rng.uniform(1.45, 1.9), rng.uniform(0.0, 180.0)),
+  )
 
 
 def _psax_level(rng: np.random.Generator) -> str:

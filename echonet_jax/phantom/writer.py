@@ -47,9 +47,19 @@ def _uid(*parts: Any) -> str:
   return str(generate_uid(prefix=_UID_ROOT, entropy_srcs=[str(p) for p in parts]))
 
 
-def write_dicom(path: str, video: render.RenderedVideo, identity: dict[str, str], *, seed: int,
-                study_id: str, video_id: str, view: str, photometric: str = "MONOCHROME2",
-                compression: str = "none", series_number: int = 1) -> None:
+def write_dicom(
+    path: str,
+    video: render.RenderedVideo,
+    identity: dict[str, str],
+    *,
+    seed: int,
+    study_id: str,
+    video_id: str,
+    view: str,
+    photometric: str = "MONOCHROME2",
+    compression: str = "none",
+    series_number: int = 1,
+) -> None:
   """Writes ``video`` as an Ultrasound Multi-frame Image Storage file (8-bit).
 
   ``photometric``: MONOCHROME2 (default) or YBR_FULL (grey in 3 samples); ``compression``: "none"
@@ -133,8 +143,12 @@ def write_dicom(path: str, video: render.RenderedVideo, identity: dict[str, str]
 
 def write_masks(path: str, video: render.RenderedVideo) -> None:
   """Writes the region masks as an .npz with a fixed zip timestamp (deterministic bytes)."""
-  arrays = {"masks": video.masks, "mask_names": np.array(render.MASK_NAMES),
-            "sector": video.sector, "overlay": video.overlay}
+  arrays = {
+      "masks": video.masks,
+      "mask_names": np.array(render.MASK_NAMES),
+      "sector": video.sector,
+      "overlay": video.overlay,
+  }
   if video.kind:
     arrays["kind"] = np.array(video.kind)
   tmp = path + ".tmp"
@@ -151,7 +165,9 @@ def write_masks(path: str, video: render.RenderedVideo) -> None:
 
 def _make_study(args: tuple) -> list[dict[str, Any]]:
   """Samples, renders and writes study ``index``; returns its CSV rows (and truth in row 0)."""
-  out_dir, index, seed, views, rows, cols, num_frames, frame_time_ms, photometric, compression = args
+  out_dir, index, seed, views, rows, cols, num_frames, frame_time_ms, photometric, compression = (
+      args
+  )
   rng = np.random.default_rng([seed, index])
   patient = patients.sample_patient(rng)
   study_id = f"S{index:06d}"
@@ -163,17 +179,37 @@ def _make_study(args: tuple) -> list[dict[str, Any]]:
     video_id = f"{study_id}_{view}"
     dcm = os.path.join("dicom", video_id + ".dcm")
     npz = os.path.join("masks", video_id + ".npz")
-    write_dicom(os.path.join(out_dir, dcm), video, patient["identity"], seed=seed,
-                study_id=study_id, video_id=video_id, view=view, photometric=photometric,
-                compression=compression, series_number=k + 1)
+    write_dicom(
+        os.path.join(out_dir, dcm),
+        video,
+        patient["identity"],
+        seed=seed,
+        study_id=study_id,
+        video_id=video_id,
+        view=view,
+        photometric=photometric,
+        compression=compression,
+        series_number=k + 1,
+    )
     write_masks(os.path.join(out_dir, npz), video)
-    row = {"patient_id": patient_id, "study_id": study_id, "video_id": video_id, "path": dcm,
-           "view": view, "mask_path": npz}
+    row = {
+        "patient_id": patient_id,
+        "study_id": study_id,
+        "video_id": video_id,
+        "path": dcm,
+        "view": view,
+        "mask_path": npz,
+    }
     row.update({name: patient["labels"][name] for name in tasks.TASK_NAMES})
     out.append(row)
   truth = {"study_id": study_id}
-  truth.update({k: (int(v) if isinstance(v, bool) else round(float(v), 4))
-                for k, v in patient["truth"].items() if np.ndim(v) == 0})
+  truth.update(
+      {
+          k: (int(v) if isinstance(v, bool) else round(float(v), 4))
+          for k, v in patient["truth"].items()
+          if np.ndim(v) == 0
+      }
+  )
   out[0]["_truth"] = truth
   return out
 
@@ -181,12 +217,22 @@ def _make_study(args: tuple) -> list[dict[str, Any]]:
 GENERATOR_VERSION = 1
 
 
-def _options(num_studies, seed, views, rows, cols, frame_time_ms, num_frames, photometric,
-             compression) -> dict[str, Any]:
-  return {"generator": "echonet_jax.phantom", "version": GENERATOR_VERSION, "seed": seed,
-          "num_studies": num_studies, "views": list(views), "rows": rows, "cols": cols,
-          "frame_time_ms": frame_time_ms, "num_frames": num_frames, "photometric": photometric,
-          "compression": compression}
+def _options(
+    num_studies, seed, views, rows, cols, frame_time_ms, num_frames, photometric, compression
+) -> dict[str, Any]:
+  return {
+      "generator": "echonet_jax.phantom",
+      "version": GENERATOR_VERSION,
+      "seed": seed,
+      "num_studies": num_studies,
+      "views": list(views),
+      "rows": rows,
+      "cols": cols,
+      "frame_time_ms": frame_time_ms,
+      "num_frames": num_frames,
+      "photometric": photometric,
+      "compression": compression,
+  }
 
 
 def ensure_dataset(out_dir: str, num_studies: int, seed: int = 0, **options: Any) -> str:
@@ -198,13 +244,28 @@ def ensure_dataset(out_dir: str, num_studies: int, seed: int = 0, **options: Any
   csv_path = os.path.join(out_dir, "labels.csv")
   meta_path = os.path.join(out_dir, "phantom.json")
   if os.path.exists(csv_path) and os.path.exists(meta_path):
-    opts = dict(views=("A4C",), rows=480, cols=640, frame_time_ms=33.3, duration_s=2.2,
-                photometric="MONOCHROME2", compression="none")
+    opts = dict(
+        views=("A4C",),
+        rows=480,
+        cols=640,
+        frame_time_ms=33.3,
+        duration_s=2.2,
+        photometric="MONOCHROME2",
+        compression="none",
+    )
     opts.update({k: v for k, v in options.items() if k != "workers"})
     num_frames = int(math.ceil(opts["duration_s"] * 1000.0 / opts["frame_time_ms"] - 1e-6))
-    want = _options(num_studies, seed, views_lib.resolve_views(opts["views"]), opts["rows"],
-                    opts["cols"], opts["frame_time_ms"], num_frames, opts["photometric"],
-                    opts["compression"])
+    want = _options(
+        num_studies,
+        seed,
+        views_lib.resolve_views(opts["views"]),
+        opts["rows"],
+        opts["cols"],
+        opts["frame_time_ms"],
+        num_frames,
+        opts["photometric"],
+        opts["compression"],
+    )
     with open(meta_path) as f:
       have = json.load(f)
     if all(have.get(k) == v for k, v in want.items()):
@@ -212,10 +273,20 @@ def ensure_dataset(out_dir: str, num_studies: int, seed: int = 0, **options: Any
   return generate_dataset(out_dir, num_studies, seed, **options)
 
 
-def generate_dataset(out_dir: str, num_studies: int, seed: int = 0, *,
-                     views: str | Sequence[str] = ("A4C",), rows: int = 480, cols: int = 640,
-                     frame_time_ms: float = 33.3, duration_s: float = 2.2, workers: int = 1,
-                     photometric: str = "MONOCHROME2", compression: str = "none") -> str:
+def generate_dataset(
+    out_dir: str,
+    num_studies: int,
+    seed: int = 0,
+    *,
+    views: str | Sequence[str] = ("A4C",),
+    rows: int = 480,
+    cols: int = 640,
+    frame_time_ms: float = 33.3,
+    duration_s: float = 2.2,
+    workers: int = 1,
+    photometric: str = "MONOCHROME2",
+    compression: str = "none",
+) -> str:
   """Generates ``num_studies`` synthetic studies into ``out_dir``; returns the labels.csv path.
 
   Each study (one patient) has one video per view, in the order given; ``views`` are among
@@ -227,16 +298,21 @@ def generate_dataset(out_dir: str, num_studies: int, seed: int = 0, *,
   if num_studies < 1:
     raise ValueError(f"num_studies must be >= 1, got {num_studies}")
   if duration_s * 1000.0 < 2000.0:
-    raise ValueError(f"duration_s={duration_s}: videos must last at least 2.0 s "
-                     "(20 frames one every 100 ms)")
+    raise ValueError(
+        f"duration_s={duration_s}: videos must last at least 2.0 s " "(20 frames one every 100 ms)"
+    )
   num_frames = int(math.ceil(duration_s * 1000.0 / frame_time_ms - 1e-6))
   os.makedirs(os.path.join(out_dir, "dicom"), exist_ok=True)
   os.makedirs(os.path.join(out_dir, "masks"), exist_ok=True)
   if photometric not in ("MONOCHROME2", "YBR_FULL") or compression not in ("none", "rle"):
-    raise ValueError(f"photometric must be MONOCHROME2 or YBR_FULL and compression none or rle; "
-                     f"got {photometric!r}, {compression!r}")
-  jobs = [(out_dir, i, seed, views, rows, cols, num_frames, frame_time_ms, photometric, compression)
-          for i in range(num_studies)]
+    raise ValueError(
+        f"photometric must be MONOCHROME2 or YBR_FULL and compression none or rle; "
+        f"got {photometric!r}, {compression!r}"
+    )
+  jobs = [
+      (out_dir, i, seed, views, rows, cols, num_frames, frame_time_ms, photometric, compression)
+      for i in range(num_studies)
+  ]
   if workers > 1:
     ctx = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
@@ -248,10 +324,12 @@ def generate_dataset(out_dir: str, num_studies: int, seed: int = 0, *,
     writer = csv.DictWriter(f, fieldnames=list(truths[0]))
     writer.writeheader()
     writer.writerows(truths)
-  meta = _options(num_studies, seed, views, rows, cols, frame_time_ms, num_frames, photometric,
-                  compression)
-  meta.update(mask_names=list(render.MASK_NAMES),
-              explainable_variance=patients.EXPLAINABLE_VARIANCE)
+  meta = _options(
+      num_studies, seed, views, rows, cols, frame_time_ms, num_frames, photometric, compression
+  )
+  meta.update(
+      mask_names=list(render.MASK_NAMES), explainable_variance=patients.EXPLAINABLE_VARIANCE
+  )
   with open(os.path.join(out_dir, "phantom.json"), "w") as f:
     json.dump(meta, f, indent=1, sort_keys=True)
   csv_path = os.path.join(out_dir, "labels.csv")

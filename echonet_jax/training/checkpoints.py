@@ -37,8 +37,16 @@ class Checkpoints:
   is created, cleaned or deleted.
   """
 
-  def __init__(self, directory: str, *, keep_latest: int = 2, best_metric: str | None = None,
-               best_mode: str = "min", async_save: bool = True, read_only: bool = False):
+  def __init__(
+      self,
+      directory: str,
+      *,
+      keep_latest: int = 2,
+      best_metric: str | None = None,
+      best_mode: str = "min",
+      async_save: bool = True,
+      read_only: bool = False,
+  ):
     if best_mode not in ("min", "max"):
       raise ValueError(f"best_mode must be 'min' or 'max', got {best_mode!r}")
     self.directory = os.path.abspath(directory)
@@ -47,14 +55,23 @@ class Checkpoints:
     policies = [checkpoint_managers.LatestN(n=keep_latest)]
     ranking = {}
     if best_metric:
-      policies.append(checkpoint_managers.BestN(
-          get_metric_fn=self._metric, reverse=best_mode == "min", n=1,
-          keep_checkpoints_without_metrics=False))
+      policies.append(
+          checkpoint_managers.BestN(
+              get_metric_fn=self._metric,
+              reverse=best_mode == "min",
+              n=1,
+              keep_checkpoints_without_metrics=False,
+          )
+      )
       ranking = dict(best_fn=self._metric, best_mode=best_mode)
     options = ocp.CheckpointManagerOptions(
         preservation_policy=checkpoint_managers.AnyPreservationPolicy(policies),
-        enable_async_checkpointing=async_save and not read_only, create=not read_only,
-        read_only=read_only, cleanup_tmp_directories=not read_only, **ranking)
+        enable_async_checkpointing=async_save and not read_only,
+        create=not read_only,
+        read_only=read_only,
+        cleanup_tmp_directories=not read_only,
+        **ranking,
+    )
     handlers = {STATE: ocp.StandardCheckpointHandler()}
     try:
       handlers[DATA] = grain.checkpoint.CheckpointHandler()
@@ -87,8 +104,12 @@ class Checkpoints:
     """Steps with a ranking metric, best first (ties: the later step first)."""
     scored = [(self.metric(s), s) for s in self.all_steps()]
     sign = -1.0 if self.best_mode == "max" else 1.0
-    return [s for v, s in sorted(((v, s) for v, s in scored if v is not None),
-                                 key=lambda vs: (sign * vs[0], -vs[1]))]
+    return [
+        s
+        for v, s in sorted(
+            ((v, s) for v, s in scored if v is not None), key=lambda vs: (sign * vs[0], -vs[1])
+        )
+    ]
 
   def best_step(self) -> int | None:
     """The step with the best validation metric, or the latest step when none was ranked."""
@@ -106,16 +127,27 @@ class Checkpoints:
     ranked = self.ranked_steps()
     return ranked + [s for s in newest_first if s not in ranked]
 
-  def save(self, step: int, state: Any, *, data_iterator: Any = None,
-           metrics: dict[str, float] | None = None, force: bool = False) -> bool:
+  def save(
+      self,
+      step: int,
+      state: Any,
+      *,
+      data_iterator: Any = None,
+      metrics: dict[str, float] | None = None,
+      force: bool = False,
+  ) -> bool:
     """Saves asynchronously; ``metrics`` (validation) rank the checkpoint for BestN."""
     items = {STATE: ocp.args.StandardSave(state)}
     if data_iterator is not None and self._has_data_handler:
       items[DATA] = grain.checkpoint.CheckpointSave(data_iterator)
     # Only finite floats are stored (the metrics file is JSON); a missing metric ranks worst.
     kept = {k: v for k, v in ((k, _finite(v)) for k, v in (metrics or {}).items()) if v is not None}
-    return self._manager.save(step, args=ocp.args.Composite(**items),
-                              metrics=kept if metrics is not None else None, force=force)
+    return self._manager.save(
+        step,
+        args=ocp.args.Composite(**items),
+        metrics=kept if metrics is not None else None,
+        force=force,
+    )
 
   def restore(self, step: int, abstract_state: Any, *, data_iterator: Any = None) -> Any:
     """Restores ``step`` with the shardings of ``abstract_state`` (and the data iterator)."""
@@ -126,8 +158,9 @@ class Checkpoints:
     restored = self._manager.restore(step, args=ocp.args.Composite(**items))
     return restored[STATE]
 
-  def restore_first(self, steps: Iterable[int], abstract_state: Any, *, data_iterator: Any = None
-                    ) -> tuple[int, Any, list[int]]:
+  def restore_first(
+      self, steps: Iterable[int], abstract_state: Any, *, data_iterator: Any = None
+  ) -> tuple[int, Any, list[int]]:
     """Restores the first readable step of ``steps``; returns (step, state, unreadable steps).
 
     Each unreadable step is logged as a warning with the reason; none readable is a TrainingError.
@@ -138,10 +171,16 @@ class Checkpoints:
         return step, self.restore(step, abstract_state, data_iterator=data_iterator), unreadable
       except Exception as e:  # pylint: disable=broad-except  # any fault of the files on disk
         unreadable.append(step)
-        logging.warning("checkpoint step %d in %s is unreadable (%s); trying the previous one",
-                        step, self.directory, _one_line(e))
-    raise TrainingError(f"{self.directory}: no readable checkpoint (unreadable steps: "
-                        f"{', '.join(map(str, unreadable)) or 'none saved'})")
+        logging.warning(
+            "checkpoint step %d in %s is unreadable (%s); trying the previous one",
+            step,
+            self.directory,
+            _one_line(e),
+        )
+    raise TrainingError(
+        f"{self.directory}: no readable checkpoint (unreadable steps: "
+        f"{', '.join(map(str, unreadable)) or 'none saved'})"
+    )
 
   def set_aside(self, steps: Iterable[int]) -> list[str]:
     """Moves unreadable ``steps`` out of the folder (to ``checkpoints.corrupt/``) so that training

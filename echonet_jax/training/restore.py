@@ -46,13 +46,15 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(json.load(f))
 
 
-def load(workdir: str, *, which: str = "best", config: ml_collections.ConfigDict | None = None
-         ) -> TrainedModel:
+def load(
+    workdir: str, *, which: str = "best", config: ml_collections.ConfigDict | None = None
+) -> TrainedModel:
   """Restores ``workdir``'s best (or ``which="latest"``) checkpoint for inference."""
   config = config or load_config(workdir)
   names = train_lib.task_names(config)
-  ckpts = checkpoints_lib.Checkpoints(os.path.join(workdir, "checkpoints"),
-                                      best_metric=BEST_METRIC, best_mode="min", read_only=True)
+  ckpts = checkpoints_lib.Checkpoints(
+      os.path.join(workdir, "checkpoints"), best_metric=BEST_METRIC, best_mode="min", read_only=True
+  )
   try:
     steps = ckpts.candidates(which)
     if not steps:
@@ -62,18 +64,29 @@ def load(workdir: str, *, which: str = "best", config: ml_collections.ConfigDict
     tx = train_lib.make_optimizer(config.optim, config.train.steps)
     shape = train_lib.input_shape(config)
     abstract = jax.eval_shape(
-        lambda r: train_lib.init(model, tx, r, shape, {}, names), jax.random.PRNGKey(0))
+        lambda r: train_lib.init(model, tx, r, shape, {}, names), jax.random.PRNGKey(0)
+    )
     rep = parallel.replicated(mesh)
-    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep),
-                            abstract)
+    abstract = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep), abstract
+    )
     step, state, _ = ckpts.restore_first(steps, abstract)
     score = ckpts.metric(step)
   finally:
     ckpts.close()
   logging.info("loaded checkpoint step %d (%s)", step, describe(score, which))
   _, eval_fn = train_lib.make_steps(model, tx, config.loss, mesh)
-  return TrainedModel(config=config, names=names, model=model, state=state, eval_fn=eval_fn,
-                      mesh=mesh, step=step, workdir=workdir, best_score=score)
+  return TrainedModel(
+      config=config,
+      names=names,
+      model=model,
+      state=state,
+      eval_fn=eval_fn,
+      mesh=mesh,
+      step=step,
+      workdir=workdir,
+      best_score=score,
+  )
 
 
 def describe(score: float | None, which: str = "best") -> str:
@@ -83,8 +96,9 @@ def describe(score: float | None, which: str = "best") -> str:
   return f"{which} {BEST_METRIC} {score:.4g}"
 
 
-def load_view_predictor(workdir: str, views: Iterable[str] | None = None
-                        ) -> Callable[[Any], tuple[str, float]]:
+def load_view_predictor(
+    workdir: str, views: Iterable[str] | None = None
+) -> Callable[[Any], tuple[str, float]]:
   """The view model trained in ``workdir`` (configs/view.py) as a ``data.views`` predictor: a video
   row (with ``.path``) -> (view, confidence). ConfigError when ``workdir`` holds no such model."""
   try:

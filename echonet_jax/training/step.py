@@ -30,8 +30,9 @@ from echonet_jax import tasks as tasks_lib
 
 PyTree = Any
 # (logits, labels, state) -> {task: mean loss}; built by make_loss.
-LossFn = Callable[[Mapping[str, jax.Array], Mapping[str, jax.Array], "TrainState"],
-                  dict[str, jax.Array]]
+LossFn = Callable[
+    [Mapping[str, jax.Array], Mapping[str, jax.Array], "TrainState"], dict[str, jax.Array]
+]
 BINARY, REGRESSION, CATEGORICAL = "binary", "regression", "categorical"
 
 
@@ -66,9 +67,13 @@ def create_model(config: ml_collections.ConfigDict, names: Sequence[str]) -> nn.
   """The network ``config.model.name`` (see ``models.MODELS``) for ``names``: one head per task."""
   m = config.model
   return models.get_model(
-      m.get("name", models.DEFAULT_MODEL), num_outputs={name: tasks_lib.get_task(name).num_outputs for name in names},
-      dropout_rate=m.dropout_rate, width=m.width, blocks=tuple(m.blocks),
-      dtype=jnp.dtype(m.dtype))
+      m.get("name", models.DEFAULT_MODEL),
+      num_outputs={name: tasks_lib.get_task(name).num_outputs for name in names},
+      dropout_rate=m.dropout_rate,
+      width=m.width,
+      blocks=tuple(m.blocks),
+      dtype=jnp.dtype(m.dtype),
+  )
 
 
 def input_shape(config: ml_collections.ConfigDict) -> tuple[int, ...]:
@@ -83,7 +88,8 @@ def input_shape(config: ml_collections.ConfigDict) -> tuple[int, ...]:
 def _decay_mask(params: PyTree) -> PyTree:
   # TF-style L2 (slim's weights_regularizer) regularises conv and dense kernels, not BN or biases.
   return jax.tree_util.tree_map_with_path(
-      lambda path, _: getattr(path[-1], "key", None) == "kernel", params)
+      lambda path, _: getattr(path[-1], "key", None) == "kernel", params
+  )
 
 
 def unit_schedule(optim: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
@@ -93,8 +99,9 @@ def unit_schedule(optim: ml_collections.ConfigDict, total_steps: int) -> optax.S
   if optim.schedule == "constant":
     main = optax.constant_schedule(1.0)
   elif optim.schedule == "cosine":
-    main = optax.cosine_decay_schedule(1.0, max(total_steps - warmup, 1),
-                                       alpha=optim.get("final_lr_frac", 0.0))
+    main = optax.cosine_decay_schedule(
+        1.0, max(total_steps - warmup, 1), alpha=optim.get("final_lr_frac", 0.0)
+    )
   else:
     raise ValueError(f"unknown schedule {optim.schedule!r}; use 'constant' or 'cosine'")
   if warmup:
@@ -108,7 +115,9 @@ def learning_rate_schedule(optim: ml_collections.ConfigDict, total_steps: int) -
   return lambda count: optim.lr * unit(count)
 
 
-def make_optimizer(optim: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
+def make_optimizer(
+    optim: ml_collections.ConfigDict, total_steps: int
+) -> optax.GradientTransformation:
   """Adam with TF-style L2 weight decay: the decay gradient is added before Adam's scaling.
 
   ``learning_rate`` (the peak) and ``weight_decay`` are injected hyperparameters: they live in
@@ -124,7 +133,8 @@ def make_optimizer(optim: ml_collections.ConfigDict, total_steps: int) -> optax.
     )
 
   return optax.inject_hyperparams(adam_l2, hyperparam_dtype=jnp.float32)(
-      learning_rate=optim.lr, weight_decay=optim.weight_decay)
+      learning_rate=optim.lr, weight_decay=optim.weight_decay
+  )
 
 
 def with_hyperparams(state: "TrainState", learning_rate: Any, weight_decay: Any) -> "TrainState":
@@ -135,9 +145,14 @@ def with_hyperparams(state: "TrainState", learning_rate: Any, weight_decay: Any)
   return state.replace(opt_state=state.opt_state._replace(hyperparams=hyper))
 
 
-def init(model: nn.Module, tx: optax.GradientTransformation, rng: jax.Array,
-         input_shape: Sequence[int], label_stats: Mapping[str, Mapping[str, float]],
-         names: Sequence[str]) -> TrainState:
+def init(
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    rng: jax.Array,
+    input_shape: Sequence[int],
+    label_stats: Mapping[str, Mapping[str, float]],
+    names: Sequence[str],
+) -> TrainState:
   """A fresh train state. ``input_shape`` is one example: (H, W, C), or (T, H, W, C) for clips."""
   init_rng, state_rng = jax.random.split(rng)
   variables = model.init(init_rng, jnp.zeros((1, *input_shape), jnp.float32), train=False)
@@ -148,8 +163,15 @@ def init(model: nn.Module, tx: optax.GradientTransformation, rng: jax.Array,
     regression = tasks_lib.get_task(name).is_regression
     mean[name] = jnp.float32(stats.get("mean", 0.0) if regression else 0.0)
     std[name] = jnp.float32(max(stats.get("std", 1.0), 1e-6) if regression else 1.0)
-  return TrainState(step=jnp.int32(0), params=params, batch_stats=variables.get("batch_stats", {}),
-                    opt_state=tx.init(params), rng=state_rng, label_mean=mean, label_std=std)
+  return TrainState(
+      step=jnp.int32(0),
+      params=params,
+      batch_stats=variables.get("batch_stats", {}),
+      opt_state=tx.init(params),
+      rng=state_rng,
+      label_mean=mean,
+      label_std=std,
+  )
 
 
 def task_kinds(names: Sequence[str]) -> dict[str, str]:
@@ -157,15 +179,21 @@ def task_kinds(names: Sequence[str]) -> dict[str, str]:
   kinds = {}
   for name in names:
     task = tasks_lib.get_task(name)
-    kinds[name] = (CATEGORICAL if task.is_categorical else BINARY if task.is_binary
-                   else REGRESSION)
+    kinds[name] = CATEGORICAL if task.is_categorical else BINARY if task.is_binary else REGRESSION
   return kinds
 
 
-def task_losses(logits: Mapping[str, jax.Array], labels: Mapping[str, jax.Array],
-                state: TrainState, *, kinds: Mapping[str, str], classification: str = "xent",
-                regression: str = "mse", focal_gamma: float = 2.0, huber_delta: float = 1.0
-                ) -> dict[str, jax.Array]:
+def task_losses(
+    logits: Mapping[str, jax.Array],
+    labels: Mapping[str, jax.Array],
+    state: TrainState,
+    *,
+    kinds: Mapping[str, str],
+    classification: str = "xent",
+    regression: str = "mse",
+    focal_gamma: float = 2.0,
+    huber_delta: float = 1.0,
+) -> dict[str, jax.Array]:
   """Mean loss per task over the examples that have that label (NaN labels are masked out).
 
   ``kinds`` maps each task to "binary", "regression" or "categorical" (class indices as floats);
@@ -206,16 +234,21 @@ def _masked_mean(per_example: jax.Array, valid: jax.Array) -> jax.Array:
 def categorical_loss(logits: jax.Array, class_index: jax.Array) -> jax.Array:
   """Softmax cross-entropy per example: logits (B, K), labels = class indices as floats (B,)."""
   return optax.softmax_cross_entropy_with_integer_labels(
-      logits.astype(jnp.float32), class_index.astype(jnp.int32))
+      logits.astype(jnp.float32), class_index.astype(jnp.int32)
+  )
 
 
 def make_loss(loss_cfg: ml_collections.ConfigDict, kinds: Mapping[str, str]) -> LossFn:
   """The loss callable of ``train_step``: ``loss_cfg``'s choices bound to static task ``kinds``."""
   kinds = dict(kinds)
   return functools.partial(
-      task_losses, kinds=kinds, classification=loss_cfg.classification,
-      regression=loss_cfg.regression, focal_gamma=float(loss_cfg.focal_gamma),
-      huber_delta=float(loss_cfg.huber_delta))
+      task_losses,
+      kinds=kinds,
+      classification=loss_cfg.classification,
+      regression=loss_cfg.regression,
+      focal_gamma=float(loss_cfg.focal_gamma),
+      huber_delta=float(loss_cfg.huber_delta),
+  )
 
 
 def output_shape(name: str) -> tuple[int, ...]:
@@ -240,9 +273,14 @@ def to_outputs(logits: Mapping[str, jax.Array], state: TrainState) -> dict[str, 
   return out
 
 
-def train_step(state: TrainState, batch: Mapping[str, Any], *, model: nn.Module,
-               tx: optax.GradientTransformation, loss_fn: LossFn
-               ) -> tuple[TrainState, dict[str, jax.Array]]:
+def train_step(
+    state: TrainState,
+    batch: Mapping[str, Any],
+    *,
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    loss_fn: LossFn,
+) -> tuple[TrainState, dict[str, jax.Array]]:
   """One optimiser step on a global batch ``{"image": (B,H,W,C), "labels": {task: (B,)}}``.
 
   ``loss_fn(logits, labels, state) -> {task: loss}`` (see :func:`make_loss`); the total is their sum.
@@ -251,31 +289,43 @@ def train_step(state: TrainState, batch: Mapping[str, Any], *, model: nn.Module,
 
   def total_loss(params):
     logits, updates = model.apply(
-        {"params": params, "batch_stats": state.batch_stats}, batch["image"], train=True,
-        mutable=["batch_stats"], rngs={"dropout": dropout_rng})
+        {"params": params, "batch_stats": state.batch_stats},
+        batch["image"],
+        train=True,
+        mutable=["batch_stats"],
+        rngs={"dropout": dropout_rng},
+    )
     losses = loss_fn(logits, batch["labels"], state)
     return sum(losses.values()), (losses, updates["batch_stats"])
 
   (loss, (losses, batch_stats)), grads = jax.value_and_grad(total_loss, has_aux=True)(state.params)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
-  metrics = {"loss": loss, "grad_norm": optax.global_norm(grads),
-             **{f"loss/{name}": value for name, value in losses.items()}}
-  new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
-                            opt_state=opt_state)
+  metrics = {
+      "loss": loss,
+      "grad_norm": optax.global_norm(grads),
+      **{f"loss/{name}": value for name, value in losses.items()},
+  }
+  new_state = state.replace(
+      step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state
+  )
   return new_state, metrics
 
 
 def eval_step(state: TrainState, images: jax.Array, *, model: nn.Module) -> dict[str, jax.Array]:
   """Per-image outputs (probabilities or task units), inference mode."""
-  logits = model.apply({"params": state.params, "batch_stats": state.batch_stats}, images,
-                       train=False)
+  logits = model.apply(
+      {"params": state.params, "batch_stats": state.batch_stats}, images, train=False
+  )
   return to_outputs(logits, state)
 
 
-def make_steps(model: nn.Module, tx: optax.GradientTransformation,
-               loss: LossFn | ml_collections.ConfigDict, mesh: jax.sharding.Mesh
-               ) -> tuple[Callable[..., Any], Callable[..., Any]]:
+def make_steps(
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    loss: LossFn | ml_collections.ConfigDict,
+    mesh: jax.sharding.Mesh,
+) -> tuple[Callable[..., Any], Callable[..., Any]]:
   """Jitted ``train_step(state, batch)`` and ``eval_step(state, images)`` for ``mesh``.
 
   ``loss`` is a loss callable, or the config's ``loss`` section bound to the model's task heads.
@@ -288,9 +338,13 @@ def make_steps(model: nn.Module, tx: optax.GradientTransformation,
   data = parallel.data_sharding(mesh)
   jit_train = jax.jit(
       lambda s, b: train_step(s, b, model=model, tx=tx, loss_fn=loss_fn),
-      in_shardings=(rep, data), out_shardings=(rep, rep), donate_argnums=0)
-  jit_eval = jax.jit(lambda s, x: eval_step(s, x, model=model),
-                     in_shardings=(rep, data), out_shardings=rep)
+      in_shardings=(rep, data),
+      out_shardings=(rep, rep),
+      donate_argnums=0,
+  )
+  jit_eval = jax.jit(
+      lambda s, x: eval_step(s, x, model=model), in_shardings=(rep, data), out_shardings=rep
+  )
   return jit_train, jit_eval
 
 
@@ -300,13 +354,18 @@ def loss_for_model(loss: LossFn | ml_collections.ConfigDict, model: nn.Module) -
     return loss
   heads = getattr(model, "num_outputs", None)
   if not isinstance(heads, Mapping):
-    raise ValueError("a model without named task heads (num_outputs={task: 1}) needs a loss "
-                     "callable: step.make_loss(config.loss, step.task_kinds(names))")
+    raise ValueError(
+        "a model without named task heads (num_outputs={task: 1}) needs a loss "
+        "callable: step.make_loss(config.loss, step.task_kinds(names))"
+    )
   return make_loss(loss, task_kinds(tuple(heads)))
 
 
 def all_finite(tree: PyTree) -> jax.Array:
   """True when every leaf of ``tree`` is finite (checked before a checkpoint is written)."""
-  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
-            if jnp.issubdtype(x.dtype, jnp.floating)]
+  leaves = [
+      jnp.all(jnp.isfinite(x))
+      for x in jax.tree.leaves(tree)
+      if jnp.issubdtype(x.dtype, jnp.floating)
+  ]
   return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)

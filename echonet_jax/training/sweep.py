@@ -98,8 +98,9 @@ def member_mesh(num_members: int, devices: Sequence[Any] | None = None) -> jax.s
   return jax.make_mesh((m, n // m), (MEMBER_AXIS, parallel.DATA_AXIS), devices=devices, **kwargs)
 
 
-def make_stacked_steps(model, tx, loss_fn: step_lib.LossFn, mesh: jax.sharding.Mesh,
-                       num_members: int):
+def make_stacked_steps(
+    model, tx, loss_fn: step_lib.LossFn, mesh: jax.sharding.Mesh, num_members: int
+):
   """Jitted vmapped ``train(state, batch)`` and ``eval(state, images)`` for stacked states.
 
   The eval step returns ``{"<k>:<task>": (B,)}``, one entry per member, so that
@@ -113,20 +114,31 @@ def make_stacked_steps(model, tx, loss_fn: step_lib.LossFn, mesh: jax.sharding.M
   if mesh.shape[MEMBER_AXIS] > 1:
     # Each slice of the member axis trains its own members (the data axis stays automatic), so
     # XLA never splits the members' grouped convolutions: its SPMD partitioner gets those wrong.
-    stacked_step = jax.shard_map(stacked_step, mesh=mesh, in_specs=(P(MEMBER_AXIS), P()),
-                                 out_specs=(P(MEMBER_AXIS), P(MEMBER_AXIS)),
-                                 axis_names={MEMBER_AXIS})
-    stacked_eval = jax.shard_map(stacked_eval, mesh=mesh, in_specs=(P(MEMBER_AXIS), P()),
-                                 out_specs=P(MEMBER_AXIS), axis_names={MEMBER_AXIS})
-  jit_train = jax.jit(stacked_step, in_shardings=(members, data),
-                      out_shardings=(members, members), donate_argnums=0)
+    stacked_step = jax.shard_map(
+        stacked_step,
+        mesh=mesh,
+        in_specs=(P(MEMBER_AXIS), P()),
+        out_specs=(P(MEMBER_AXIS), P(MEMBER_AXIS)),
+        axis_names={MEMBER_AXIS},
+    )
+    stacked_eval = jax.shard_map(
+        stacked_eval,
+        mesh=mesh,
+        in_specs=(P(MEMBER_AXIS), P()),
+        out_specs=P(MEMBER_AXIS),
+        axis_names={MEMBER_AXIS},
+    )
+  jit_train = jax.jit(
+      stacked_step, in_shardings=(members, data), out_shardings=(members, members), donate_argnums=0
+  )
 
   def flat_eval(state, images):
     out = stacked_eval(state, images)
     return {f"{k}:{name}": value[k] for name, value in out.items() for k in range(num_members)}
 
-  jit_eval = jax.jit(flat_eval, in_shardings=(members, data),
-                     out_shardings=parallel.replicated(mesh))
+  jit_eval = jax.jit(
+      flat_eval, in_shardings=(members, data), out_shardings=parallel.replicated(mesh)
+  )
   return jit_train, jit_eval, members
 
 
@@ -134,8 +146,9 @@ def _member_pred(pred: dict[str, Any], k: int, stacked: bool) -> dict[str, Any]:
   if not stacked:
     return pred
   prefix = f"{k}:"
-  outputs = {key[len(prefix):]: v for key, v in pred["frame_outputs"].items()
-             if key.startswith(prefix)}
+  outputs = {
+      key[len(prefix) :]: v for key, v in pred["frame_outputs"].items() if key.startswith(prefix)
+  }
   return {**pred, "frame_outputs": outputs}
 
 
@@ -160,8 +173,9 @@ class Programs:
     self.loss_fn = step_lib.make_loss(config.loss, step_lib.task_kinds(self.names))
     shape = step_lib.input_shape(config)
     self.clip = inference.clip_spec(config)
-    self.fresh = jax.jit(lambda r: step_lib.init(self.model, self.tx, r, shape, label_stats,
-                                                 self.names))(jax.random.PRNGKey(config.seed))
+    self.fresh = jax.jit(
+        lambda r: step_lib.init(self.model, self.tx, r, shape, label_stats, self.names)
+    )(jax.random.PRNGKey(config.seed))
     self.label_stats = label_stats
     self._built: dict[tuple[bool, int], tuple[Any, ...]] = {}
 
@@ -172,8 +186,10 @@ class Programs:
       mesh = member_mesh(n) if stacked else parallel.make_mesh()
       data_devices = mesh.shape[parallel.DATA_AXIS]
       if self.config.train.batch_size % data_devices:
-        raise ConfigError(f"train.batch_size={self.config.train.batch_size} is not divisible by "
-                          f"the {data_devices} devices of the data axis")
+        raise ConfigError(
+            f"train.batch_size={self.config.train.batch_size} is not divisible by "
+            f"the {data_devices} devices of the data axis"
+        )
       if stacked:
         self._built[key] = (mesh, *make_stacked_steps(self.model, self.tx, self.loss_fn, mesh, n))
       else:
@@ -182,8 +198,9 @@ class Programs:
     return self._built[key]
 
 
-def train_group(programs: Programs, sweep_dir: str, members: Sequence[Member], *, stacked: bool,
-                cache_dir: str) -> None:
+def train_group(
+    programs: Programs, sweep_dir: str, members: Sequence[Member], *, stacked: bool, cache_dir: str
+) -> None:
   """Trains ``members`` to ``config.train.steps``, resuming each from its own checkpoints.
 
   ``stacked=False`` takes one member and runs exactly ``--mode=train``'s step. A member whose loss
@@ -199,9 +216,15 @@ def train_group(programs: Programs, sweep_dir: str, members: Sequence[Member], *
   data_iter = iter(train_loop.train_loader(config, cache_dir, names))
 
   dirs = [member_dir(sweep_dir, m.index) for m in members]
-  ckpts = [checkpoints_lib.Checkpoints(
-      os.path.join(d, "checkpoints"), keep_latest=max(2, config.train.keep_checkpoints),
-      best_metric=train_loop.BEST_METRIC, best_mode="min") for d in dirs]
+  ckpts = [
+      checkpoints_lib.Checkpoints(
+          os.path.join(d, "checkpoints"),
+          keep_latest=max(2, config.train.keep_checkpoints),
+          best_metric=train_loop.BEST_METRIC,
+          best_mode="min",
+      )
+      for d in dirs
+  ]
   latest = [c.latest_step() or 0 for c in ckpts]
   diverged = [bool((read_done(sweep_dir, m.index) or {}).get("diverged")) for m in members]
   # Members save at the same steps and keep >= 2 checkpoints, so the slowest one's latest step is
@@ -214,17 +237,24 @@ def train_group(programs: Programs, sweep_dir: str, members: Sequence[Member], *
       if start in ckpts[k].all_steps():
         states[k] = ckpts[k].restore(start, states[k], data_iterator=data_iter if k == 0 else None)
       elif not diverged[k]:
-        raise TrainingError(f"sweep member {members[k].index} has no checkpoint at step {start} "
-                            f"to resume from in {dirs[k]}")
+        raise TrainingError(
+            f"sweep member {members[k].index} has no checkpoint at step {start} "
+            f"to resume from in {dirs[k]}"
+        )
   # A copy: the step donates its state, and the fresh state is shared by every group.
-  state = jax.device_put(stack(states) if stacked else jax.tree.map(jnp.copy, states[0]),
-                         sharding)
+  state = jax.device_put(stack(states) if stacked else jax.tree.map(jnp.copy, states[0]), sharding)
   del states
 
   enabled = jax.process_index() == 0
   logs = [writers.MetricWriter(d, enabled=enabled) for d in dirs]
-  bar = tqdm.tqdm(total=steps, initial=start, unit="step", dynamic_ncols=True, disable=not enabled,
-                  desc=f"members {members[0].index}-{members[-1].index}")
+  bar = tqdm.tqdm(
+      total=steps,
+      initial=start,
+      unit="step",
+      dynamic_ncols=True,
+      disable=not enabled,
+      desc=f"members {members[0].index}-{members[-1].index}",
+  )
   try:
     for step in range(start + 1, steps + 1):
       state, metrics = train_fn(state, parallel.global_batch(next(data_iter), mesh))
@@ -232,8 +262,10 @@ def train_group(programs: Programs, sweep_dir: str, members: Sequence[Member], *
       if step % config.train.log_every == 0 or step == steps:
         host = jax.device_get(metrics)
         for k in range(n):
-          row = {f"train/{key}": float(np.asarray(v).reshape(-1)[k if stacked else 0])
-                 for key, v in host.items()}
+          row = {
+              f"train/{key}": float(np.asarray(v).reshape(-1)[k if stacked else 0])
+              for key, v in host.items()
+          }
           logs[k].write(step, row)
           if not math.isfinite(row["train/loss"]):
             diverged[k] = True
@@ -241,8 +273,12 @@ def train_group(programs: Programs, sweep_dir: str, members: Sequence[Member], *
       if step % config.train.eval_every == 0 or step == steps:
         batches, num = train_loop.eval_stream(config, cache_dir, "val", names)
         if batches is not None:
-          pred = inference.predict_videos(inference.mesh_predict_fn(eval_fn, state, mesh),
-                                          batches, num_batches=num, clip=programs.clip)
+          pred = inference.predict_videos(
+              inference.mesh_predict_fn(eval_fn, state, mesh),
+              batches,
+              num_batches=num,
+              clip=programs.clip,
+          )
           for k in range(n):
             mine = _member_pred(pred, k, stacked)
             if not all(np.isfinite(v).all() for v in mine["frame_outputs"].values()):

@@ -38,8 +38,16 @@ BEST_METRIC = restore.BEST_METRIC  # lower is better; see validation_metrics
 # everything the saved data-iterator state depends on (Grain restores it into the new loader), and
 # the cache's identity (CacheSpec: frames, views, the patient split -- a resume on another split
 # would train on the test patients).
-_IDENTITY = ("task", "tasks", "model", "data.channels", "seed", "aug", "train.batch_size",
-             "train.workers") + spec_lib.CONFIG_KEYS
+_IDENTITY = (
+    "task",
+    "tasks",
+    "model",
+    "data.channels",
+    "seed",
+    "aug",
+    "train.batch_size",
+    "train.workers",
+) + spec_lib.CONFIG_KEYS
 
 
 def _lookup(config: ml_collections.ConfigDict | dict, dotted: str) -> Any:
@@ -67,7 +75,8 @@ def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
       if old != new:
         raise TrainingError(
             f"{workdir} holds checkpoints of another run ({key}={old!r}, this run has {new!r}); "
-            "use a new --workdir")
+            "use a new --workdir"
+        )
   if jax.process_index() == 0:
     os.makedirs(workdir, exist_ok=True)
     with open(path + ".tmp", "w") as f:
@@ -75,8 +84,9 @@ def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
     os.replace(path + ".tmp", path)
 
 
-def validation_metrics(pred: dict[str, Any], names: tuple[str, ...],
-                       label_stats: dict[str, dict[str, float]]) -> dict[str, float]:
+def validation_metrics(
+    pred: dict[str, Any], names: tuple[str, ...], label_stats: dict[str, dict[str, float]]
+) -> dict[str, float]:
   """Video-level validation metrics, and ``val/score`` (lower is better) to rank checkpoints.
 
   The score averages, over tasks, 1 − AUC for binary tasks, 1 − accuracy for categorical ones and
@@ -110,12 +120,20 @@ def validation_metrics(pred: dict[str, Any], names: tuple[str, ...],
 def train_loader(config: ml_collections.ConfigDict, cache_dir: str, names: tuple[str, ...]):
   """The Grain loader of training batches: the same batches for every run with the same config."""
   return train_stream.train_loader(
-      cache_dir, tasks=names, global_batch_size=config.train.batch_size, seed=config.seed,
-      num_workers=config.train.workers, rotation_deg=config.aug.rotation_deg,
-      brightness=config.aug.brightness, image_size=config.data.image_size,
-      channels=config.data.channels, views=tuple(config.data.views) or None,
-      prefetch=config.train.prefetch, clip=inference.clip_spec(config),
-      min_view_confidence=config.data.get("view_min_confidence", 0.0))
+      cache_dir,
+      tasks=names,
+      global_batch_size=config.train.batch_size,
+      seed=config.seed,
+      num_workers=config.train.workers,
+      rotation_deg=config.aug.rotation_deg,
+      brightness=config.aug.brightness,
+      image_size=config.data.image_size,
+      channels=config.data.channels,
+      views=tuple(config.data.views) or None,
+      prefetch=config.train.prefetch,
+      clip=inference.clip_spec(config),
+      min_view_confidence=config.data.get("view_min_confidence", 0.0),
+  )
 
 
 def eval_stream(config, cache_dir, split, names):
@@ -126,16 +144,24 @@ def eval_stream(config, cache_dir, split, names):
   views = tuple(config.data.views) or None
   min_confidence = config.data.get("view_min_confidence", 0.0)
   try:
-    rows = selection.select_videos(cache_dir, split, tasks=names, views=views,
-                                   min_view_confidence=min_confidence)
+    rows = selection.select_videos(
+        cache_dir, split, tasks=names, views=views, min_view_confidence=min_confidence
+    )
   except (FileNotFoundError, ValueError) as e:
     logging.warning("no validation: %s", e)
     return None, 0
   v = config.train.eval_videos_per_batch
   per_process = math.ceil(len(rows) / jax.process_count())
   batches = eval_stream_lib.eval_batches(
-      cache_dir, split, tasks=names, videos_per_batch=v, image_size=config.data.image_size,
-      channels=config.data.channels, views=views, min_view_confidence=min_confidence)
+      cache_dir,
+      split,
+      tasks=names,
+      videos_per_batch=v,
+      image_size=config.data.image_size,
+      channels=config.data.channels,
+      views=views,
+      min_view_confidence=min_confidence,
+  )
   return batches, math.ceil(per_process / v)
 
 
@@ -162,8 +188,10 @@ def _resume(ckpts, state, data_iter, workdir):
   try:
     start, state, unreadable = ckpts.restore_first(steps, state, data_iterator=data_iter)
   except TrainingError:
-    raise TrainingError(f"{workdir}: no checkpoint is readable (steps {steps}); move "
-                        f"{ckpts.directory} aside to start again") from None
+    raise TrainingError(
+        f"{workdir}: no checkpoint is readable (steps {steps}); move "
+        f"{ckpts.directory} aside to start again"
+    ) from None
   if unreadable:
     ckpts.set_aside(unreadable)
   logging.info("resuming from step %d in %s", start, workdir)
@@ -185,15 +213,20 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
   image_shape = train_lib.input_shape(config)
   clip = inference.clip_spec(config)
   rng = jax.random.PRNGKey(config.seed)
-  state = jax.jit(lambda r: train_lib.init(model, tx, r, image_shape, label_stats, names),
-                  out_shardings=parallel.replicated(mesh))(rng)
+  state = jax.jit(
+      lambda r: train_lib.init(model, tx, r, image_shape, label_stats, names),
+      out_shardings=parallel.replicated(mesh),
+  )(rng)
   train_fn, eval_fn = train_lib.make_steps(model, tx, config.loss, mesh)
 
   data_iter = iter(train_loader(config, cache_dir, names))
 
-  ckpts = checkpoints_lib.Checkpoints(os.path.join(workdir, "checkpoints"),
-                                      keep_latest=config.train.keep_checkpoints,
-                                      best_metric=BEST_METRIC, best_mode="min")
+  ckpts = checkpoints_lib.Checkpoints(
+      os.path.join(workdir, "checkpoints"),
+      keep_latest=config.train.keep_checkpoints,
+      best_metric=BEST_METRIC,
+      best_mode="min",
+  )
   try:
     first, state = _resume(ckpts, state, data_iter, workdir)
     # The lr and weight decay live in the optimiser state; the config's rule a resumed run.
@@ -205,8 +238,13 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
   steps = config.train.steps
   if first == 1:
     writer.write_config(0, config.to_json_best_effort(indent=2, sort_keys=True))
-  bar = tqdm.tqdm(total=steps, initial=first - 1, unit="step", dynamic_ncols=True,
-                  disable=jax.process_index() != 0)
+  bar = tqdm.tqdm(
+      total=steps,
+      initial=first - 1,
+      unit="step",
+      dynamic_ncols=True,
+      disable=jax.process_index() != 0,
+  )
   last: dict[str, float] = {}
   t0, n0 = time.perf_counter(), first - 1
   done = False
@@ -220,22 +258,27 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
         if not math.isfinite(host["loss"]):
           raise TrainingError(
               f"the loss became {host['loss']} at step {step}; stopped, the last good checkpoint "
-              f"(step {ckpts.latest_step()}) is kept in {workdir}")
+              f"(step {ckpts.latest_step()}) is kept in {workdir}"
+          )
         dt = time.perf_counter() - t0
         host["steps_per_s"] = (step - n0) / dt
         host["images_per_s"] = host["steps_per_s"] * config.train.batch_size
         host["lr"] = float(lr_at(step - 1))  # the rate this step's update used (count = step - 1)
         t0, n0 = time.perf_counter(), step
         writer.write(step, {f"train/{k}": v for k, v in host.items()})
-        bar.set_postfix(loss=f"{host['loss']:.4f}", steps_s=f"{host['steps_per_s']:.2f}",
-                        img_s=f"{host['images_per_s']:.0f}")
+        bar.set_postfix(
+            loss=f"{host['loss']:.4f}",
+            steps_s=f"{host['steps_per_s']:.2f}",
+            img_s=f"{host['images_per_s']:.0f}",
+        )
         last.update(host)
       val = None
       if step % config.train.eval_every == 0 or step == steps:
         batches, num = eval_stream(config, cache_dir, "val", names)
         if batches is not None:
-          pred = inference.predict_videos(inference.mesh_predict_fn(eval_fn, state, mesh),
-                                          batches, num_batches=num, clip=clip)
+          pred = inference.predict_videos(
+              inference.mesh_predict_fn(eval_fn, state, mesh), batches, num_batches=num, clip=clip
+          )
           val = validation_metrics(pred, names, label_stats)
           writer.write(step, val)
           last.update(val)
@@ -243,7 +286,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
         if not bool(train_lib.all_finite(state.params)):
           raise TrainingError(
               f"parameters became non-finite by step {step}; stopped, the last good checkpoint "
-              f"(step {ckpts.latest_step()}) is kept in {workdir}")
+              f"(step {ckpts.latest_step()}) is kept in {workdir}"
+          )
         ckpts.save(step, state, data_iterator=data_iter, metrics=val)
     ckpts.wait()  # a failed asynchronous save raises here, inside the try
     best = ckpts.best_step()

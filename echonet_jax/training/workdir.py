@@ -24,16 +24,22 @@ from echonet_jax.errors import TrainingError
 LOCK_FILE = "train.lock"
 
 # errno values that mean "this disk or folder cannot take our writes", with the words we report.
-_DISK_ERRORS = {errno.ENOSPC: "no space left on device", errno.EROFS: "read-only file system",
-                errno.EACCES: "permission denied", errno.EPERM: "permission denied",
-                errno.EDQUOT: "disk quota exceeded"}
+_DISK_ERRORS = {
+    errno.ENOSPC: "no space left on device",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EDQUOT: "disk quota exceeded",
+}
 # TensorStore (Orbax) reports disk faults as ValueError text, not OSError.
-_DISK_TEXT = (("RESOURCE_EXHAUSTED", "no space left on device"),
-              ("No space left on device", "no space left on device"),
-              ("Read-only file system", "read-only file system"),
-              ("PERMISSION_DENIED", "permission denied"),
-              ("Permission denied", "permission denied"),
-              ("Disk quota exceeded", "disk quota exceeded"))
+_DISK_TEXT = (
+    ("RESOURCE_EXHAUSTED", "no space left on device"),
+    ("No space left on device", "no space left on device"),
+    ("Read-only file system", "read-only file system"),
+    ("PERMISSION_DENIED", "permission denied"),
+    ("Permission denied", "permission denied"),
+    ("Disk quota exceeded", "disk quota exceeded"),
+)
 
 
 def disk_error(error: BaseException, path: str, *, exact: bool = False) -> TrainingError | None:
@@ -103,8 +109,12 @@ def _try_create(path: str, content: dict) -> bool:
 def _acquire(workdir: str, path: str) -> bool:
   """Takes the lock; False when this process holds it already. Raises TrainingError if in use."""
   host, pid = socket.gethostname(), os.getpid()
-  mine = {"host": host, "pid": pid, "start": _process_start(pid),
-          "since": time.strftime("%Y-%m-%dT%H:%M:%S")}
+  mine = {
+      "host": host,
+      "pid": pid,
+      "start": _process_start(pid),
+      "since": time.strftime("%Y-%m-%dT%H:%M:%S"),
+  }
   os.makedirs(workdir, exist_ok=True)
   while not _try_create(path, mine):
     held = _read_lock(path)
@@ -113,11 +123,13 @@ def _acquire(workdir: str, path: str) -> bool:
     if held and held.get("host") != host:
       raise TrainingError(
           f"{workdir} is in use by training PID {held.get('pid')} on host {held.get('host')} "
-          f"(since {held.get('since')}); if that run has ended, delete {path}")
+          f"(since {held.get('since')}); if that run has ended, delete {path}"
+      )
     if held and _alive(int(held.get("pid", -1)), held.get("start")):
       raise TrainingError(
           f"{workdir} is in use by training PID {held['pid']} on this host (since "
-          f"{held.get('since')}); wait for it to end or use another --workdir")
+          f"{held.get('since')}); wait for it to end or use another --workdir"
+      )
     logging.warning("removing the stale lock %s of a training that is gone (%s)", path, held)
     with contextlib.suppress(FileNotFoundError):
       os.remove(path)

@@ -25,8 +25,9 @@ from tests.testing import write_us_dicom
 
 def _phantom(rows=240, cols=320, num_frames=30, frame_time_ms=50.0, seed=3):
   rng = np.random.default_rng(seed)
-  return phantom.render_study(phantom.sample_patient(rng), rng, "A4C", rows, cols, num_frames,
-                              frame_time_ms)
+  return phantom.render_study(
+      phantom.sample_patient(rng), rng, "A4C", rows, cols, num_frames, frame_time_ms
+  )
 
 
 def write_avi(path: str, frames: np.ndarray, fps: float) -> str:
@@ -67,8 +68,12 @@ def test_arbitrary_avi_is_sampled_and_its_burned_in_text_masked(phantom_avi):
   ys, xs = np.nonzero(clip.frames.max(0))
   assert xs.min() <= 2 and xs.max() >= 93
   # The pixels match the source frames inside the sector (MJPG is lossy: loosely).
-  expected = sector.apply_geometry(sector.mask_outside(study.frames[clip.frame_indices],
-                                                       clip.sector_mask), clip.geometry, 96, "area")
+  expected = sector.apply_geometry(
+      sector.mask_outside(study.frames[clip.frame_indices], clip.sector_mask),
+      clip.geometry,
+      96,
+      "area",
+  )
   assert np.abs(expected.astype(int) - clip.frames).mean() < 4
 
 
@@ -87,13 +92,19 @@ def test_sector_modes(phantom_avi):
 
 def test_avi_timing_rules(tmp_path, caplog):
   frames = _phantom(rows=120, cols=160, num_frames=6).frames
-  given = avi.read_avi(write_avi(str(tmp_path / "a.avi"), frames, 25.0), num_frames=3,
-                       interval_ms=40, size=32, fps=50.0)
+  given = avi.read_avi(
+      write_avi(str(tmp_path / "a.avi"), frames, 25.0),
+      num_frames=3,
+      interval_ms=40,
+      size=32,
+      fps=50.0,
+  )
   assert given.frame_time_ms == 20.0 and given.timing_source == "FPS"
   assert given.frame_indices.tolist() == [0, 2, 4]
   with caplog.at_level("WARNING"):  # half a frame a second: 2,000 ms a frame is not an echo
-    slow = avi.read_avi(write_avi(str(tmp_path / "b.avi"), frames, 0.5), num_frames=3,
-                        size=32, default_fps=10)
+    slow = avi.read_avi(
+        write_avi(str(tmp_path / "b.avi"), frames, 0.5), num_frames=3, size=32, default_fps=10
+    )
   assert slow.fps_assumed and slow.frame_time_ms == 100.0
   assert slow.timing_source == "default_fps: avi outside 1-1000 ms"
   assert any("outside 1-1000 ms" in r.getMessage() for r in caplog.records)
@@ -106,6 +117,7 @@ def test_long_avi_keeps_only_the_sampled_frames(tmp_path, monkeypatch):
   real_capture = cv2.VideoCapture
 
   class Counting:
+
     def __init__(self, *args):
       self._capture = real_capture(*args)
 
@@ -146,8 +158,9 @@ def test_read_video_dispatches_on_content_then_extension(tmp_path, phantom_avi):
   from_dicom = video.read_video(str(misnamed_dicom), size=64)
   np.testing.assert_array_equal(from_dicom.frames, dicom.read_echo(real, size=64).frames)
   from_avi = video.read_video(str(misnamed_avi), num_frames=4, size=64)
-  np.testing.assert_array_equal(from_avi.frames,
-                                avi.read_avi(avi_path, num_frames=4, size=64).frames)
+  np.testing.assert_array_equal(
+      from_avi.frames, avi.read_avi(avi_path, num_frames=4, size=64).frames
+  )
   text = tmp_path / "notes.txt"
   text.write_text("not a video")
   with pytest.raises(errors.NotDicomError):
@@ -162,12 +175,16 @@ def test_list_files_finds_avis_and_skips_non_videos(tmp_path, phantom_avi):
   (folder / "FileList.csv").write_text("FileName\n")
   (folder / ".hidden.avi").write_bytes(b"")
   listed = video.list_files([str(folder), str(tmp_path / "missing.avi")])
-  assert listed == [str(folder / "a.avi"), str(folder / "sub" / "IMG0001"),
-                    str(tmp_path / "missing.avi")]
+  assert listed == [
+      str(folder / "a.avi"),
+      str(folder / "sub" / "IMG0001"),
+      str(tmp_path / "missing.avi"),
+  ]
 
 
 def test_read_for_model_follows_the_training_source(phantom_avi):
   from configs import default  # pylint: disable=g-import-not-at-top
+
   _, path = phantom_avi
   data = default.get_config("cpu").data
   assert _box(video.read_for_model(path, data).geometry) != _box(sector.full_geometry((240, 320)))
@@ -188,11 +205,19 @@ def test_predict_and_saliency_on_an_avi_through_the_cli(trained_workdir, tmp_pat
   bad_path = tmp_path / "broken.avi"
   bad_path.write_bytes(b"RIFF\x10\x00\x00\x00AVI nothing")
   out = str(tmp_path / "predictions.csv")
-  launch = [sys.executable, os.path.join(REPO, "launch.py"), "--config=configs/weight.py:cpu",
-            f"--workdir={workdir}"]
-  proc = subprocess.run(launch + ["--mode=predict", f"--input={avi_path},{dcm_path},{bad_path}",
-                                  f"--output={out}"], cwd=REPO, capture_output=True, text=True,
-                        timeout=600)
+  launch = [
+      sys.executable,
+      os.path.join(REPO, "launch.py"),
+      "--config=configs/weight.py:cpu",
+      f"--workdir={workdir}",
+  ]
+  proc = subprocess.run(
+      launch + ["--mode=predict", f"--input={avi_path},{dcm_path},{bad_path}", f"--output={out}"],
+      cwd=REPO,
+      capture_output=True,
+      text=True,
+      timeout=600,
+  )
   assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
   with open(out, newline="") as f:
     rows = {os.path.basename(r["path"]): r for r in csv.DictReader(f)}
@@ -201,11 +226,18 @@ def test_predict_and_saliency_on_an_avi_through_the_cli(trained_workdir, tmp_pat
   from_avi, from_dcm = float(rows["patient.avi"]["weight"]), float(rows["patient.dcm"]["weight"])
   assert 20 < from_avi < 250 and float(rows["patient.avi"]["frame_time_ms"]) == 50.0
   # The same cine through MJPG and through DICOM: close predictions.
-  assert abs(from_avi - from_dcm) < 0.15 * from_dcm, (from_avi, from_dcm)  # measured: 76.0 vs 73.5 kg
+  assert abs(from_avi - from_dcm) < 0.15 * from_dcm, (
+      from_avi,
+      from_dcm,
+  )  # measured: 76.0 vs 73.5 kg
 
-  proc = subprocess.run(launch + ["--mode=saliency", f"--input={avi_path}",
-                                  "--config.saliency.method=vanilla"],
-                        cwd=REPO, capture_output=True, text=True, timeout=600)
+  proc = subprocess.run(
+      launch + ["--mode=saliency", f"--input={avi_path}", "--config.saliency.method=vanilla"],
+      cwd=REPO,
+      capture_output=True,
+      text=True,
+      timeout=600,
+  )
   assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
   folder = os.path.join(workdir, "saliency", "inputs", "patient")
   with np.load(os.path.join(folder, "maps.npz")) as npz:

@@ -36,8 +36,16 @@ def _videos(tmp_path, n: int) -> list[dict]:
   for i in range(n):
     frames, _ = fan_video(num_frames=4, rows=40, cols=48, seed=i)
     write_us_dicom(str(tmp_path / "videos" / f"v{i}.dcm"), frames, frame_time=50.0)
-    rows.append({"patient_id": f"P{i}", "study_id": f"S{i}", "path": f"videos/v{i}.dcm",
-                 "ef": str(40 + i), "view": "A4C", "split": "train"})
+    rows.append(
+        {
+            "patient_id": f"P{i}",
+            "study_id": f"S{i}",
+            "path": f"videos/v{i}.dcm",
+            "ef": str(40 + i),
+            "view": "A4C",
+            "split": "train",
+        }
+    )
   return rows
 
 
@@ -67,7 +75,7 @@ def test_rerun_follows_edited_added_and_removed_rows(tmp_path):
   assert first["read"] == 5 and first["changes"] is None
   assert _labels(out) == {f"S{i}": 40.0 + i for i in range(5)}
 
-  rows[1]["ef"] = "77"                  # a corrected label
+  rows[1]["ef"] = "77"  # a corrected label
   edited = rows[:1] + rows[1:2] + rows[3:6]  # S2 removed, S5 added
   csv_path = _write(tmp_path, edited)
   second = ingest.build_cache(csv_path, str(out), SPEC, workers=0, progress=False)
@@ -92,8 +100,9 @@ def test_rerun_follows_edited_added_and_removed_rows(tmp_path):
 def test_prepare_cache_follows_the_labels_csv_as_the_launcher_calls_it(tmp_path):
   rows = _videos(tmp_path, 4)
   config = default.get_config("test", task="ef")
-  config.data.update(labels_csv=_write(tmp_path, rows), num_frames=3, image_size=24,
-                     preprocess_workers=0)
+  config.data.update(
+      labels_csv=_write(tmp_path, rows), num_frames=3, image_size=24, preprocess_workers=0
+  )
   cache_dir = prepare.prepare_cache(config)
   assert cache_dir == prepare.default_cache_dir(config)
   assert _labels(cache_dir) == {f"S{i}": 40.0 + i for i in range(4)}
@@ -105,7 +114,8 @@ def test_prepare_cache_follows_the_labels_csv_as_the_launcher_calls_it(tmp_path)
   assert prepare.prepare_cache(config) == cache_dir  # same folder, updated in place
   assert _labels(cache_dir)["S2"] == 61.5
   assert cache.read_meta(cache_dir)["label_stats"]["ef"]["mean"] == pytest.approx(
-      (40 + 41 + 61.5 + 43) / 4)
+      (40 + 41 + 61.5 + 43) / 4
+  )
 
 
 def test_other_spec_in_a_given_cache_dir_is_refused_in_one_line(tmp_path):
@@ -119,8 +129,7 @@ def test_other_spec_in_a_given_cache_dir_is_refused_in_one_line(tmp_path):
   assert "\n" not in str(info.value) and "image_size=24 (now 75)" in str(info.value)
 
 
-def test_a_killed_worker_never_hangs_the_build_and_its_video_is_an_error_row(tmp_path,
-                                                                           monkeypatch):
+def test_a_killed_worker_never_hangs_the_build_and_its_video_is_an_error_row(tmp_path, monkeypatch):
   rows = _videos(tmp_path, 6)
   csv_path = _write(tmp_path, rows)
   victim = labels_lib.read_labels(csv_path)[3]
@@ -152,9 +161,10 @@ def test_the_same_file_content_under_two_patients_is_an_error(tmp_path):
   shutil.copy(tmp_path / "videos" / "v0.dcm", tmp_path / "videos" / "copy.dcm")
   rows.append(dict(rows[0], patient_id="P9", study_id="S9", path="videos/copy.dcm"))
   csv_path = _write(tmp_path, rows)
-  with pytest.raises(labels_lib.LabelsError,
-                     match=r"labels.csv:5: the same file content as line 2 under two patients "
-                           r"\(P0, P9\)"):
+  with pytest.raises(
+      labels_lib.LabelsError,
+      match=r"labels.csv:5: the same file content as line 2 under two patients " r"\(P0, P9\)",
+  ):
     ingest.build_cache(csv_path, str(tmp_path / "c"), SPEC, workers=0, progress=False)
   assert not os.path.exists(tmp_path / "c" / cache.META_FILE)  # never a usable cache
 
@@ -166,8 +176,7 @@ def test_views_rule_at_build_time_and_degenerate_videos_counted(tmp_path):
   write_us_dicom(str(tmp_path / "videos" / "v3.dcm"), np.zeros((4, 40, 48), np.uint8))  # black
   csv_path = _write(tmp_path, rows)
   spec = CacheSpec(num_frames=3, image_size=24, videos_per_shard=2, views=("a4c",))
-  summary = ingest.build_cache(csv_path, str(tmp_path / "c"), spec, workers=0,
-                                   progress=False)
+  summary = ingest.build_cache(csv_path, str(tmp_path / "c"), spec, workers=0, progress=False)
   assert summary["views"] == {"kept": 3, "dropped": 1, "unknown": 1}
   index = cache.read_index(str(tmp_path / "c"), "train")
   assert sorted(r["study_id"] for r in index) == ["S0", "S2", "S3"]
@@ -181,8 +190,13 @@ def test_views_rule_at_build_time_and_degenerate_videos_counted(tmp_path):
 def test_a_cache_that_cannot_follow_its_labels_is_refused_in_one_line(tmp_path, monkeypatch):
   rows = _videos(tmp_path, 3)
   config = default.get_config("test", task="ef")
-  config.data.update(labels_csv=_write(tmp_path, rows), num_frames=3, image_size=24,
-                     preprocess_workers=0, cache_dir=str(tmp_path / "c"))
+  config.data.update(
+      labels_csv=_write(tmp_path, rows),
+      num_frames=3,
+      image_size=24,
+      preprocess_workers=0,
+      cache_dir=str(tmp_path / "c"),
+  )
   prepare.prepare_cache(config)
   rows[0]["ef"] = "50"
   _write(tmp_path, rows)

@@ -14,10 +14,18 @@ from echonet_jax.errors import CacheError
 
 def _record(i, split="train", masks=False):
   rng = np.random.default_rng(i)
-  record = dict(video_id=f"v{i}", patient_id=f"p{i // 2}", study_id=f"s{i}", split=split,
-                view="A4C", frames=rng.integers(0, 255, (20, 16, 16), dtype=np.uint8),
-                frame_indices=np.arange(20, dtype=np.int32) * 3, frame_time_ms=33.3,
-                fps_assumed=False, labels={"ef": 50.0 + i, "age": math.nan})
+  record = dict(
+      video_id=f"v{i}",
+      patient_id=f"p{i // 2}",
+      study_id=f"s{i}",
+      split=split,
+      view="A4C",
+      frames=rng.integers(0, 255, (20, 16, 16), dtype=np.uint8),
+      frame_indices=np.arange(20, dtype=np.int32) * 3,
+      frame_time_ms=33.3,
+      fps_assumed=False,
+      labels={"ef": 50.0 + i, "age": math.nan},
+  )
   if masks:
     record["masks"] = rng.integers(0, 256, (20, 16, 16)).astype(np.uint16)
   return record
@@ -91,10 +99,12 @@ def test_a_truncated_shard_is_one_line_naming_it(tmp_path):
   cache.write_shard(bad, [_record(2), _record(3)])
   data = open(bad, "rb").read()
   with open(bad, "wb") as f:
-    f.write(data[:len(data) // 2])
-  for read in (lambda: cache.read_shard(bad),
-               lambda: list(selection.records(d, "train")),
-               lambda: cache.open_records([good, bad])):
+    f.write(data[: len(data) // 2])
+  for read in (
+      lambda: cache.read_shard(bad),
+      lambda: list(selection.records(d, "train")),
+      lambda: cache.open_records([good, bad]),
+  ):
     with pytest.raises(CacheError) as info:
       read()
     message = str(info.value)

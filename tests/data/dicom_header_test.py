@@ -33,12 +33,14 @@ def test_not_dicom(tmp_path):
   expect_read_error(errors.NotDicomError, str(path), "not a DICOM")
 
 
-@pytest.mark.parametrize("name, fraction", [
-    ("color3d_jpeg_baseline.dcm", 0.5), ("OBXXXX1A_2frame.dcm", 0.6), ("OBXXXX1A_rle.dcm", 0.9)])
+@pytest.mark.parametrize(
+    "name, fraction",
+    [("color3d_jpeg_baseline.dcm", 0.5), ("OBXXXX1A_2frame.dcm", 0.6), ("OBXXXX1A_rle.dcm", 0.9)],
+)
 def test_truncated_inside_pixel_data(tmp_path, name, fraction):
   data = open(pydicom_file(name), "rb").read()
   path = tmp_path / "cut.dcm"
-  path.write_bytes(data[:int(len(data) * fraction)])
+  path.write_bytes(data[: int(len(data) * fraction)])
   expect_read_error(errors.TruncatedFileError, str(path), "truncated")
 
 
@@ -94,13 +96,15 @@ def _header_bombs(tmp_path) -> dict[str, str]:
   return {
       "native_frames": _with_header(tiny, str(tmp_path / "a.dcm"), NumberOfFrames=2_000_000_000),
       "native_frames_vector": _with_header(
-          tiny, str(tmp_path / "b.dcm"), NumberOfFrames=2_000_000_000,
-          FrameTimeVector=[0, 33.3]),
+          tiny, str(tmp_path / "b.dcm"), NumberOfFrames=2_000_000_000, FrameTimeVector=[0, 33.3]
+      ),
       "native_size": _with_header(tiny, str(tmp_path / "c.dcm"), Rows=65535, Columns=65535),
-      "native_bits": _with_header(tiny, str(tmp_path / "d.dcm"), BitsAllocated=12,
-                                  NumberOfFrames=100_000),
-      "compressed_frames": _with_header(color3d, str(tmp_path / "e.dcm"),
-                                        NumberOfFrames=2_000_000_000),
+      "native_bits": _with_header(
+          tiny, str(tmp_path / "d.dcm"), BitsAllocated=12, NumberOfFrames=100_000
+      ),
+      "compressed_frames": _with_header(
+          color3d, str(tmp_path / "e.dcm"), NumberOfFrames=2_000_000_000
+      ),
   }
 
 
@@ -126,16 +130,23 @@ print(json.dumps(out))
 def test_header_bombs_are_one_fast_error_under_a_4gb_cap(tmp_path):
   bombs = _header_bombs(tmp_path)
   bombs["warm_up"] = pydicom_file("OBXXXX1A.dcm")
-  proc = subprocess.run([sys.executable, "-c", _BOMB_SCRIPT, json.dumps(bombs)], cwd=REPO,
-                        capture_output=True, text=True, timeout=120,
-                        env={**os.environ, "PYTHONPATH": REPO})
+  proc = subprocess.run(
+      [sys.executable, "-c", _BOMB_SCRIPT, json.dumps(bombs)],
+      cwd=REPO,
+      capture_output=True,
+      text=True,
+      timeout=120,
+      env={**os.environ, "PYTHONPATH": REPO},
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   results = json.loads(proc.stdout.splitlines()[-1])
-  expected = {"native_frames": ("TruncatedFileError", "corrupt header"),
-              "native_frames_vector": ("TruncatedFileError", "2000000000 frames"),
-              "native_size": ("UnsupportedImageError", "65535 x 65535"),
-              "native_bits": ("UnsupportedImageError", "12 bits"),
-              "compressed_frames": ("TruncatedFileError", "120 compressed fragments")}
+  expected = {
+      "native_frames": ("TruncatedFileError", "corrupt header"),
+      "native_frames_vector": ("TruncatedFileError", "2000000000 frames"),
+      "native_size": ("UnsupportedImageError", "65535 x 65535"),
+      "native_bits": ("UnsupportedImageError", "12 bits"),
+      "compressed_frames": ("TruncatedFileError", "120 compressed fragments"),
+  }
   for name, (error_type, fragment) in expected.items():
     got_type, reason, seconds = results[name]
     assert got_type == error_type, (name, results[name])

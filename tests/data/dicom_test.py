@@ -22,13 +22,26 @@ from tests.testing import write_us_dicom
 
 REAL_FILES = (
     # pydicom
-    "examples_ybr_color.dcm", "examples_palette.dcm", "examples_rgb_color.dcm",
-    "examples_jpeg2k.dcm", "ExplVR_BigEnd.dcm",
+    "examples_ybr_color.dcm",
+    "examples_palette.dcm",
+    "examples_rgb_color.dcm",
+    "examples_jpeg2k.dcm",
+    "ExplVR_BigEnd.dcm",
     # pydicom-data
-    "color3d_jpeg_baseline.dcm", "OBXXXX1A.dcm", "OBXXXX1A_2frame.dcm", "OBXXXX1A_expb.dcm",
-    "OBXXXX1A_expb_2frame.dcm", "OBXXXX1A_rle.dcm", "OBXXXX1A_rle_2frame.dcm", "US1_UNCI.dcm",
-    "US1_UNCR.dcm", "US1_J2KI.dcm", "US1_J2KR.dcm", "gdcm-US-ALOKA-16.dcm",
-    "gdcm-US-ALOKA-16_big.dcm", "JPGLosslessP14SV1_1s_1f_8b.dcm",
+    "color3d_jpeg_baseline.dcm",
+    "OBXXXX1A.dcm",
+    "OBXXXX1A_2frame.dcm",
+    "OBXXXX1A_expb.dcm",
+    "OBXXXX1A_expb_2frame.dcm",
+    "OBXXXX1A_rle.dcm",
+    "OBXXXX1A_rle_2frame.dcm",
+    "US1_UNCI.dcm",
+    "US1_UNCR.dcm",
+    "US1_J2KI.dcm",
+    "US1_J2KR.dcm",
+    "gdcm-US-ALOKA-16.dcm",
+    "gdcm-US-ALOKA-16_big.dcm",
+    "JPGLosslessP14SV1_1s_1f_8b.dcm",
 )
 
 
@@ -65,21 +78,33 @@ def _raw_luma(name: str, index: int = 0) -> np.ndarray:
   return dicom.decode_frames(ds, [index])[0]
 
 
-@pytest.mark.parametrize("name, text_boxes, fan_box", [
-    # (y0, y1, x0, x1) at source resolution, read off a gridded picture of each file: burned-in
-    # text, icons, ECG trace and scales outside the fan; a box well inside the fan.
-    ("color3d_jpeg_baseline.dcm",
-     [(0, 60, 0, 75), (25, 200, 585, 640), (455, 480, 80, 560), (395, 415, 570, 595)],
-     (200, 330, 250, 450)),
-    ("examples_ybr_color.dcm", [(0, 30, 0, 38), (12, 100, 292, 320), (228, 240, 40, 280)],
-     (100, 165, 125, 225)),
-    ("OBXXXX1A.dcm",
-     [(0, 55, 0, 800), (60, 260, 0, 110), (470, 520, 130, 200), (80, 210, 775, 800)],
-     (200, 400, 300, 500)),
-    ("JPGLosslessP14SV1_1s_1f_8b.dcm",
-     [(20, 240, 10, 340), (690, 745, 60, 380), (725, 750, 930, 995), (120, 330, 960, 985)],
-     (300, 550, 350, 650)),
-])
+@pytest.mark.parametrize(
+    "name, text_boxes, fan_box",
+    [
+        # (y0, y1, x0, x1) at source resolution, read off a gridded picture of each file: burned-in
+        # text, icons, ECG trace and scales outside the fan; a box well inside the fan.
+        (
+            "color3d_jpeg_baseline.dcm",
+            [(0, 60, 0, 75), (25, 200, 585, 640), (455, 480, 80, 560), (395, 415, 570, 595)],
+            (200, 330, 250, 450),
+        ),
+        (
+            "examples_ybr_color.dcm",
+            [(0, 30, 0, 38), (12, 100, 292, 320), (228, 240, 40, 280)],
+            (100, 165, 125, 225),
+        ),
+        (
+            "OBXXXX1A.dcm",
+            [(0, 55, 0, 800), (60, 260, 0, 110), (470, 520, 130, 200), (80, 210, 775, 800)],
+            (200, 400, 300, 500),
+        ),
+        (
+            "JPGLosslessP14SV1_1s_1f_8b.dcm",
+            [(20, 240, 10, 340), (690, 745, 60, 380), (725, 750, 930, 995), (120, 330, 960, 985)],
+            (300, 550, 350, 650),
+        ),
+    ],
+)
 def test_burned_in_text_is_masked_and_fan_kept(name, text_boxes, fan_box):
   clip = dicom.read_echo(pydicom_file(name), size=128)
   raw = _raw_luma(name, int(clip.frame_indices[0]))
@@ -103,10 +128,10 @@ def test_synthetic_fan_is_found_without_regions(tmp_path):
   path = write_us_dicom(str(tmp_path / "fan.dcm"), frames)
   clip = dicom.read_echo(path, size=48)
   inter = (clip.sector_mask & fan).sum()
-  assert inter / fan.sum() > 0.95           # fan kept
+  assert inter / fan.sum() > 0.95  # fan kept
   assert inter / clip.sector_mask.sum() > 0.9  # little else
   assert not clip.sector_mask[:14, :30].any()  # burned-in "ID" text
-  assert not clip.sector_mask[-6:].any()       # ECG sweep
+  assert not clip.sector_mask[-6:].any()  # ECG sweep
 
 
 def test_regions_larger_than_image_are_clipped(tmp_path):
@@ -131,6 +156,7 @@ def test_ybr_uses_luma_of_native_y_plane():
 
 def test_only_needed_frames_are_decoded(monkeypatch):
   from pydicom.pixels.decoders import base  # pylint: disable=g-import-not-at-top
+
   decoded = []
   original = base.DecodeRunner.decode
 
@@ -188,14 +214,17 @@ def test_timing_tag_order():
   assert _timing(_ds(FrameTime=0, CineRate=20), 2) == (50.0, "CineRate")
 
 
-@pytest.mark.parametrize("tags, rejected", [
-    ({"FrameTime": 0.01}, "FrameTime"),
-    ({"FrameTime": 5000.0}, "FrameTime"),
-    ({"FrameTimeVector": [0, 0.001, 0.002]}, "FrameTimeVector"),
-    ({"CineRate": 5000}, "CineRate"),
-    ({"RecommendedDisplayFrameRate": 2000}, "RecommendedDisplayFrameRate"),
-    ({"FrameTime": 1e-6, "CineRate": 0.1}, "FrameTime, CineRate"),
-])
+@pytest.mark.parametrize(
+    "tags, rejected",
+    [
+        ({"FrameTime": 0.01}, "FrameTime"),
+        ({"FrameTime": 5000.0}, "FrameTime"),
+        ({"FrameTimeVector": [0, 0.001, 0.002]}, "FrameTimeVector"),
+        ({"CineRate": 5000}, "CineRate"),
+        ({"RecommendedDisplayFrameRate": 2000}, "RecommendedDisplayFrameRate"),
+        ({"FrameTime": 1e-6, "CineRate": 0.1}, "FrameTime, CineRate"),
+    ],
+)
 def test_implausible_frame_time_is_missing_with_a_warning(tags, rejected, caplog):
   with caplog.at_level("WARNING"):
     timing = dicom.frame_timing(_ds(**tags), 3, default_fps=25)
@@ -244,8 +273,10 @@ def test_fast_sampling_matches_the_definition():
     assert clip_lib.sample_indices(uniform, ft, t, interval).tolist() == expected.tolist()
     uneven = np.cumsum(np.concatenate([[0.0], rng.choice([0.0, 10.0, 25.0, 70.0], n - 1)]))
     if uneven[-1] > 0:
-      assert clip_lib.sample_indices(uneven, ft, t, interval).tolist() == _brute_force_indices(
-          uneven, ft, t, interval).tolist()
+      assert (
+          clip_lib.sample_indices(uneven, ft, t, interval).tolist()
+          == _brute_force_indices(uneven, ft, t, interval).tolist()
+      )
 
 
 def test_sampling_cost_does_not_grow_with_the_frame_count():
@@ -265,13 +296,16 @@ def test_nearest_frame_and_wrap_around():
   assert clip_lib.sample_indices(vector_times, 100.0, 4, 100).tolist() == [0, 1, 2, 0]
 
 
-@pytest.mark.parametrize("tags, expected_ms, assumed", [
-    ({"frame_time": 50.0}, 50.0, False),
-    ({"frame_time": None, "FrameTimeVector": [0] + [25] * 7}, 25.0, False),
-    ({"frame_time": None, "CineRate": 20}, 50.0, False),
-    ({"frame_time": None, "RecommendedDisplayFrameRate": 40}, 25.0, False),
-    ({"frame_time": None}, 1000 / 30, True),
-])
+@pytest.mark.parametrize(
+    "tags, expected_ms, assumed",
+    [
+        ({"frame_time": 50.0}, 50.0, False),
+        ({"frame_time": None, "FrameTimeVector": [0] + [25] * 7}, 25.0, False),
+        ({"frame_time": None, "CineRate": 20}, 50.0, False),
+        ({"frame_time": None, "RecommendedDisplayFrameRate": 40}, 25.0, False),
+        ({"frame_time": None}, 1000 / 30, True),
+    ],
+)
 def test_timing_from_written_files(tmp_path, tags, expected_ms, assumed):
   frames, _ = fan_video(num_frames=8)
   path = write_us_dicom(str(tmp_path / "t.dcm"), frames, **tags)
@@ -308,5 +342,6 @@ def test_compression_without_decoder(tmp_path):
 
 def test_errors_pickle_for_worker_processes():
   import pickle  # pylint: disable=g-import-not-at-top
+
   err = pickle.loads(pickle.dumps(errors.NoFramesError("a.dcm", "why")))
   assert type(err) is errors.NoFramesError and str(err) == "a.dcm: why"

@@ -17,8 +17,17 @@ from echonet_jax.data import ingest
 from echonet_jax.data import labels
 from echonet_jax.data.spec import CacheSpec
 
-FILELIST_COLUMNS = ("FileName", "EF", "ESV", "EDV", "FrameHeight", "FrameWidth", "FPS",
-                    "NumberOfFrames", "Split")
+FILELIST_COLUMNS = (
+    "FileName",
+    "EF",
+    "ESV",
+    "EDV",
+    "FrameHeight",
+    "FrameWidth",
+    "FPS",
+    "NumberOfFrames",
+    "Split",
+)
 
 
 def _write_avi(path: str, num_frames: int, fps: float, seed: int) -> np.ndarray:
@@ -38,8 +47,12 @@ def _write_avi(path: str, num_frames: int, fps: float, seed: int) -> np.ndarray:
 def _dataset(tmp_path, with_extension: bool = False):
   root = tmp_path / "EchoNet-Dynamic"
   (root / "Videos").mkdir(parents=True)
-  specs = [("0XA", 60.0, 30.0, 75.0, 50, 12, "TRAIN"), ("0XB", 55.5, 40.0, 90.0, 50, 12, "TRAIN"),
-           ("0XC", 35.0, 80.0, 120.0, 25, 8, "VAL"), ("0XD", 70.0, 20.0, 66.0, 50, 12, "TEST")]
+  specs = [
+      ("0XA", 60.0, 30.0, 75.0, 50, 12, "TRAIN"),
+      ("0XB", 55.5, 40.0, 90.0, 50, 12, "TRAIN"),
+      ("0XC", 35.0, 80.0, 120.0, 25, 8, "VAL"),
+      ("0XD", 70.0, 20.0, 66.0, 50, 12, "TEST"),
+  ]
   rows = []
   for i, (name, ef, esv, edv, fps, n, split) in enumerate(specs):
     _write_avi(str(root / "Videos" / f"{name}.avi"), n, fps, i)
@@ -69,25 +82,29 @@ def test_read_filelist_errors(tmp_path):
     echonet_dynamic.read_filelist(str(root))
   (root / "FileList.csv").write_text(
       ",".join(FILELIST_COLUMNS) + "\n0X1,abc,1,2,112,112,50,10,TRAIN\n"
-      "0X2,50,1,2,112,112,50,10,DEV\n")
+      "0X2,50,1,2,112,112,50,10,DEV\n"
+  )
   with pytest.raises(labels.LabelsError) as info:
     echonet_dynamic.read_filelist(str(root))
   assert "FileList.csv:2: column 'EF'" in str(info.value)
   assert "FileList.csv:3: column 'Split'" in str(info.value)
   (root / "FileList.csv").write_text(",".join(FILELIST_COLUMNS) + "\n")
-  with pytest.raises(labels.LabelsError, match="FileList.csv:1: the file list holds a header but "
-                     "no video rows"):
+  with pytest.raises(
+      labels.LabelsError, match="FileList.csv:1: the file list holds a header but " "no video rows"
+  ):
     echonet_dynamic.read_filelist(str(root))
-  (root / "FileList.csv").write_bytes((",".join(FILELIST_COLUMNS) + "\n").encode()
-                                      + b"0X\xe91,50,1,2,112,112,50,10,TRAIN\n")
+  (root / "FileList.csv").write_bytes(
+      (",".join(FILELIST_COLUMNS) + "\n").encode() + b"0X\xe91,50,1,2,112,112,50,10,TRAIN\n"
+  )
   with pytest.raises(labels.LabelsError, match="FileList.csv:2: the file is not UTF-8"):
     echonet_dynamic.read_filelist(str(root))
 
 
 def test_read_avi_timing(tmp_path):
   root = _dataset(tmp_path)
-  clip = echonet_dynamic.read_avi(f"{root}/Videos/0XA.avi", num_frames=4, interval_ms=100,
-                                  size=56, fps=50.0)
+  clip = echonet_dynamic.read_avi(
+      f"{root}/Videos/0XA.avi", num_frames=4, interval_ms=100, size=56, fps=50.0
+  )
   assert clip.frames.shape == (4, 56, 56) and clip.frame_time_ms == 20.0
   assert clip.frame_indices.tolist() == [0, 5, 10, 3]  # 12 frames at 20 ms loop after 240 ms
   levels = clip.frames[:, 15, 15].astype(int)  # source pixel (30, 30): 40 + 10 * frame
@@ -107,8 +124,7 @@ def test_import_into_cache(tmp_path):
   root = _dataset(tmp_path)
   out = tmp_path / "cache"
   spec = CacheSpec(source="echonet_dynamic", num_frames=5, image_size=64)
-  summary = ingest.build_echonet_dynamic_cache(root, str(out), spec, workers=0,
-                                                   progress=False)
+  summary = ingest.build_echonet_dynamic_cache(root, str(out), spec, workers=0, progress=False)
   assert summary["written"] == 4 and summary["failed"] == {}
   meta = cache.read_meta(str(out))
   assert meta["source"] == "echonet_dynamic" and meta["image_size"] == 64
@@ -121,7 +137,22 @@ def test_import_into_cache(tmp_path):
   assert record["frames"].shape == (5, 64, 64) and record["frame_time_ms"] == 40.0
   assert record["labels"]["edv"] == 120.0
   # The CLI reaches the same importer.
-  assert preprocess.main(["--echonet_dynamic", root, "--out", str(tmp_path / "c2"),
-                          "--num_frames", "2", "--image_size", "16", "--workers", "0",
-                          "--no_progress"]) == 0
+  assert (
+      preprocess.main(
+          [
+              "--echonet_dynamic",
+              root,
+              "--out",
+              str(tmp_path / "c2"),
+              "--num_frames",
+              "2",
+              "--image_size",
+              "16",
+              "--workers",
+              "0",
+              "--no_progress",
+          ]
+      )
+      == 0
+  )
   assert cache.read_meta(str(tmp_path / "c2"))["splits"]["train"] == 2

@@ -19,8 +19,11 @@ T = STREAM_FRAMES
 
 
 def test_eval_yields_every_video_once_with_all_frames(stream_cache):
-  batches = list(eval_stream.eval_batches(stream_cache, "train", videos_per_batch=5,
-                                          shard_index=0, num_shards=1))
+  batches = list(
+      eval_stream.eval_batches(
+          stream_cache, "train", videos_per_batch=5, shard_index=0, num_shards=1
+      )
+  )
   assert len(batches) == 3
   ids = []
   for batch in batches:
@@ -30,8 +33,9 @@ def test_eval_yields_every_video_once_with_all_frames(stream_cache):
       i = int(batch["video_id"][row][1:])
       ids.append(i)
       expected = stream_record(i)
-      np.testing.assert_array_equal(batch["image"][row, ..., 0],
-                                    normalization.normalize(expected["frames"]))
+      np.testing.assert_array_equal(
+          batch["image"][row, ..., 0], normalization.normalize(expected["frames"])
+      )
       np.testing.assert_array_equal(batch["labels"]["ef"][row], expected["labels"]["ef"])
       assert batch["patient_id"][row] == expected["patient_id"]
   assert sorted(ids) == list(range(STREAM_VIDEOS))
@@ -43,9 +47,17 @@ def test_eval_yields_every_video_once_with_all_frames(stream_cache):
 def test_eval_filters_and_shards(stream_cache):
   ids = []
   for index in range(3):
-    for batch in eval_stream.eval_batches(stream_cache, "train", tasks=["ef"], views=["A4C"],
-                                          videos_per_batch=2, image_size=16, channels=3,
-                                          shard_index=index, num_shards=3):
+    for batch in eval_stream.eval_batches(
+        stream_cache,
+        "train",
+        tasks=["ef"],
+        views=["A4C"],
+        videos_per_batch=2,
+        image_size=16,
+        channels=3,
+        shard_index=index,
+        num_shards=3,
+    ):
       assert batch["image"].shape == (2, T, 16, 16, 3) and set(batch["labels"]) == {"ef"}
       ids.extend(batch["video_id"][batch["valid"]].tolist())
   assert sorted(ids) == [f"v{i:02d}" for i in STREAM_LABELED_A4C]

@@ -31,9 +31,17 @@ def _study(tmp_path, n_good: int = 6):
   for i in range(n_good):
     frames, _ = fan_video(num_frames=6, rows=48, cols=64, seed=i)
     write_us_dicom(str(videos / f"v{i}.dcm"), frames, frame_time=50.0)
-    rows.append({"patient_id": f"P{i // 2}", "study_id": f"S{i}", "path": f"videos/v{i}.dcm",
-                 "video_id": f"S{i}_v{i}",
-                 "ef": str(40 + i), "lvh": str(i % 2), "view": "A4C" if i != 5 else "PLAX"})
+    rows.append(
+        {
+            "patient_id": f"P{i // 2}",
+            "study_id": f"S{i}",
+            "path": f"videos/v{i}.dcm",
+            "video_id": f"S{i}_v{i}",
+            "ef": str(40 + i),
+            "lvh": str(i % 2),
+            "view": "A4C" if i != 5 else "PLAX",
+        }
+    )
   # masks for v0: bit 0 = left half of the image, bit 1 = the fan's rows 10..20
   masks = np.zeros((6, 48, 64), np.uint16)
   masks[:, :, :32] |= 1
@@ -45,14 +53,35 @@ def _study(tmp_path, n_good: int = 6):
   frames, _ = fan_video(num_frames=3, rows=48, cols=64)
   write_us_dicom(str(videos / "ct.dcm"), frames, modality="CT")
   data = open(str(videos / "v1.dcm"), "rb").read()
-  (videos / "cut.dcm").write_bytes(data[:len(data) // 2])
-  bad = [("text.dcm", "NotDicomError"), ("ct.dcm", "NotUltrasoundError"),
-         ("cut.dcm", "TruncatedFileError"), ("gone.dcm", "FileMissingError")]
+  (videos / "cut.dcm").write_bytes(data[: len(data) // 2])
+  bad = [
+      ("text.dcm", "NotDicomError"),
+      ("ct.dcm", "NotUltrasoundError"),
+      ("cut.dcm", "TruncatedFileError"),
+      ("gone.dcm", "FileMissingError"),
+  ]
   for j, (name, _) in enumerate(bad):
-    rows.append({"patient_id": f"B{j}", "study_id": f"B{j}", "path": f"videos/{name}",
-                 "ef": "", "lvh": "", "view": "A4C"})
-  columns = ["patient_id", "study_id", "path", "video_id", "ef", "lvh", "view", "mask_path",
-             "split"]
+    rows.append(
+        {
+            "patient_id": f"B{j}",
+            "study_id": f"B{j}",
+            "path": f"videos/{name}",
+            "ef": "",
+            "lvh": "",
+            "view": "A4C",
+        }
+    )
+  columns = [
+      "patient_id",
+      "study_id",
+      "path",
+      "video_id",
+      "ef",
+      "lvh",
+      "view",
+      "mask_path",
+      "split",
+  ]
   for r in rows:  # fix the splits so the test knows them: P0 -> train, P1 -> val, P2 -> test
     r["split"] = {"P0": "train", "P1": "val", "P2": "test"}.get(r["patient_id"], "train")
   path = tmp_path / "labels.csv"
@@ -64,8 +93,7 @@ def _study(tmp_path, n_good: int = 6):
 
 
 def _build(csv_path, out, workers=0, **spec):
-  spec = CacheSpec(**{"num_frames": NUM_FRAMES, "image_size": SIZE, "videos_per_shard": 2,
-                      **spec})
+  spec = CacheSpec(**{"num_frames": NUM_FRAMES, "image_size": SIZE, "videos_per_shard": 2, **spec})
   return ingest.build_cache(csv_path, str(out), spec, workers=workers, progress=False)
 
 
@@ -79,8 +107,12 @@ def test_build_cache_end_to_end(tmp_path):
   out = tmp_path / "cache"
   summary = _build(csv_path, out)
   assert summary["written"] == 6
-  assert summary["failed"] == {"NotDicomError": 1, "NotUltrasoundError": 1,
-                               "TruncatedFileError": 1, "FileMissingError": 1}
+  assert summary["failed"] == {
+      "NotDicomError": 1,
+      "NotUltrasoundError": 1,
+      "TruncatedFileError": 1,
+      "FileMissingError": 1,
+  }
   errors = _errors(out)
   assert list(errors[0]) == ["line", "video_id", "error_type", "error"]  # no path column
   assert {int(e["line"]): e["error_type"] for e in errors} == bad
@@ -89,8 +121,10 @@ def test_build_cache_end_to_end(tmp_path):
   meta = cache.read_meta(str(out))
   assert meta["image_size"] == SIZE and meta["num_frames"] == NUM_FRAMES
   assert meta["interval_ms"] == 100 and meta["source"] == "labels_csv" and meta["complete"]
-  assert meta["build"] == CacheSpec(num_frames=NUM_FRAMES, image_size=SIZE,
-                                    videos_per_shard=2).identity()
+  assert (
+      meta["build"]
+      == CacheSpec(num_frames=NUM_FRAMES, image_size=SIZE, videos_per_shard=2).identity()
+  )
   assert meta["splits"] == {"train": 2, "val": 2, "test": 2}
   assert meta["mask_names"] == ["left", "band"]
   assert meta["label_stats"]["ef"] == {"mean": 40.5, "std": 0.5, "n": 2}  # train = v0, v1
@@ -114,6 +148,7 @@ def test_build_cache_end_to_end(tmp_path):
   clip = dicom.read_echo(str(tmp_path / "videos" / "v0.dcm"), NUM_FRAMES, 100, SIZE)
   np.testing.assert_array_equal(clip.frames, first["frames"])
   from echonet_jax.data import sector  # pylint: disable=g-import-not-at-top
+
   raw = np.load(tmp_path / "masks" / "v0.npz")["masks"][clip.frame_indices]
   np.testing.assert_array_equal(sector.apply_geometry(raw, clip.geometry, SIZE, "nearest"), masks)
   assert "masks" not in records[1]
@@ -152,11 +187,13 @@ def test_machines_split_the_shards(tmp_path):
   single, multi = tmp_path / "single", tmp_path / "multi"
   _build(csv_path, single)
   spec = CacheSpec(num_frames=NUM_FRAMES, image_size=SIZE, videos_per_shard=2)
-  part0 = ingest.build_cache(csv_path, str(multi), spec, workers=0, progress=False,
-                                 shard_index=0, num_shards=2)
+  part0 = ingest.build_cache(
+      csv_path, str(multi), spec, workers=0, progress=False, shard_index=0, num_shards=2
+  )
   assert not part0["meta"]["complete"]
-  part1 = ingest.build_cache(csv_path, str(multi), spec, workers=0, progress=False,
-                                 shard_index=1, num_shards=2)
+  part1 = ingest.build_cache(
+      csv_path, str(multi), spec, workers=0, progress=False, shard_index=1, num_shards=2
+  )
   assert part0["shards_written"] + part1["shards_written"] == part1["meta"]["shards_expected"]
   assert part0["shards_written"] > 0 and part1["shards_written"] > 0
   meta_single, meta_multi = cache.read_meta(str(single)), cache.read_meta(str(multi))
@@ -193,9 +230,23 @@ def test_bad_csv_stops_before_any_work(tmp_path):
 def test_cli_runs_in_processes_and_prints_summary(tmp_path, capsys):
   csv_path, _ = _study(tmp_path, n_good=4)
   out = tmp_path / "cache"
-  code = preprocess.main(["--labels", csv_path, "--out", str(out), "--num_frames", "3",
-                          "--image_size", "24", "--workers", "2", "--videos_per_shard", "3",
-                          "--no_progress"])
+  code = preprocess.main(
+      [
+          "--labels",
+          csv_path,
+          "--out",
+          str(out),
+          "--num_frames",
+          "3",
+          "--image_size",
+          "24",
+          "--workers",
+          "2",
+          "--videos_per_shard",
+          "3",
+          "--no_progress",
+      ]
+  )
   assert code == 0
   printed = capsys.readouterr().out
   assert "videos written: 4" in printed and "videos failed: 4" in printed

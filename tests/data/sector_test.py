@@ -71,7 +71,7 @@ def test_masks_follow_frames_exactly():
   mask = np.zeros((60, 90), bool)
   mask[5:55, 10:80] = True
   geometry = sector.geometry_from_mask(mask)
-  labels = rng.integers(0, 2 ** 12, size=(3, 60, 90)).astype(np.uint16)
+  labels = rng.integers(0, 2**12, size=(3, 60, 90)).astype(np.uint16)
   frames = (labels % 251).astype(np.uint8)
   out_labels = sector.apply_geometry(labels, geometry, 35, "nearest")
   out_frames = sector.apply_geometry(frames, geometry, 35, "nearest")
@@ -127,8 +127,10 @@ def _text_stamp(text: str, shape: tuple[int, int], origin: tuple[int, int]) -> n
 @pytest.mark.parametrize("clock", [False, True])
 def test_text_touching_the_fan_edge_is_zeroed(clock):
   frames, fan = fan_video(num_frames=10, rows=240, cols=320)
-  stamps = [_text_stamp(f"12:00:{t:02d}" if clock else "DOE 1961", fan.shape, (2, 110))
-            for t in range(len(frames))]
+  stamps = [
+      _text_stamp(f"12:00:{t:02d}" if clock else "DOE 1961", fan.shape, (2, 110))
+      for t in range(len(frames))
+  ]
   # Slide the text right until one more pixel would put it into the fan: a 0 px gap.
   distance = cv2.distanceTransform((~fan).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
   union = np.logical_or.reduce(stamps)
@@ -166,12 +168,15 @@ def test_no_straight_edges_fall_back_to_the_hull():
   assert not (found.mask & ~disk).any() and (found.mask & disk).sum() > 0.95 * disk.sum()
 
 
-@pytest.mark.parametrize("frames, quality", [
-    (np.zeros((3, 40, 50), np.uint8), "blank"),
-    (np.full((3, 40, 50), 77, np.uint8), "blank"),
-    (np.full((1, 1, 1), 255, np.uint8), "too_small"),
-    (np.full((2, 20, 400), 255, np.uint8), "too_small"),
-])
+@pytest.mark.parametrize(
+    "frames, quality",
+    [
+        (np.zeros((3, 40, 50), np.uint8), "blank"),
+        (np.full((3, 40, 50), 77, np.uint8), "blank"),
+        (np.full((1, 1, 1), 255, np.uint8), "too_small"),
+        (np.full((2, 20, 400), 255, np.uint8), "too_small"),
+    ],
+)
 def test_degenerate_inputs_are_flagged(frames, quality):
   found = sector.find_sector(frames)
   assert found.quality == quality and found.shape == "whole" and found.mask.all()

@@ -28,8 +28,9 @@ GAPS = (0, 1, 2, 3, 5)
 PLACES = ("left", "right", "below", "apex")
 MIN_IOU = 0.95
 # color3d_jpeg_baseline.dcm's fan, fitted once and checked by eye on a zoomed overlay.
-COLOR3D_FAN = dict(apex_x=339.0, apex_y=18.0, left_deg=-42.7, right_deg=42.75, r_near=27.5,
-                   r_far=384.5)
+COLOR3D_FAN = dict(
+    apex_x=339.0, apex_y=18.0, left_deg=-42.7, right_deg=42.75, r_near=27.5, r_far=384.5
+)
 COLOR3D_REGION = (84, 31, 595, 414)
 
 
@@ -58,10 +59,12 @@ def place_text(fan: np.ndarray, gap: int, where: str, strings) -> list[np.ndarra
   distance = cv2.distanceTransform((~fan).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
   ys, xs = np.nonzero(fan)
   top, height = ys.min(), ys.max() - ys.min()
-  y, x, step = {"left": (int(top + 0.45 * height), 0, (0, 1)),
-                "right": (int(top + 0.3 * height), w - tw, (0, -1)),
-                "below": (h - th, int(xs.mean()) - tw // 2, (-1, 0)),
-                "apex": (top, w - tw, (0, -1))}[where]
+  y, x, step = {
+      "left": (int(top + 0.45 * height), 0, (0, 1)),
+      "right": (int(top + 0.3 * height), w - tw, (0, -1)),
+      "below": (h - th, int(xs.mean()) - tw // 2, (-1, 0)),
+      "apex": (top, w - tw, (0, -1)),
+  }[where]
   ty, tx = np.nonzero(union)
   while distance[ty + y, tx + x].min() > gap + 1:
     y, x = y + step[0], x + step[1]
@@ -69,7 +72,7 @@ def place_text(fan: np.ndarray, gap: int, where: str, strings) -> list[np.ndarra
   out = []
   for stamp in stamps:
     mask = np.zeros((h, w), bool)
-    mask[y:y + th, x:x + tw] = stamp
+    mask[y : y + th, x : x + tw] = stamp
     out.append(mask)
   return out
 
@@ -77,8 +80,11 @@ def place_text(fan: np.ndarray, gap: int, where: str, strings) -> list[np.ndarra
 def draw_text(frames: np.ndarray, fan: np.ndarray, gap: int, clock: bool):
   """Copies of ``frames`` with text at ``gap`` px on four sides of ``fan``; (frames, text mask)."""
   frames = frames.copy()
-  strings = ([f"12:{(34 + t) // 60:02d}:{(34 + t) % 60:02d}" for t in range(len(frames))]
-             if clock else ["DOE^JANE 1961"])
+  strings = (
+      [f"12:{(34 + t) // 60:02d}:{(34 + t) % 60:02d}" for t in range(len(frames))]
+      if clock
+      else ["DOE^JANE 1961"]
+  )
   text = np.zeros(fan.shape, bool)
   for where in PLACES:
     stamps = place_text(fan, gap, where, strings)
@@ -100,8 +106,15 @@ def box_of(mask: np.ndarray) -> tuple[int, int, int, int]:
 
 def phantom_video(index: int, rows: int = 480, cols: int = 640, num_frames: int = 20):
   rng = np.random.default_rng([11, index])
-  return render.render_study(patients.sample_patient(rng), np.random.default_rng([11, index, 1]),
-                             "A4C", rows, cols, num_frames, 100.0)
+  return render.render_study(
+      patients.sample_patient(rng),
+      np.random.default_rng([11, index, 1]),
+      "A4C",
+      rows,
+      cols,
+      num_frames,
+      100.0,
+  )
 
 
 # ----------------------------------------------------------------------------- phantom
@@ -118,8 +131,10 @@ def test_fitted_fan_matches_the_phantom_fan(rows, cols, studies):
       assert found.shape == "fan" and found.quality == "ok"
       assert not (found.mask & video.overlay).any()
       scores.append(iou(found.mask, video.sector))
-  print(f"{rows}x{cols}: IoU min {min(scores):.4f} mean {np.mean(scores):.4f}, "
-        f"margin {sector.safety_margin((rows, cols))} px")
+  print(
+      f"{rows}x{cols}: IoU min {min(scores):.4f} mean {np.mean(scores):.4f}, "
+      f"margin {sector.safety_margin((rows, cols))} px"
+  )
   assert min(scores) >= MIN_IOU
 
 
@@ -153,8 +168,15 @@ def test_phantom_dicom_with_a_clock_touching_the_fan(tmp_path, with_regions):
   rng = np.random.default_rng(5)
   identity = patients.sample_patient(rng)["identity"]
   path = str(tmp_path / "clock.dcm")
-  writer.write_dicom(path, dataclasses.replace(video, frames=frames), identity, seed=0,
-                     study_id="S0", video_id="S0_A4C", view="A4C")
+  writer.write_dicom(
+      path,
+      dataclasses.replace(video, frames=frames),
+      identity,
+      seed=0,
+      study_id="S0",
+      video_id="S0_A4C",
+      view="A4C",
+  )
   if not with_regions:
     ds = pydicom.dcmread(path)
     del ds.SequenceOfUltrasoundRegions
@@ -191,8 +213,14 @@ def test_color3d_fan_is_fitted_as_is(color3d):
 
 def jpeg(frames: np.ndarray, quality: int) -> np.ndarray:
   """Each frame through a JPEG encode and decode: ringing around the text and the fan's edge."""
-  return np.stack([cv2.imdecode(cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, quality])[1],
-                                cv2.IMREAD_GRAYSCALE) for f in frames])
+  return np.stack(
+      [
+          cv2.imdecode(
+              cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_GRAYSCALE
+          )
+          for f in frames
+      ]
+  )
 
 
 @pytest.mark.parametrize("clock, jpeg_quality", [(False, None), (True, None), (True, 75)])
@@ -213,9 +241,13 @@ def test_color3d_text_at_every_gap_is_zeroed(color3d, clock, jpeg_quality):
 def test_color3d_rewritten_with_a_clock_through_read_echo(tmp_path, color3d, with_regions):
   luma, fan = color3d
   frames, text = draw_text(luma, fan, 0, clock=True)
-  path = write_us_dicom(str(tmp_path / "c3d.dcm"), frames, frame_time=100.0,
-                        regions=[COLOR3D_REGION] if with_regions else None,
-                        LossyImageCompression="01")
+  path = write_us_dicom(
+      str(tmp_path / "c3d.dcm"),
+      frames,
+      frame_time=100.0,
+      regions=[COLOR3D_REGION] if with_regions else None,
+      LossyImageCompression="01",
+  )
   clip = dicom.read_echo(path, num_frames=20, interval_ms=100, size=128)
   assert not (clip.sector_mask & text).any()
   assert iou(clip.sector_mask, fan) >= MIN_IOU
@@ -228,12 +260,18 @@ def test_color3d_rewritten_with_a_clock_through_read_echo(tmp_path, color3d, wit
 # ----------------------------------------------------------------------------- shapes, quality
 
 
-@pytest.mark.parametrize("name, shape", [
-    ("color3d_jpeg_baseline.dcm", "fan"), ("OBXXXX1A.dcm", "fan"),
-    ("JPGLosslessP14SV1_1s_1f_8b.dcm", "fan"), ("examples_ybr_color.dcm", "fan"),
-    ("US1_UNCI.dcm", "rectangle"), ("examples_rgb_color.dcm", "rectangle"),
-    ("gdcm-US-ALOKA-16.dcm", "hull"),  # two side-by-side images: no single shape fits
-])
+@pytest.mark.parametrize(
+    "name, shape",
+    [
+        ("color3d_jpeg_baseline.dcm", "fan"),
+        ("OBXXXX1A.dcm", "fan"),
+        ("JPGLosslessP14SV1_1s_1f_8b.dcm", "fan"),
+        ("examples_ybr_color.dcm", "fan"),
+        ("US1_UNCI.dcm", "rectangle"),
+        ("examples_rgb_color.dcm", "rectangle"),
+        ("gdcm-US-ALOKA-16.dcm", "hull"),  # two side-by-side images: no single shape fits
+    ],
+)
 def test_real_files_get_their_shape(name, shape):
   clip = dicom.read_echo(pydicom_file(name), size=64)
   assert clip.geometry.shape == shape and clip.geometry.quality == "ok"
@@ -246,11 +284,14 @@ def test_linear_probe_icons_stay_outside():
   assert clip.sector_mask[120:320, 30:600].all()
 
 
-@pytest.mark.parametrize("frames, quality", [
-    (np.zeros((20, 64, 80), np.uint8), "blank"),
-    (np.full((20, 64, 80), 90, np.uint8), "blank"),
-    (np.full((3, 1, 1), 200, np.uint8), "too_small"),
-])
+@pytest.mark.parametrize(
+    "frames, quality",
+    [
+        (np.zeros((20, 64, 80), np.uint8), "blank"),
+        (np.full((20, 64, 80), 90, np.uint8), "blank"),
+        (np.full((3, 1, 1), 200, np.uint8), "too_small"),
+    ],
+)
 def test_degenerate_dicoms_are_flagged(tmp_path, frames, quality):
   path = write_us_dicom(str(tmp_path / "x.dcm"), frames)
   clip = dicom.read_echo(path, num_frames=4, size=16)

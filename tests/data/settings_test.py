@@ -14,20 +14,23 @@ from echonet_jax.errors import ConfigError
 from tests.testing import REPO
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--num_frames", "0"], "--num_frames=0; must be >= 1"),
-    (["--interval_ms", "0"], "--interval_ms=0.0; must be > 0"),
-    (["--default_fps", "-3"], "--default_fps=-3.0; must be in [1, 1000]"),
-    (["--test_frac", "1"], "--test_frac=1.0; must be in [0, 1)"),
-    (["--val_frac", "-0.5"], "--val_frac=-0.5; must be in [0, 1)"),
-    (["--workers", "-1"], "--workers=-1; must be >= 0"),
-    (["--num_shards", "0"], "--num_shards=0; must be >= 1"),
-    (["--shard_index", "3", "--num_shards", "3"], "--shard_index=3; must be < --num_shards=3"),
-    (["--shard_index", "-1"], "--shard_index=-1; must be >= 0"),
-    (["--videos_per_shard", "0"], "--videos_per_shard=0; must be >= 1"),
-    (["--size", "-1"], "--image_size=-1; must be >= 0"),
-    (["--interval_ms", "nan"], "--interval_ms=nan; must be finite"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--num_frames", "0"], "--num_frames=0; must be >= 1"),
+        (["--interval_ms", "0"], "--interval_ms=0.0; must be > 0"),
+        (["--default_fps", "-3"], "--default_fps=-3.0; must be in [1, 1000]"),
+        (["--test_frac", "1"], "--test_frac=1.0; must be in [0, 1)"),
+        (["--val_frac", "-0.5"], "--val_frac=-0.5; must be in [0, 1)"),
+        (["--workers", "-1"], "--workers=-1; must be >= 0"),
+        (["--num_shards", "0"], "--num_shards=0; must be >= 1"),
+        (["--shard_index", "3", "--num_shards", "3"], "--shard_index=3; must be < --num_shards=3"),
+        (["--shard_index", "-1"], "--shard_index=-1; must be >= 0"),
+        (["--videos_per_shard", "0"], "--videos_per_shard=0; must be >= 1"),
+        (["--size", "-1"], "--image_size=-1; must be >= 0"),
+        (["--interval_ms", "nan"], "--interval_ms=nan; must be finite"),
+    ],
+)
 def test_preprocess_cli_refuses_bad_settings(tmp_path, capsys, flags, message):
   out = tmp_path / "cache"
   with pytest.raises(SystemExit) as info:
@@ -40,12 +43,26 @@ def test_preprocess_cli_refuses_bad_settings(tmp_path, capsys, flags, message):
 
 def test_preprocess_cli_error_has_no_traceback(tmp_path):
   proc = subprocess.run(
-      [sys.executable, "-m", "echonet_jax.preprocess", "--labels", "x.csv", "--out",
-       str(tmp_path / "c"), "--num_frames", "0"], cwd=REPO, capture_output=True, text=True,
-      timeout=120)
+      [
+          sys.executable,
+          "-m",
+          "echonet_jax.preprocess",
+          "--labels",
+          "x.csv",
+          "--out",
+          str(tmp_path / "c"),
+          "--num_frames",
+          "0",
+      ],
+      cwd=REPO,
+      capture_output=True,
+      text=True,
+      timeout=120,
+  )
   assert proc.returncode == 2 and "Traceback" not in proc.stderr
   assert [l for l in proc.stderr.splitlines() if "error:" in l] == [
-      "python -m echonet_jax.preprocess: error: --num_frames=0; must be >= 1"]
+      "python -m echonet_jax.preprocess: error: --num_frames=0; must be >= 1"
+  ]
 
 
 def test_size_zero_is_the_native_size(tmp_path):

@@ -14,9 +14,18 @@ SPEC = CacheSpec(num_frames=3, image_size=24, videos_per_shard=2)
 
 
 def _rows(n: int) -> list[labels_lib.VideoRow]:
-  return [labels_lib.VideoRow(video_id=f"v{i}", patient_id=f"P{i}", study_id=f"S{i}",
-                              path=f"/data/v{i}.dcm", labels={"ef": 40.0 + i}, split="train",
-                              view="A4C") for i in range(n)]
+  return [
+      labels_lib.VideoRow(
+          video_id=f"v{i}",
+          patient_id=f"P{i}",
+          study_id=f"S{i}",
+          path=f"/data/v{i}.dcm",
+          labels={"ef": 40.0 + i},
+          split="train",
+          view="A4C",
+      )
+      for i in range(n)
+  ]
 
 
 def test_shards_are_sorted_chunks_whose_content_key_follows_their_rows():

@@ -25,24 +25,25 @@ LABELED_A4C = STREAM_LABELED_A4C
 
 
 def _loader(cache_dir, **kwargs):
-  args = dict(tasks=["ef"], global_batch_size=5, seed=0, shard_index=0, num_shards=1,
-              views=["A4C"])
+  args = dict(tasks=["ef"], global_batch_size=5, seed=0, shard_index=0, num_shards=1, views=["A4C"])
   args.update(kwargs)
   return train_stream.train_loader(cache_dir, **args)
 
 
 def _take(iterator, n):
-  return [{"image": np.array(b["image"]),
-           "labels": {k: np.array(v) for k, v in b["labels"].items()}}
-          for b in (next(iterator) for _ in range(n))]
+  return [
+      {"image": np.array(b["image"]), "labels": {k: np.array(v) for k, v in b["labels"].items()}}
+      for b in (next(iterator) for _ in range(n))
+  ]
 
 
 def _decode(images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """(video, frame, brightness shift) of each image of a batch, from its black corner and centre."""
   c = S // 2
   shift = images[:, 0, 0, 0] - normalization.BLACK
-  level = np.rint((images[:, c, c, 0] - shift) * normalization.PIXEL_STD
-                  + normalization.PIXEL_MEAN).astype(int)
+  level = np.rint(
+      (images[:, c, c, 0] - shift) * normalization.PIXEL_STD + normalization.PIXEL_MEAN
+  ).astype(int)
   return (level - 1) // T, (level - 1) % T, shift
 
 
@@ -102,8 +103,11 @@ def test_resize_uses_target_size():
 
 def test_augmentation_draws_cover_ranges_uniformly():
   n = 4000
-  ds = grain.MapDataset.range(n).seed(3).random_map(
-      lambda _, rng: augment.draw_params(rng, 20.0, 0.1))
+  ds = (
+      grain.MapDataset.range(n)
+      .seed(3)
+      .random_map(lambda _, rng: augment.draw_params(rng, 20.0, 0.1))
+  )
   angles, shifts = np.array(list(ds)).T
   assert _ks_uniform(angles, -20.0, 20.0) < _ks_critical(n)
   assert _ks_uniform(shifts, -0.1, 0.1) < _ks_critical(n)
@@ -152,7 +156,7 @@ def test_sampling_picks_each_video_once_per_epoch_then_a_random_frame(stream_cac
   video, frame, shift = _decode(np.concatenate([b["image"] for b in batches]))
   np.testing.assert_array_equal(shift, 0.0)
   for epoch in range(30):
-    assert sorted(video[epoch * 10:(epoch + 1) * 10].tolist()) == LABELED_A4C
+    assert sorted(video[epoch * 10 : (epoch + 1) * 10].tolist()) == LABELED_A4C
   assert video[:10].tolist() != video[10:20].tolist()  # reshuffled each epoch
   counts = np.bincount(frame, minlength=T)
   assert counts.min() > 0
@@ -241,8 +245,9 @@ def test_shards_split_videos_and_batch(stream_cache):
 
 
 def test_resize_and_three_channels(stream_cache):
-  batch = _take(iter(_loader(stream_cache, image_size=16, channels=3, rotation_deg=0.0,
-                             brightness=0.0)), 1)[0]
+  batch = _take(
+      iter(_loader(stream_cache, image_size=16, channels=3, rotation_deg=0.0, brightness=0.0)), 1
+  )[0]
   assert batch["image"].shape == (5, 16, 16, 3)
   np.testing.assert_array_equal(batch["image"][..., 0], batch["image"][..., 2])
   np.testing.assert_allclose(batch["image"][:, 0, 0, :], normalization.BLACK, rtol=1e-6)

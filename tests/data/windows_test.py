@@ -50,26 +50,53 @@ def _record(i: int) -> dict:
   disk = np.hypot(yy - (S - 1) / 2, xx - (S - 1) / 2) <= 12
   for t in range(T):
     frames[t][disk] = 1 + i * T + t  # the grey level names the video and the frame
-  return dict(video_id=f"v{i}", patient_id=f"p{i}", study_id=f"s{i}", split="train", view="A4C",
-              frames=frames, frame_indices=np.arange(T, dtype=np.int32), frame_time_ms=100.0,
-              fps_assumed=False, labels={"ef": 40.0 + i})
+  return dict(
+      video_id=f"v{i}",
+      patient_id=f"p{i}",
+      study_id=f"s{i}",
+      split="train",
+      view="A4C",
+      frames=frames,
+      frame_indices=np.arange(T, dtype=np.int32),
+      frame_time_ms=100.0,
+      fps_assumed=False,
+      labels={"ef": 40.0 + i},
+  )
 
 
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory):
   root = str(tmp_path_factory.mktemp("clip_cache"))
-  cache.write_shard(os.path.join(root, cache.shard_name("train", 0, 1)),
-                    [_record(i) for i in range(NUM_VIDEOS)])
-  cache.write_meta(root, {"format": 1, "image_size": S, "num_frames": T, "interval_ms": 100,
-                          "source": "test", "splits": {"train": NUM_VIDEOS}})
+  cache.write_shard(
+      os.path.join(root, cache.shard_name("train", 0, 1)), [_record(i) for i in range(NUM_VIDEOS)]
+  )
+  cache.write_meta(
+      root,
+      {
+          "format": 1,
+          "image_size": S,
+          "num_frames": T,
+          "interval_ms": 100,
+          "source": "test",
+          "splits": {"train": NUM_VIDEOS},
+      },
+  )
   return root
 
 
 def test_train_clips_start_anywhere_and_share_one_augmentation(cache_dir):
   spec = windows.ClipSpec(8, 2)
-  loader = train_stream.train_loader(cache_dir, tasks=["ef"], global_batch_size=4, seed=0,
-                                     shard_index=0, num_shards=1, rotation_deg=20.0,
-                                     brightness=0.1, clip=spec)
+  loader = train_stream.train_loader(
+      cache_dir,
+      tasks=["ef"],
+      global_batch_size=4,
+      seed=0,
+      shard_index=0,
+      num_shards=1,
+      rotation_deg=20.0,
+      brightness=0.1,
+      clip=spec,
+  )
   it = iter(loader)
   starts, shifts = set(), set()
   for _ in range(6):
@@ -79,8 +106,10 @@ def test_train_clips_start_anywhere_and_share_one_augmentation(cache_dir):
     for clip, label in zip(images, ef):
       shift = clip[:, 0, 0, 0] - normalization.BLACK  # the black corner: the brightness shift
       np.testing.assert_allclose(shift, shift[0], atol=1e-5)  # one draw for the whole clip
-      level = np.rint((clip[:, S // 2, S // 2, 0] - shift[0]) * normalization.PIXEL_STD
-                      + normalization.PIXEL_MEAN)
+      level = np.rint(
+          (clip[:, S // 2, S // 2, 0] - shift[0]) * normalization.PIXEL_STD
+          + normalization.PIXEL_MEAN
+      )
       video, frame = (level.astype(int) - 1) // T, (level.astype(int) - 1) % T
       assert (video == label - 40).all()  # every frame from the labelled video
       assert np.diff(frame).tolist() == [2] * 7 and 0 <= frame[0] <= T - spec.span
@@ -94,8 +123,30 @@ def test_train_clips_start_anywhere_and_share_one_augmentation(cache_dir):
   one_by_one = np.stack([aug.apply(f, 15.0, 0.05) for f in clip])
   np.testing.assert_array_equal(together, one_by_one)
   # Same seed, same clips.
-  again = next(iter(train_stream.train_loader(cache_dir, tasks=["ef"], global_batch_size=4, seed=0,
-                                              shard_index=0, num_shards=1, clip=spec)))
-  first = next(iter(train_stream.train_loader(cache_dir, tasks=["ef"], global_batch_size=4, seed=0,
-                                              shard_index=0, num_shards=1, clip=spec)))
+  again = next(
+      iter(
+          train_stream.train_loader(
+              cache_dir,
+              tasks=["ef"],
+              global_batch_size=4,
+              seed=0,
+              shard_index=0,
+              num_shards=1,
+              clip=spec,
+          )
+      )
+  )
+  first = next(
+      iter(
+          train_stream.train_loader(
+              cache_dir,
+              tasks=["ef"],
+              global_batch_size=4,
+              seed=0,
+              shard_index=0,
+              num_shards=1,
+              clip=spec,
+          )
+      )
+  )
   np.testing.assert_array_equal(np.asarray(again["image"]), np.asarray(first["image"]))

@@ -55,13 +55,15 @@ def test_vectorised_bootstrap_equals_the_plain_loop():
   y, s = testing.binary_scores(16, n=120, decimals=1)
   groups = np.arange(y.size) % 45
   vectorised = bootstrap.bootstrap_values(metrics.roc_auc, groups, y, s, n_boot=50, seed=7)
-  looped = bootstrap.bootstrap_values(lambda a, b: metrics.roc_auc(a, b), groups, y, s, n_boot=50,
-                                    seed=7)
+  looped = bootstrap.bootstrap_values(
+      lambda a, b: metrics.roc_auc(a, b), groups, y, s, n_boot=50, seed=7
+  )
   np.testing.assert_allclose(vectorised, looped, atol=1e-12)
   f1_at = functools.partial(metrics.f1, threshold=0.5)
   np.testing.assert_allclose(
       bootstrap.bootstrap_values(f1_at, groups, y, s, n_boot=50, seed=7),
-      bootstrap.bootstrap_values(lambda a, b: f1_at(a, b), groups, y, s, n_boot=50, seed=7))
+      bootstrap.bootstrap_values(lambda a, b: f1_at(a, b), groups, y, s, n_boot=50, seed=7),
+  )
 
 
 def test_bootstrap_skips_undefined_resamples_and_never_reports_a_zero_width_interval():

@@ -27,17 +27,21 @@ def test_metrics_match_sklearn():
   pred = probs.argmax(1)
   assert metrics.accuracy(labels, probs) == pytest.approx(skm.accuracy_score(labels, pred))
   assert metrics.macro_f1(labels, probs) == pytest.approx(
-      skm.f1_score(labels, pred, average="macro"))
+      skm.f1_score(labels, pred, average="macro")
+  )
   for k in range(7):
     assert metrics.one_vs_rest_auc(labels, probs, k) == pytest.approx(
-        skm.roc_auc_score(labels == k, probs[:, k]))
-  np.testing.assert_array_equal(metrics.confusion_matrix(labels, probs),
-                                skm.confusion_matrix(labels, pred, labels=range(7)))
+        skm.roc_auc_score(labels == k, probs[:, k])
+    )
+  np.testing.assert_array_equal(
+      metrics.confusion_matrix(labels, probs), skm.confusion_matrix(labels, pred, labels=range(7))
+  )
   # A weight row is a resample: the same as repeating the items.
   w = np.random.default_rng(1).integers(0, 3, labels.size)
   rep = np.repeat(np.arange(labels.size), w)
   assert metrics.macro_f1(labels, probs, weights=w) == pytest.approx(
-      skm.f1_score(labels[rep], pred[rep], average="macro"))
+      skm.f1_score(labels[rep], pred[rep], average="macro")
+  )
   with pytest.raises(ValueError, match="integers in 0..6"):
     metrics.accuracy(np.array([7.0]), probs[:1])
 
@@ -51,14 +55,22 @@ def test_write_eval_writes_metrics_cis_and_confusion(tmp_path):
   frames[:, :2] *= 0.5
   frames[:, 2:] *= 1.5
   patients = [f"P{i // 7}" for i in range(70)]
-  out = reports.write_eval(str(tmp_path), task, [f"V{i}" for i in range(70)], patients, labels,
-                           frames, n_boot=100, seed=0, split="test")
+  out = reports.write_eval(
+      str(tmp_path),
+      task,
+      [f"V{i}" for i in range(70)],
+      patients,
+      labels,
+      frames,
+      n_boot=100,
+      seed=0,
+      split="test",
+  )
   assert sorted(os.listdir(tmp_path)) == ["confusion.png", "metrics.json", "predictions.csv"]
   rows = {r["metric"]: r for r in out["metrics"]}
   assert set(rows) == {"accuracy", "macro_f1", *[f"auc_{c}" for c in task.classes]}
   keep = ~np.isnan(labels)
-  assert rows["accuracy"]["value"] == pytest.approx(
-      np.mean(probs[keep].argmax(1) == labels[keep]))
+  assert rows["accuracy"]["value"] == pytest.approx(np.mean(probs[keep].argmax(1) == labels[keep]))
   for row in rows.values():
     assert row["ci_low"] <= row["value"] <= row["ci_high"]
     assert (row["n"], row["n_patients"], row["n_missing_labels"]) == (69, 10, 1)

@@ -19,8 +19,9 @@ def _write_predictions(path, video_ids, patient_ids, labels, preds):
     w = csv.writer(f)
     w.writerow(["video_id", "patient_id", "label", "prediction", "frame_00"])
     for v, p, y, yhat in zip(video_ids, patient_ids, labels, preds):
-      w.writerow([v, p, "" if np.isnan(y) else repr(float(y)), repr(float(yhat)),
-                  repr(float(yhat))])
+      w.writerow(
+          [v, p, "" if np.isnan(y) else repr(float(y)), repr(float(yhat)), repr(float(yhat))]
+      )
   return str(path)
 
 
@@ -37,10 +38,20 @@ def test_ef_two_ways_derives_ef_from_volume_predictions(tmp_path):
   ef_label[4] = np.nan
   # Different row orders and one extra EF video: the join is on video_id.
   order = rng.permutation(n)
-  ef_csv = _write_predictions(tmp_path / "ef.csv", vids + ["extra"], pts + ["px"],
-                              np.r_[ef_label, 50.0], np.r_[ef_hat, 50.0])
-  esv_csv = _write_predictions(tmp_path / "esv.csv", [vids[i] for i in order],
-                               [pts[i] for i in order], esv[order], esv_hat[order])
+  ef_csv = _write_predictions(
+      tmp_path / "ef.csv",
+      vids + ["extra"],
+      pts + ["px"],
+      np.r_[ef_label, 50.0],
+      np.r_[ef_hat, 50.0],
+  )
+  esv_csv = _write_predictions(
+      tmp_path / "esv.csv",
+      [vids[i] for i in order],
+      [pts[i] for i in order],
+      esv[order],
+      esv_hat[order],
+  )
   edv_csv = _write_predictions(tmp_path / "edv.csv", vids, pts, edv, edv_hat)
 
   out = ef_two_ways.ef_two_ways(ef_csv, esv_csv, edv_csv, n_boot=200)
@@ -61,9 +72,12 @@ def test_ef_two_ways_derives_ef_from_volume_predictions(tmp_path):
 def test_ef_two_ways_perfect_volumes_give_perfect_ef(tmp_path):
   esv, edv, ef = testing.ef_volumes(n=20, seed=2)
   vids, pts = [f"v{i}" for i in range(20)], [f"p{i}" for i in range(20)]
-  out = ef_two_ways.ef_two_ways(None, _write_predictions(tmp_path / "esv.csv", vids, pts, esv, esv),
-                                _write_predictions(tmp_path / "edv.csv", vids, pts, edv, edv),
-                                n_boot=0)
+  out = ef_two_ways.ef_two_ways(
+      None,
+      _write_predictions(tmp_path / "esv.csv", vids, pts, esv, esv),
+      _write_predictions(tmp_path / "edv.csv", vids, pts, edv, edv),
+      n_boot=0,
+  )
   (row,) = out["rows"]
   assert out["truth"] == "EF from true ESV/EDV labels"
   assert row["r2"] == pytest.approx(1.0) and row["mae"] == pytest.approx(0.0, abs=1e-9)

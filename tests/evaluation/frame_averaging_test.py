@@ -24,16 +24,24 @@ def test_video_predictions_mean_first_k_and_nan_frames():
 def test_frames_curve_length_and_end_point(order):
   labels, frames = testing.binary_frame_outputs(frames=10)
   labels[:3] = np.nan
-  curve = frame_averaging.frames_curve(labels, frames, metrics.roc_auc,
-                                       np.arange(labels.size) // 2, max_frames=10, seed=1,
-                                       order=order, n_boot=50)
+  curve = frame_averaging.frames_curve(
+      labels,
+      frames,
+      metrics.roc_auc,
+      np.arange(labels.size) // 2,
+      max_frames=10,
+      seed=1,
+      order=order,
+      n_boot=50,
+  )
   for key in ("num_frames", "value", "ci_low", "ci_high"):
     assert len(curve[key]) == 10
   np.testing.assert_array_equal(curve["num_frames"], np.arange(1, 11))
   keep = ~np.isnan(labels)
   # With all frames, any order gives the video mean.
   assert curve["value"][-1] == pytest.approx(
-      skm.roc_auc_score(labels[keep], frames[keep].mean(axis=1)))
+      skm.roc_auc_score(labels[keep], frames[keep].mean(axis=1))
+  )
   if order == "first":
     assert curve["value"][0] == pytest.approx(skm.roc_auc_score(labels[keep], frames[keep, 0]))
   assert np.all(curve["ci_low"] <= curve["value"]) and np.all(curve["value"] <= curve["ci_high"])

@@ -16,8 +16,9 @@ def test_roc_auc_matches_sklearn(seed, decimals):
   y, s = testing.binary_scores(seed, decimals=decimals)
   assert metrics.roc_auc(y, s) == pytest.approx(skm.roc_auc_score(y, s), abs=1e-12)
   w = np.random.default_rng(seed).integers(0, 4, y.size)
-  assert metrics.roc_auc(y, s, w) == pytest.approx(skm.roc_auc_score(y, s, sample_weight=w),
-                                                   abs=1e-12)
+  assert metrics.roc_auc(y, s, w) == pytest.approx(
+      skm.roc_auc_score(y, s, sample_weight=w), abs=1e-12
+  )
 
 
 def test_roc_auc_batched_weights_equal_rows():
@@ -103,7 +104,8 @@ def test_r2_mae_match_sklearn(seed):
   w = np.random.default_rng(seed).integers(0, 4, y.size)
   assert metrics.r2(y, yhat, w) == pytest.approx(skm.r2_score(y, yhat, sample_weight=w), abs=1e-12)
   assert metrics.mae(y, yhat, w) == pytest.approx(
-      skm.mean_absolute_error(y, yhat, sample_weight=w), abs=1e-12)
+      skm.mean_absolute_error(y, yhat, sample_weight=w), abs=1e-12
+  )
 
 
 def test_r2_constant_labels_is_nan_with_reason():
@@ -123,8 +125,9 @@ def test_mean_baseline_mae_uses_the_training_mean():
   expected = skm.mean_absolute_error(y, np.full(y.shape, train_mean))
   assert metrics.mean_baseline_mae(y, train_mean) == pytest.approx(expected)
   # Not the mean of the evaluated split.
-  assert metrics.mean_baseline_mae(y, train_mean) != pytest.approx(metrics.mean_baseline_mae(
-      y, y.mean()))
+  assert metrics.mean_baseline_mae(y, train_mean) != pytest.approx(
+      metrics.mean_baseline_mae(y, y.mean())
+  )
 
 
 def test_drop_missing_labels_counts_and_aligns():

@@ -32,8 +32,16 @@ def test_write_eval_binary(tmp_path):
   labels[3] = np.nan
   videos, patients = testing.video_patient_ids(labels.size)
   out = tmp_path / "run" / "eval" / "val"
-  report = evaluate.write_eval(str(out), get_task("pacemaker_leads"), videos, patients, labels,
-                               frames, n_boot=100, frames_n_boot=20)
+  report = evaluate.write_eval(
+      str(out),
+      get_task("pacemaker_leads"),
+      videos,
+      patients,
+      labels,
+      frames,
+      n_boot=100,
+      frames_n_boot=20,
+  )
   assert sorted(os.listdir(out)) == ["frames.png", "metrics.json", "predictions.csv", "roc.png"]
   for png in ("roc.png", "frames.png"):
     _assert_png(out / png)
@@ -48,8 +56,15 @@ def test_write_eval_binary(tmp_path):
 
   rows = _read_csv(out / "predictions.csv")
   assert len(rows) == labels.size
-  assert list(rows[0]) == ["video_id", "patient_id", "label", "prediction", "predicted_label",
-                           "quality", "checkpoint_step"] + [f"frame_{i:02d}" for i in range(6)]
+  assert list(rows[0]) == [
+      "video_id",
+      "patient_id",
+      "label",
+      "prediction",
+      "predicted_label",
+      "quality",
+      "checkpoint_step",
+  ] + [f"frame_{i:02d}" for i in range(6)]
   assert rows[3]["label"] == "" and rows[0]["video_id"] == "vid000"
   assert float(rows[1]["prediction"]) == pytest.approx(frames[1].mean())
   assert float(rows[1]["frame_05"]) == frames[1, 5]
@@ -60,10 +75,24 @@ def test_write_eval_regression(tmp_path):
   labels, frames = testing.regression_frame_outputs(frames=20)
   videos, patients = testing.video_patient_ids(labels.size)
   out = tmp_path / "eval" / "test"
-  report = evaluate.write_eval(str(out), get_task("esv"), videos, patients, labels, frames,
-                               train_mean=58.0, n_boot=100, frames_n_boot=20)
-  assert sorted(os.listdir(out)) == ["bland_altman.png", "frames.png", "metrics.json",
-                                     "predictions.csv", "scatter.png"]
+  report = evaluate.write_eval(
+      str(out),
+      get_task("esv"),
+      videos,
+      patients,
+      labels,
+      frames,
+      train_mean=58.0,
+      n_boot=100,
+      frames_n_boot=20,
+  )
+  assert sorted(os.listdir(out)) == [
+      "bland_altman.png",
+      "frames.png",
+      "metrics.json",
+      "predictions.csv",
+      "scatter.png",
+  ]
   for png in ("bland_altman.png", "frames.png", "scatter.png"):
     _assert_png(out / png)
   assert [r["metric"] for r in report["metrics"]] == ["r2", "mae", "baseline_mae"]
@@ -77,8 +106,15 @@ def test_write_eval_regression(tmp_path):
 
 def test_write_eval_one_class_writes_null_and_no_roc(tmp_path):
   videos, patients = testing.video_patient_ids(10)
-  report = evaluate.write_eval(str(tmp_path / "test"), get_task("lvh"), videos, patients,
-                               np.ones(10), np.random.default_rng(0).random((10, 3)), n_boot=20)
+  report = evaluate.write_eval(
+      str(tmp_path / "test"),
+      get_task("lvh"),
+      videos,
+      patients,
+      np.ones(10),
+      np.random.default_rng(0).random((10, 3)),
+      n_boot=20,
+  )
   with open(tmp_path / "test" / "metrics.json") as f:
     on_disk = json.load(f)
   assert on_disk["metrics"][0]["value"] is None
@@ -89,8 +125,15 @@ def test_write_eval_one_class_writes_null_and_no_roc(tmp_path):
 
 def test_write_eval_rejects_misaligned_inputs(tmp_path):
   with pytest.raises(ValueError, match="differ in length"):
-    evaluate.write_eval(str(tmp_path), get_task("ef"), ["a", "b"], ["p", "q"], [1.0, 2.0],
-                        np.zeros((3, 4)), train_mean=1.0)
+    evaluate.write_eval(
+        str(tmp_path),
+        get_task("ef"),
+        ["a", "b"],
+        ["p", "q"],
+        [1.0, 2.0],
+        np.zeros((3, 4)),
+        train_mean=1.0,
+    )
 
 
 def test_read_threshold_errors_name_the_file(tmp_path):
@@ -106,9 +149,19 @@ def test_write_eval_with_few_patients_reports_no_interval_and_records_the_step(t
   # Three patients: the old code printed "R² -5.81, 95% CI -5.81 to -5.81". Now null and why.
   labels, frames = np.array([50.0, 60.0, 55.0]), np.array([[70.0, 71], [40, 41], [62, 63]])
   out = tmp_path / "eval" / "test"
-  report = evaluate.write_eval(str(out), get_task("ef"), ["a", "b", "c"], ["p", "q", "r"], labels,
-                               frames, train_mean=55.0, n_boot=200, frames_n_boot=50,
-                               checkpoint_step=400, quality=["ok", "blank", "ok"])
+  report = evaluate.write_eval(
+      str(out),
+      get_task("ef"),
+      ["a", "b", "c"],
+      ["p", "q", "r"],
+      labels,
+      frames,
+      train_mean=55.0,
+      n_boot=200,
+      frames_n_boot=50,
+      checkpoint_step=400,
+      quality=["ok", "blank", "ok"],
+  )
   with open(out / "metrics.json") as f:
     on_disk = json.load(f)
   assert on_disk == report and on_disk["checkpoint_step"] == 400
@@ -125,8 +178,16 @@ def test_write_eval_with_few_patients_reports_no_interval_and_records_the_step(t
 def test_write_eval_records_valid_resamples_when_the_interval_is_real(tmp_path):
   labels, frames = testing.regression_frame_outputs(n=40)
   videos, patients = testing.video_patient_ids(40)
-  report = evaluate.write_eval(str(tmp_path / "test"), get_task("ef"), videos, patients, labels,
-                               frames, n_boot=100, frames_n_boot=0)
+  report = evaluate.write_eval(
+      str(tmp_path / "test"),
+      get_task("ef"),
+      videos,
+      patients,
+      labels,
+      frames,
+      n_boot=100,
+      frames_n_boot=0,
+  )
   r2 = report["metrics"][0]
   assert r2["n_boot_valid"] == 100 and "ci_note" not in r2
   assert r2["ci_low"] < r2["value"] < r2["ci_high"]

@@ -33,9 +33,17 @@ def workdirs(tmp_path_factory):
     else:
       labels = truth[name]
       frames = labels[:, None] * (1 + rng.normal(0, 0.1, (n, 4)))
-    evaluate.write_eval(str(root / f"run_{name}" / "eval" / "test"), task, vids, pts, labels,
-                        frames, train_mean=float(np.mean(labels)) + 0.01, n_boot=50,
-                        frames_n_boot=0)
+    evaluate.write_eval(
+        str(root / f"run_{name}" / "eval" / "test"),
+        task,
+        vids,
+        pts,
+        labels,
+        frames,
+        train_mean=float(np.mean(labels)) + 0.01,
+        n_boot=50,
+        frames_n_boot=0,
+    )
   return root
 
 
@@ -57,8 +65,14 @@ def test_results_table_lists_every_task_with_paper_figures(workdirs):
   assert "R² direct − derived" in table
   # Rows follow the paper's order.
   order = [r[0].lstrip("| ") for r in body]
-  assert order.index("pacemaker_leads") < order.index("esv") < order.index("ef") < order.index(
-      "ef from predicted ESV/EDV") < order.index("sex") < order.index("height")
+  assert (
+      order.index("pacemaker_leads")
+      < order.index("esv")
+      < order.index("ef")
+      < order.index("ef from predicted ESV/EDV")
+      < order.index("sex")
+      < order.index("height")
+  )
 
 
 def test_results_table_accepts_a_folder_of_workdirs(workdirs):
@@ -82,8 +96,12 @@ def test_cli_prints_and_writes_results_md(workdirs, tmp_path, capsys):
   with pytest.raises(SystemExit):  # a missing workdir is an error naming it
     report_cli.main([str(workdirs / "run_lvh_missing"), "--out", str(out)])
   assert "run_lvh_missing" in capsys.readouterr().err
-  assert report_cli.main([str(workdirs / "run_ef"), str(workdirs / "run_sex"), "--out", str(out),
-                      "--n_boot", "20"]) == 0
+  assert (
+      report_cli.main(
+          [str(workdirs / "run_ef"), str(workdirs / "run_sex"), "--out", str(out), "--n_boot", "20"]
+      )
+      == 0
+  )
   printed = capsys.readouterr().out
   assert out.read_text() == printed
   assert "| ef |" in printed and "| sex |" in printed
@@ -103,9 +121,19 @@ def _one_task_run(root, name, n_patients, source=None, step=None):
   n = 2 * n_patients
   labels = rng.normal(55, 10, n)
   frames = labels[:, None] + rng.normal(0, 4, (n, 3))
-  evaluate.write_eval(str(root / "eval" / "test"), get_task(name), [f"v{i}" for i in range(n)],
-                      [f"p{i // 2}" for i in range(n)], labels, frames, train_mean=55.0,
-                      n_boot=100, frames_n_boot=0, data_source=source, checkpoint_step=step)
+  evaluate.write_eval(
+      str(root / "eval" / "test"),
+      get_task(name),
+      [f"v{i}" for i in range(n)],
+      [f"p{i // 2}" for i in range(n)],
+      labels,
+      frames,
+      train_mean=55.0,
+      n_boot=100,
+      frames_n_boot=0,
+      data_source=source,
+      checkpoint_step=step,
+  )
   return str(root)
 
 

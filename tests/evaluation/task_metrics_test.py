@@ -26,16 +26,19 @@ def test_task_metrics_binary_threshold_chosen_or_given():
   assert chosen["threshold_source"] == "chosen on this split (max F1)"
   auc, f1 = chosen["metrics"]
   assert auc["metric"] == "auc" and auc["value"] == pytest.approx(
-      skm.roc_auc_score(labels[keep], preds[keep]))
+      skm.roc_auc_score(labels[keep], preds[keep])
+  )
   assert f1["value"] == pytest.approx(best)
   for row in (auc, f1):
     assert row["n"] == 118 and row["n_missing_labels"] == 2 and row["n_patients"] == 60
     assert row["ci_low"] <= row["value"] <= row["ci_high"]
-  given = task_metrics.task_metrics(task, labels, preds, patients, threshold=0.9, n_boot=0,
-                                    threshold_source="val")
+  given = task_metrics.task_metrics(
+      task, labels, preds, patients, threshold=0.9, n_boot=0, threshold_source="val"
+  )
   assert given["threshold"] == 0.9 and given["metrics"][1]["threshold_source"] == "val"
   assert given["metrics"][1]["value"] == pytest.approx(
-      skm.f1_score(labels[keep], preds[keep] >= 0.9, zero_division=0))
+      skm.f1_score(labels[keep], preds[keep] >= 0.9, zero_division=0)
+  )
   assert np.isnan(given["metrics"][1]["ci_low"])  # n_boot=0: no interval
 
 
@@ -51,14 +54,16 @@ def test_task_metrics_regression_with_baseline():
   labels, frames = testing.regression_frame_outputs()
   preds = frame_averaging.video_predictions(frames)
   _, patients = testing.video_patient_ids(labels.size)
-  report = task_metrics.task_metrics(get_task("edv"), labels, preds, patients, train_mean=55.0,
-                                     n_boot=100)
+  report = task_metrics.task_metrics(
+      get_task("edv"), labels, preds, patients, train_mean=55.0, n_boot=100
+  )
   rows = {r["metric"]: r for r in report["metrics"]}
   assert rows["r2"]["value"] == pytest.approx(skm.r2_score(labels, preds))
   assert rows["mae"]["value"] == pytest.approx(skm.mean_absolute_error(labels, preds))
   assert rows["mae"]["unit"] == "mL"
   assert report["baseline_mae"] == pytest.approx(
-      skm.mean_absolute_error(labels, np.full(labels.shape, 55.0)))
+      skm.mean_absolute_error(labels, np.full(labels.shape, 55.0))
+  )
   assert rows["baseline_mae"]["ci_low"] < report["baseline_mae"] < rows["baseline_mae"]["ci_high"]
 
 

@@ -68,8 +68,13 @@ def killed_and_resumed(tmp_path_factory):
   out = {}
   for strategy in ("sequential", "vmap"):
     workdir = str(tmp_path_factory.mktemp(f"sweep_{strategy}"))
-    proc = subprocess.run([sys.executable, str(script), workdir, strategy], cwd=REPO,
-                          capture_output=True, text=True, timeout=1200)
+    proc = subprocess.run(
+        [sys.executable, str(script), workdir, strategy],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert proc.returncode == -9, proc.stderr[-3000:]
     done = [sweep_lib.read_done(sweep.sweep_dir(workdir), k) for k in range(4)]
     assert not os.path.exists(os.path.join(workdir, "sweep", "summary.csv"))
@@ -93,10 +98,18 @@ def test_resumed_sweeps_agree_and_equal_plain_training(killed_and_resumed, tmp_p
   seq, vmap = _summary(killed_and_resumed["sequential"]), _summary(killed_and_resumed["vmap"])
   assert [r["member"] for r in seq] == ["0", "1", "2", "3"]
   assert [(r["lr"], r["weight_decay"]) for r in seq] == [
-      ("0.001", "0.0001"), ("0.001", "0.0"), ("0.0003", "0.0001"), ("0.0003", "0.0")]
+      ("0.001", "0.0001"),
+      ("0.001", "0.0"),
+      ("0.0003", "0.0001"),
+      ("0.0003", "0.0"),
+  ]
   for a, b in zip(seq, vmap):
     assert (a["member"], a["lr"], a["weight_decay"], a["best_step"]) == (
-        b["member"], b["lr"], b["weight_decay"], b["best_step"])
+        b["member"],
+        b["lr"],
+        b["weight_decay"],
+        b["best_step"],
+    )
     np.testing.assert_allclose(float(a["best_score"]), float(b["best_score"]), rtol=1e-3)
     np.testing.assert_allclose(float(a["val/weight/mae"]), float(b["val/weight/mae"]), rtol=1e-3)
   assert set(seq[0]) >= {"best_step", "best_score", "val/weight/mae", "val/weight/r2"}
@@ -111,8 +124,12 @@ def test_resumed_sweeps_agree_and_equal_plain_training(killed_and_resumed, tmp_p
   for strategy, workdir in killed_and_resumed.items():
     member = _val_scores(sweep_lib.member_dir(sweep.sweep_dir(workdir), 1))
     assert sorted(member) == [3, 6]
-    np.testing.assert_allclose([member[s] for s in (3, 6)], [plain[s] for s in (3, 6)],
-                               rtol=1e-5 if strategy == "sequential" else 1e-3, err_msg=strategy)
+    np.testing.assert_allclose(
+        [member[s] for s in (3, 6)],
+        [plain[s] for s in (3, 6)],
+        rtol=1e-5 if strategy == "sequential" else 1e-3,
+        err_msg=strategy,
+    )
 
 
 @pytest.mark.slow
@@ -131,8 +148,10 @@ def test_best_member_is_promoted_and_evaluate_says_so(killed_and_resumed):
   with open(os.path.join(workdir, "sweep", "metrics.jsonl")) as f:
     logged = [json.loads(line) for line in f]
   assert {r["member"] for r in logged} == {0, 1, 2, 3}
-  assert all(os.listdir(os.path.join(sweep_lib.member_dir(sweep.sweep_dir(workdir), k), "tb"))
-             for k in range(4))
+  assert all(
+      os.listdir(os.path.join(sweep_lib.member_dir(sweep.sweep_dir(workdir), k), "tb"))
+      for k in range(4)
+  )
   assert os.path.getsize(os.path.join(workdir, "sweep", "grid.png")) > 1000
 
   results = modes.evaluate(None, workdir, "val")
@@ -150,8 +169,11 @@ def test_bad_sweep_inputs_get_one_clear_line(tmp_path):
   sweep.record_grid(_config("sequential"), str(tmp_path))  # the strategy may change on resume
   other = _config("vmap")
   other.sweep.weight_decay = (1e-5,)
-  with pytest.raises(ConfigError, match=r"grid.json was made with sweep.weight_decay=\[0.0001, "
-                     r"0.0\], this run has \[1e-05\]; use a new --workdir"):
+  with pytest.raises(
+      ConfigError,
+      match=r"grid.json was made with sweep.weight_decay=\[0.0001, "
+      r"0.0\], this run has \[1e-05\]; use a new --workdir",
+  ):
     sweep.record_grid(other, str(tmp_path))
   (tmp_path / "trained" / "checkpoints" / "6").mkdir(parents=True)
   with pytest.raises(ConfigError, match="holds checkpoints of a --mode=train run"):

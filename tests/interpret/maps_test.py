@@ -31,7 +31,6 @@ def _tiny(channels=1, size=10, frames=3):
   return model, variables, images
 
 
-
 def test_settings_from_the_default_config_and_bad_values():
   settings = maps.Settings.from_config(default.get_config().saliency)
   assert (settings.method, settings.num_samples, settings.ig_steps) == ("smoothgrad", 50, 25)
@@ -66,5 +65,8 @@ def test_binary_task_explains_the_logit_and_methods_run():
   for method in ("smoothgrad", "integrated_gradients", "occlusion"):
     settings = maps.Settings(method=method, num_samples=3, ig_steps=4, patch=4, stride=3)
     got = maps.make_video_maps(model, "pacemaker_leads", settings)(
-        variables["params"], variables["batch_stats"], 0.0, 1.0, images, jax.random.key(2))
-    assert got.shape == images.shape[:3] and np.isfinite(got).all() and np.abs(got).sum() > 0, method
+        variables["params"], variables["batch_stats"], 0.0, 1.0, images, jax.random.key(2)
+    )
+    assert (
+        got.shape == images.shape[:3] and np.isfinite(got).all() and np.abs(got).sum() > 0
+    ), method

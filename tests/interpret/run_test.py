@@ -73,26 +73,36 @@ def test_saliency_mode_writes_maps_panels_gifs_summary_and_scores(trained_workdi
 
 
 @pytest.mark.slow
-def test_saliency_batch_survives_any_failure_of_one_input(trained_workdir, real_and_bad_dicom,
-                                                         tmp_path, monkeypatch):
+def test_saliency_batch_survives_any_failure_of_one_input(
+    trained_workdir, real_and_bad_dicom, tmp_path, monkeypatch
+):
   workdir = trained_workdir("weight")
   real, bad = real_and_bad_dicom
   oom, odd = tmp_path / "oom.dcm", tmp_path / "odd.dcm"
   for path in (oom, odd):
     path.write_bytes(open(real, "rb").read())
-  raising = {str(oom): MemoryError("Unable to allocate 14.9 GiB"),
-             str(odd): ValueError("RegionSpatialFormat of DOE^JOHN")}
+  raising = {
+      str(oom): MemoryError("Unable to allocate 14.9 GiB"),
+      str(odd): ValueError("RegionSpatialFormat of DOE^JOHN"),
+  }
   testing.patch_reader(monkeypatch, raising)
-  result = modes.saliency(_small_saliency_config("weight", method="vanilla"), workdir, "",
-                          [real, bad, str(oom), str(odd)])
+  result = modes.saliency(
+      _small_saliency_config("weight", method="vanilla"),
+      workdir,
+      "",
+      [real, bad, str(oom), str(odd)],
+  )
   (row,) = result["videos"]
   assert row["source"] == "inputs" and row["video_id"] == "color3d_jpeg_baseline"
   assert "localisation" not in row and "occlusion" not in row and row["label"] is None
   assert row["quality"] == "ok"
   errors = {os.path.basename(e["path"]): e for e in result["errors"]}
   assert errors["not_dicom.dcm"]["error_type"] == "NotDicomError"
-  assert errors["oom.dcm"] == {"path": str(oom), "error_type": "MemoryError",
-                               "error": "out of memory while reading"}
+  assert errors["oom.dcm"] == {
+      "path": str(oom),
+      "error_type": "MemoryError",
+      "error": "out of memory while reading",
+  }
   assert errors["odd.dcm"]["error_type"] == "ValueError"
   assert "DOE" not in json.dumps(result)  # the exception's text is never quoted
   folder = os.path.join(workdir, "saliency", "inputs", "color3d_jpeg_baseline")
@@ -104,13 +114,17 @@ def test_saliency_batch_survives_any_failure_of_one_input(trained_workdir, real_
 
 def _videos_with_region(cache_dir, split, names, region, mask_names):
   bit = 1 << mask_names.index(region)
-  return [r["video_id"] for r in selection.records(cache_dir, split, tasks=names)
-          if "masks" in r and (r["masks"] & bit).any()]
+  return [
+      r["video_id"]
+      for r in selection.records(cache_dir, split, tasks=names)
+      if "masks" in r and (r["masks"] & bit).any()
+  ]
 
 
 @pytest.mark.slow
-def test_occluding_the_lead_flips_a_lead_classifier_and_its_maps_fall_on_the_lead(trained_workdir,
-                                                                                 tmp_path):
+def test_occluding_the_lead_flips_a_lead_classifier_and_its_maps_fall_on_the_lead(
+    trained_workdir, tmp_path
+):
   trained = restore.load(trained_workdir("pacemaker_leads"))
   cache_dir = data.prepare_cache(trained.config)
   mask_names = cache.read_meta(cache_dir)["mask_names"]
@@ -138,11 +152,11 @@ def test_occluding_the_lead_flips_a_lead_classifier_and_its_maps_fall_on_the_lea
     score = row["occlusion"]["lead"]
     if score["before"] < score["threshold"]:
       continue
-    stripe = scores.dilate(scores.region_masks(video.masks, mask_names)["lead"],
-                              score["dilation_px"])[:, :, ::-1]
+    stripe = scores.dilate(
+        scores.region_masks(video.masks, mask_names)["lead"], score["dilation_px"]
+    )[:, :, ::-1]
     images = normalization.normalize(video.frames)[..., None]
-    moved = predict_fn(
-        np.where(stripe[..., None], np.float32(normalization.BLACK), images))
+    moved = predict_fn(np.where(stripe[..., None], np.float32(normalization.BLACK), images))
     assert moved["pacemaker_leads"].mean() >= score["threshold"], (video.video_id, score)
   ratios = [row["localisation"]["lead"]["ratio"] for row in rows]
   in_fan = [row["localisation"]["lead"]["ratio_in_fan"] for row in rows]
@@ -156,8 +170,7 @@ def test_lv_task_maps_concentrate_on_the_left_ventricle(trained_workdir, tmp_pat
   mask_names = cache.read_meta(cache_dir)["mask_names"]
   size = trained.config.data.image_size
   videos = sources.split_videos(cache_dir, "test", trained.names, None, size, 4)
-  rows = interpret.explain(trained, videos, maps.Settings(num_samples=8), str(tmp_path),
-                           mask_names)
+  rows = interpret.explain(trained, videos, maps.Settings(num_samples=8), str(tmp_path), mask_names)
   summary = scores.summarise(rows)["test"]["ef"]["localisation"]
   assert summary["lv"]["n_videos"] == 4
   assert summary["lv"]["ratio"] > 1.5 and summary["lv+myocardium"]["ratio"] > 1.5, summary

@@ -52,8 +52,15 @@ def test_smoothgrad_converges_to_closed_form(magnitude):
   w, x = _weights(), _image()
   n, noise_frac = 4000, 0.15
   sigma = noise_frac * float(x.max() - x.min())
-  got = saliency.smoothgrad(_quadratic(w), x, jax.random.key(7), num_samples=n, noise_frac=noise_frac,
-                            magnitude=magnitude, chunk_size=1000)
+  got = saliency.smoothgrad(
+      _quadratic(w),
+      x,
+      jax.random.key(7),
+      num_samples=n,
+      noise_frac=noise_frac,
+      magnitude=magnitude,
+      chunk_size=1000,
+  )
   # Gradient at x + e is 2w(x + e), e ~ N(0, σ²); its square is 4w²(x + e)², var(x + e)² = 4x²σ² + 2σ⁴.
   if magnitude:
     expected = 4 * w**2 * (x**2 + sigma**2)
@@ -74,10 +81,13 @@ def test_smoothgrad_vmap_equals_python_loop_over_same_draws():
   grads = [grad(x + noise[i]) for i in range(n)]
   loop = sum(grads) / n
   loop_sq = sum(g**2 for g in grads) / n
-  vectorised = jax.jit(saliency.smoothgrad, static_argnums=0, static_argnames=("num_samples", "magnitude"))
+  vectorised = jax.jit(
+      saliency.smoothgrad, static_argnums=0, static_argnames=("num_samples", "magnitude")
+  )
   np.testing.assert_allclose(vectorised(f, x, key, num_samples=n), loop, rtol=1e-4, atol=1e-6)
-  np.testing.assert_allclose(vectorised(f, x, key, num_samples=n, magnitude=True), loop_sq, rtol=1e-4,
-                             atol=1e-8)
+  np.testing.assert_allclose(
+      vectorised(f, x, key, num_samples=n, magnitude=True), loop_sq, rtol=1e-4, atol=1e-8
+  )
   # The noise really has the documented scale.
   sigma = 0.15 * float(x.max() - x.min())
   assert 0.8 * sigma < float(noise.std()) < 1.2 * sigma
@@ -87,7 +97,9 @@ def test_smoothgrad_vmap_equals_python_loop_over_same_draws():
 def test_smoothgrad_chunked_equals_unchunked(chunk_size):
   # 12 samples: chunks that divide it, that leave a remainder (after 2 chunks or 1), that exceed it.
   f, x, key = _tiny_cnn_fn(), _image(2, (12, 12, 1)), jax.random.key(5)
-  smoothgrad = jax.jit(saliency.smoothgrad, static_argnums=0, static_argnames=("num_samples", "chunk_size"))
+  smoothgrad = jax.jit(
+      saliency.smoothgrad, static_argnums=0, static_argnames=("num_samples", "chunk_size")
+  )
   whole = smoothgrad(f, x, key, num_samples=12)
   chunked = smoothgrad(f, x, key, num_samples=12, chunk_size=chunk_size)
   np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-7)
@@ -112,8 +124,11 @@ def test_non_scalar_function_and_batched_input_are_rejected():
     saliency.vanilla_gradient(lambda x: x.sum(), x[None, None])  # a batch of clips
   # One clip (T, H, W, C) is explained as a whole; occlusion patches stay single-image.
   clip = jnp.stack([x, 2 * x])
-  np.testing.assert_allclose(saliency.vanilla_gradient(lambda c: (c[1] ** 2).sum(), clip),
-                             jnp.stack([jnp.zeros_like(x), 4 * x]), rtol=1e-6)
+  np.testing.assert_allclose(
+      saliency.vanilla_gradient(lambda c: (c[1] ** 2).sum(), clip),
+      jnp.stack([jnp.zeros_like(x), 4 * x]),
+      rtol=1e-6,
+  )
   with pytest.raises(ValueError, match="one image \\(H, W, C\\), got"):
     saliency.occlusion_map(lambda c: c.sum(), clip, patch=4, stride=4)
 
@@ -136,14 +151,22 @@ def test_integrated_gradients_completeness_on_cnn(rule):
 
 def test_integrated_gradients_exact_for_linear_and_chunked_equals_unchunked():
   w, x = _weights(), _image()
-  np.testing.assert_allclose(saliency.integrated_gradients(lambda v: jnp.sum(w * v), x, steps=3), w * x,
-                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+      saliency.integrated_gradients(lambda v: jnp.sum(w * v), x, steps=3),
+      w * x,
+      rtol=1e-5,
+      atol=1e-6,
+  )
   f = _tiny_cnn_fn()
   x = _image(6, (12, 12, 1))
-  ig = jax.jit(saliency.integrated_gradients, static_argnums=0, static_argnames=("steps", "chunk_size"))
+  ig = jax.jit(
+      saliency.integrated_gradients, static_argnums=0, static_argnames=("steps", "chunk_size")
+  )
   whole = ig(f, x, steps=10)
   for chunk_size in (3, 4, 11):  # 11 gradients with the trapezoid rule
-    np.testing.assert_allclose(ig(f, x, steps=10, chunk_size=chunk_size), whole, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        ig(f, x, steps=10, chunk_size=chunk_size), whole, rtol=1e-5, atol=1e-7
+    )
   with pytest.raises(ValueError, match="rule"):
     saliency.integrated_gradients(f, x, rule="simpson")
 
@@ -188,13 +211,17 @@ def test_occlude_changes_output_only_where_the_signal_is():
 def test_occlusion_map_lights_up_the_signal_region():
   region, f = _region_signal()
   x = jnp.ones((16, 16, 1))
-  heat = saliency.occlusion_map(f, x, patch=4, stride=3)  # starts 0,3,6,9,12: last patch flush with edge
+  heat = saliency.occlusion_map(
+      f, x, patch=4, stride=3
+  )  # starts 0,3,6,9,12: last patch flush with edge
   assert heat.shape == (16, 16)
   assert bool(region[np.unravel_index(int(jnp.argmax(heat)), heat.shape)])
   assert float(heat[region].min()) > 0.0
   # Pixels that no patch touching the region covers get exactly zero.
   assert float(jnp.abs(heat[12:, :8]).max()) == 0.0
-  np.testing.assert_allclose(saliency.occlusion_map(f, x, patch=4, stride=3, chunk_size=7), heat, atol=1e-6)
+  np.testing.assert_allclose(
+      saliency.occlusion_map(f, x, patch=4, stride=3, chunk_size=7), heat, atol=1e-6
+  )
   score = saliency.localisation_score(heat, region)
   assert float(score["ratio"]) > 2.0 and float(score["pointing_hit"]) == 1.0
 
@@ -225,11 +252,15 @@ def test_localisation_score_on_synthetic_maps():
   assert float(score["ratio"]) == 0.0 and float(score["pointing_hit"]) == 0.0
 
   assert np.isnan(float(saliency.localisation_score(np.zeros((20, 20)), region)["ratio"]))
-  assert np.isnan(float(saliency.localisation_score(np.ones((20, 20)), np.zeros((20, 20)))["ratio"]))
+  assert np.isnan(
+      float(saliency.localisation_score(np.ones((20, 20)), np.zeros((20, 20)))["ratio"])
+  )
   with pytest.raises(ValueError, match="region_mask"):
     saliency.localisation_score(np.ones((20, 20)), region[:10])
   # jit- and vmap-able, e.g. over the frames of a clip.
-  batched = jax.jit(jax.vmap(saliency.localisation_score, in_axes=(0, None)))(np.stack([inside, inside]), region)
+  batched = jax.jit(jax.vmap(saliency.localisation_score, in_axes=(0, None)))(
+      np.stack([inside, inside]), region
+  )
   assert batched["ratio"].shape == (2,)
 
 
@@ -245,7 +276,9 @@ def test_scalar_model_fn_selects_a_head():
   model, x = TwoHeads(), _image(0, (4, 4, 3))
   variables = model.init(jax.random.key(0), x[None], train=False)
   outputs = model.apply(variables, x[None], train=False)
-  assert float(saliency.scalar_model_fn(model, variables, head="sex")(x)) == float(outputs["sex"][0, 0])
+  assert float(saliency.scalar_model_fn(model, variables, head="sex")(x)) == float(
+      outputs["sex"][0, 0]
+  )
   with pytest.raises(ValueError, match="heads"):
     saliency.scalar_model_fn(model, variables)(x)
   cnn, image = TinyCNN(), _image(0, (12, 12, 1))

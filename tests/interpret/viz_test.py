@@ -45,13 +45,16 @@ def test_video_display_maps_share_one_scale():
   np.testing.assert_allclose(heats[1], 1.0)
 
 
-@pytest.mark.parametrize("frame", [
-    _frame(),
-    _frame()[..., None],
-    np.repeat(_frame()[..., None], 3, -1),
-    _frame().astype(np.float32) / 255.0,
-    (_frame().astype(np.float32) - 128.0) / 50.0,  # standardised: min-max scaled
-])
+@pytest.mark.parametrize(
+    "frame",
+    [
+        _frame(),
+        _frame()[..., None],
+        np.repeat(_frame()[..., None], 3, -1),
+        _frame().astype(np.float32) / 255.0,
+        (_frame().astype(np.float32) - 128.0) / 50.0,  # standardised: min-max scaled
+    ],
+)
 def test_overlay_shape_dtype_and_blend(frame):
   heat = _heat()
   rgb = viz.overlay(frame, heat, cmap="jet", alpha=0.5)
@@ -59,7 +62,9 @@ def test_overlay_shape_dtype_and_blend(frame):
   gray = np.asarray(frame, np.float32).reshape(24, 32, -1).mean(-1)
   gray = (gray - gray.min()) / (gray.max() - gray.min())
   # Where the heat is zero the frame shows through unchanged, in gray.
-  np.testing.assert_allclose(rgb[heat == 0] / 255.0, np.repeat(gray[heat == 0, None], 3, -1), atol=1 / 255)
+  np.testing.assert_allclose(
+      rgb[heat == 0] / 255.0, np.repeat(gray[heat == 0, None], 3, -1), atol=1 / 255
+  )
   # Where it is one, the colour is half jet's red end (and half the frame).
   hot = rgb[heat == 1].astype(np.float32) / 255.0
   expected = 0.5 * np.repeat(gray[heat == 1, None], 3, -1) + 0.5 * np.array([0.5, 0.0, 0.0])
@@ -114,8 +119,9 @@ def test_panel_is_titled_with_a_colour_bar_and_images_of_at_least_512_px(tmp_pat
   mask[4:14, 6:22] = True
   frame, heat = _frame(24, 24), _heat(24, 24)
   path = tmp_path / "panel.png"
-  figure = viz.panel(path, frame, heat * 3.0, mask[:, :24], title="toy: prediction 70 kg",
-                     unit="kg per input unit")
+  figure = viz.panel(
+      path, frame, heat * 3.0, mask[:, :24], title="toy: prediction 70 kg", unit="kg per input unit"
+  )
   with Image.open(path) as image:
     assert image.format == "PNG"
     width, height = image.size

@@ -50,9 +50,11 @@ def test_parameter_count_full_model_is_pinned():
   n = _count(params)
   assert n == FULL_PARAMS
   # Paper: ~22.57 M with BN scale and offset, ~22.55 M without scale (TF-slim default).
-  scales = sum(int(np.prod(leaf.shape))
-               for path, leaf in jax.tree_util.tree_leaves_with_path(params)
-               if path[-1].key == "scale")
+  scales = sum(
+      int(np.prod(leaf.shape))
+      for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+      if path[-1].key == "scale"
+  )
   assert scales == FULL_BN_SCALES
   assert round(n / 1e6, 2) == 22.57
   assert round((n - scales) / 1e6, 2) == 22.55
@@ -94,15 +96,18 @@ def test_full_model_shapes_at_299(channels):
   assert trunk["Block8"]["__call__"][0].shape == (2, 8, 8, 1792)
   assert trunk["__call__"][0].shape == (2, 1792)
   assert variables["params"]["trunk"]["Conv2d_1a_3x3"]["conv"]["kernel"].shape == (
-      3, 3, channels, 32)
+      3,
+      3,
+      channels,
+      32,
+  )
 
 
 def test_forward_at_minimum_size_grayscale_and_rgb(tiny):
   model, variables, gray = tiny
   rgb = _images((2, 75, 75, 3))
   rgb_logits, rgb_variables = model.init_with_output(jax.random.key(0), rgb, train=False)
-  assert rgb_variables["params"]["trunk"]["Conv2d_1a_3x3"]["conv"]["kernel"].shape == (
-      3, 3, 3, 8)
+  assert rgb_variables["params"]["trunk"]["Conv2d_1a_3x3"]["conv"]["kernel"].shape == (3, 3, 3, 8)
   for logits in (model.apply(variables, gray, train=False), rgb_logits):
     assert logits.shape == (2, 1) and logits.dtype == jnp.float32
     assert np.all(np.isfinite(logits))
@@ -113,16 +118,17 @@ def test_forward_at_minimum_size_grayscale_and_rgb(tiny):
 def test_non_square_input_above_minimum():
   model = models.Model()
   logits = jax.eval_shape(
-      lambda: model.init_with_output(
-          jax.random.key(0), jnp.zeros((1, 75, 112, 1)), train=False)[0])
+      lambda: model.init_with_output(jax.random.key(0), jnp.zeros((1, 75, 112, 1)), train=False)[0]
+  )
   assert logits.shape == (1, 1)
 
 
 @pytest.mark.parametrize("shape", [(1, 74, 75, 1), (1, 75, 74, 3), (1, 32, 32, 1)])
 def test_input_smaller_than_75_is_rejected(shape):
   model = models.Model(**TINY)
-  with pytest.raises(ValueError, match=r">= 75.*" + str(shape).replace("(", r"\(")
-                     .replace(")", r"\)")):
+  with pytest.raises(
+      ValueError, match=r">= 75.*" + str(shape).replace("(", r"\(").replace(")", r"\)")
+  ):
     model.init(jax.random.key(0), jnp.zeros(shape), train=False)
 
 
@@ -132,10 +138,16 @@ def test_input_without_batch_axis_is_rejected():
     model.init(jax.random.key(0), jnp.zeros((75, 75, 1)), train=False)
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(blocks=(1, 1)), dict(blocks=(1, -1, 1)), dict(width=0.0), dict(dropout_rate=1.0),
-    dict(num_outputs={}),
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(blocks=(1, 1)),
+        dict(blocks=(1, -1, 1)),
+        dict(width=0.0),
+        dict(dropout_rate=1.0),
+        dict(num_outputs={}),
+    ],
+)
 def test_bad_arguments_are_rejected(kwargs):
   with pytest.raises(ValueError):
     models.Model(**kwargs).init(jax.random.key(0), jnp.zeros((1, 75, 75, 1)), train=False)
@@ -160,15 +172,18 @@ def test_features_method_feeds_the_head(tiny):
   head = variables["params"]["head"]
   expected = features @ head["kernel"] + head["bias"]
   logits = model.apply(variables, x, train=False)
-  np.testing.assert_allclose(logits, expected,
-                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_width_scales_channels_and_blocks_set_depth():
   params = _abstract_init(models.Model(width=0.5, blocks=(2, 1, 0)), (1, 75, 75, 1))["params"]
   trunk = params["trunk"]
   assert sorted(k for k in trunk if "block" in k.lower()) == [
-      "Block8", "Repeat_1_block17_1", "Repeat_block35_1", "Repeat_block35_2"]
+      "Block8",
+      "Repeat_1_block17_1",
+      "Repeat_block35_1",
+      "Repeat_block35_2",
+  ]
   assert trunk["Conv2d_4b_3x3"]["conv"]["kernel"].shape == (3, 3, 96, 128)
   assert params["head"]["kernel"].shape == (896, 1)
   # The channel counts are rounded and never reach zero.
@@ -187,12 +202,14 @@ def test_bfloat16_compute_keeps_float32_params_and_logits(tiny):
   assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(bf16_variables))
   logits = jax.jit(lambda v, x: bf16.apply(v, x, train=False))(variables, x)
   assert logits.dtype == jnp.float32
-  np.testing.assert_allclose(logits, model.apply(variables, x, train=False),
-                             rtol=0.1, atol=0.05)
+  np.testing.assert_allclose(logits, model.apply(variables, x, train=False), rtol=0.1, atol=0.05)
   # The convolutions really run in bfloat16.
   jaxpr = jax.make_jaxpr(lambda v, x: bf16.apply(v, x, train=False))(variables, x)
-  conv_dtypes = {eqn.invars[0].aval.dtype for eqn in jaxpr.jaxpr.eqns
-                 if eqn.primitive.name == "conv_general_dilated"}
+  conv_dtypes = {
+      eqn.invars[0].aval.dtype
+      for eqn in jaxpr.jaxpr.eqns
+      if eqn.primitive.name == "conv_general_dilated"
+  }
   assert conv_dtypes == {jnp.dtype(jnp.bfloat16)}
 
 
@@ -202,8 +219,7 @@ def test_train_mode_updates_batch_stats_and_uses_dropout(tiny):
 
   @jax.jit
   def train_apply(rng):
-    return model.apply(variables, x, train=True, mutable=["batch_stats"],
-                       rngs={"dropout": rng})
+    return model.apply(variables, x, train=True, mutable=["batch_stats"], rngs={"dropout": rng})
 
   out_a, updates = train_apply(jax.random.key(1))
   out_a2, _ = train_apply(jax.random.key(1))

@@ -39,6 +39,7 @@ def _clips(shape, seed=0):
 
 def _expected_params(in_channels: int, num_outputs: int) -> int:
   """Trainable parameters of torchvision's r2plus1d_18 topology, counted by hand."""
+
   def conv_bn(cin, cout, taps):
     return cin * cout * taps + 2 * cout  # kernel (no bias) + BN scale and offset
 
@@ -47,10 +48,10 @@ def _expected_params(in_channels: int, num_outputs: int) -> int:
   for cout in (64, 128, 256, 512):
     for i in range(2):
       mid = (cin * cout * 27) // (cin * 9 + 3 * cout)
-      n += conv_bn(cin, mid, 9) + conv_bn(mid, cout, 3)    # conv1
-      n += conv_bn(cout, mid, 9) + conv_bn(mid, cout, 3)   # conv2 keeps conv1's mid
+      n += conv_bn(cin, mid, 9) + conv_bn(mid, cout, 3)  # conv1
+      n += conv_bn(cout, mid, 9) + conv_bn(mid, cout, 3)  # conv2 keeps conv1's mid
       if i == 0 and cout != 64:
-        n += conv_bn(cin, cout, 1)                         # strided 1x1x1 shortcut
+        n += conv_bn(cin, cout, 1)  # strided 1x1x1 shortcut
       cin = cout
   return n + 512 * num_outputs + num_outputs
 
@@ -65,8 +66,10 @@ def tiny():
 
 
 def test_registry_builds_both_models_and_rejects_unknown_names():
-  assert models.MODELS == {"inception_resnet_v1": models.InceptionResNetV1,
-                           "r2plus1d_18": models.R2Plus1D18}
+  assert models.MODELS == {
+      "inception_resnet_v1": models.InceptionResNetV1,
+      "r2plus1d_18": models.R2Plus1D18,
+  }
   video = models.get_model("r2plus1d_18", num_outputs={"ef": 1}, width=0.5)
   assert isinstance(video, models.R2Plus1D18)
   assert video.width == 0.5 and video.num_outputs == {"ef": 1}
@@ -85,8 +88,11 @@ def test_parameter_count_full_model_is_pinned():
   grayscale = _abstract_init(models.R2Plus1D18(), (1, 32, 112, 112, 1))
   assert _count(grayscale["params"]) == _expected_params(1, 1) == 31_300_638 - 2 * 45 * 49
   # Every BN has running mean and variance; 37 BatchNorms in all.
-  scales = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(variables["params"])
-            if path[-1].key == "scale"]
+  scales = [
+      leaf
+      for path, leaf in jax.tree_util.tree_leaves_with_path(variables["params"])
+      if path[-1].key == "scale"
+  ]
   assert len(scales) == 37
   assert _count(variables["batch_stats"]) == 2 * _count(scales)
   assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(variables))
@@ -142,7 +148,12 @@ def test_forward_grayscale_and_rgb(tiny):
   rgb = _clips((*TINY_CLIP, 3), seed=1)
   rgb_logits, rgb_variables = model.init_with_output(jax.random.key(0), rgb, train=False)
   assert rgb_variables["params"]["trunk"]["stem_spatial"]["conv"]["kernel"].shape == (
-      1, 7, 7, 3, 11)
+      1,
+      7,
+      7,
+      3,
+      11,
+  )
   for logits in (model.apply(variables, gray, train=False), rgb_logits):
     assert logits.shape == (2, 1) and logits.dtype == jnp.float32
     assert np.all(np.isfinite(logits))
@@ -153,7 +164,8 @@ def test_single_frame_and_odd_sizes_run():
   model = models.R2Plus1D18(**TINY)
   for shape in [(1, 1, 16, 16, 1), (1, 5, 17, 23, 2)]:
     logits = jax.eval_shape(
-        lambda s=shape: model.init_with_output(jax.random.key(0), jnp.zeros(s), train=False)[0])
+        lambda s=shape: model.init_with_output(jax.random.key(0), jnp.zeros(s), train=False)[0]
+    )
     assert logits.shape == (1, 1)
 
 
@@ -163,20 +175,25 @@ def test_frames_without_time_axis_are_rejected():
     model.init(jax.random.key(0), jnp.zeros((2, 32, 32, 1)), train=False)
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(blocks=(2, 2, 2)), dict(blocks=(2, 0, 2, 2)), dict(blocks=(2, 1.5, 2, 2)),
-    dict(width=0.0), dict(dropout_rate=1.0), dict(num_outputs={}),
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(blocks=(2, 2, 2)),
+        dict(blocks=(2, 0, 2, 2)),
+        dict(blocks=(2, 1.5, 2, 2)),
+        dict(width=0.0),
+        dict(dropout_rate=1.0),
+        dict(num_outputs={}),
+    ],
+)
 def test_bad_arguments_are_rejected(kwargs):
   with pytest.raises(ValueError):
-    models.R2Plus1D18(**kwargs).init(jax.random.key(0), jnp.zeros((1, 2, 16, 16, 1)),
-                                     train=False)
+    models.R2Plus1D18(**kwargs).init(jax.random.key(0), jnp.zeros((1, 2, 16, 16, 1)), train=False)
 
 
 def test_multi_task_heads_return_dict():
   model = models.R2Plus1D18(num_outputs={"ef": 1, "sex": 1, "view": 3}, **TINY)
-  out, variables = model.init_with_output(jax.random.key(0), _clips((*TINY_CLIP, 1)),
-                                          train=False)
+  out, variables = model.init_with_output(jax.random.key(0), _clips((*TINY_CLIP, 1)), train=False)
   assert {k: v.shape for k, v in out.items()} == {"ef": (2, 1), "sex": (2, 1), "view": (2, 3)}
   assert all(v.dtype == jnp.float32 for v in out.values())
   assert {"head_ef", "head_sex", "head_view"} <= set(variables["params"])
@@ -188,16 +205,28 @@ def test_features_method_feeds_the_head(tiny):
   features = model.apply(variables, x, train=False, method="features")
   assert features.shape == (2, 128) and features.dtype == jnp.float32
   head = variables["params"]["head"]
-  np.testing.assert_allclose(model.apply(variables, x, train=False),
-                             features @ head["kernel"] + head["bias"], rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+      model.apply(variables, x, train=False),
+      features @ head["kernel"] + head["bias"],
+      rtol=1e-5,
+      atol=1e-6,
+  )
 
 
 def test_width_scales_channels_and_midplanes_follow():
-  params = _abstract_init(models.R2Plus1D18(width=0.5, blocks=(1, 2, 1, 1)),
-                          (1, 4, 32, 32, 1))["params"]
+  params = _abstract_init(models.R2Plus1D18(width=0.5, blocks=(1, 2, 1, 1)), (1, 4, 32, 32, 1))[
+      "params"
+  ]
   trunk = params["trunk"]
-  assert sorted(trunk) == ["layer1_0", "layer2_0", "layer2_1", "layer3_0", "layer4_0",
-                           "stem_spatial", "stem_temporal"]
+  assert sorted(trunk) == [
+      "layer1_0",
+      "layer2_0",
+      "layer2_1",
+      "layer3_0",
+      "layer4_0",
+      "stem_spatial",
+      "stem_temporal",
+  ]
   assert trunk["stem_spatial"]["conv"]["kernel"].shape == (1, 7, 7, 1, 22)
   mid = r2plus1d.midplanes(32, 64)
   assert mid == 115
@@ -208,24 +237,27 @@ def test_width_scales_channels_and_midplanes_follow():
 def test_bfloat16_compute_keeps_float32_params_and_logits(tiny):
   model, variables, x = tiny
   bf16 = models.R2Plus1D18(dtype=jnp.bfloat16, **TINY)
-  assert all(leaf.dtype == jnp.float32
-             for leaf in jax.tree.leaves(_abstract_init(bf16, x.shape)))
+  assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(_abstract_init(bf16, x.shape)))
   apply = lambda v, x: bf16.apply(v, x, train=False)
   logits = jax.jit(apply)(variables, x)
   assert logits.dtype == jnp.float32
-  np.testing.assert_allclose(logits, model.apply(variables, x, train=False),
-                             rtol=0.1, atol=0.02)
+  np.testing.assert_allclose(logits, model.apply(variables, x, train=False), rtol=0.1, atol=0.02)
   jaxpr = jax.make_jaxpr(apply)(variables, x)
-  conv_dtypes = {eqn.invars[0].aval.dtype for eqn in jaxpr.jaxpr.eqns
-                 if eqn.primitive.name == "conv_general_dilated"}
+  conv_dtypes = {
+      eqn.invars[0].aval.dtype
+      for eqn in jaxpr.jaxpr.eqns
+      if eqn.primitive.name == "conv_general_dilated"
+  }
   assert conv_dtypes == {jnp.dtype(jnp.bfloat16)}
 
 
 def test_train_mode_updates_batch_stats(tiny):
   model, variables, x = tiny
-  out, updates = jax.jit(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"],
-                                                  rngs={"dropout": jax.random.key(1)}))(
-      variables, x)
+  out, updates = jax.jit(
+      lambda v, x: model.apply(
+          v, x, train=True, mutable=["batch_stats"], rngs={"dropout": jax.random.key(1)}
+      )
+  )(variables, x)
   assert set(updates) == {"batch_stats"}
   old = jax.tree.leaves(variables["batch_stats"])
   new = jax.tree.leaves(updates["batch_stats"])
@@ -245,8 +277,9 @@ def test_gradient_steps_decrease_the_loss():
   tx = optax.adam(1e-2)
 
   def loss_fn(params, batch_stats):
-    logits, updates = model.apply({"params": params, "batch_stats": batch_stats}, x,
-                                  train=True, mutable=["batch_stats"])
+    logits, updates = model.apply(
+        {"params": params, "batch_stats": batch_stats}, x, train=True, mutable=["batch_stats"]
+    )
     return jnp.mean(jnp.square(logits["ef"][:, 0] - y)), updates["batch_stats"]
 
   @jax.jit

@@ -29,7 +29,7 @@ def _area_length_volume(mask: np.ndarray) -> float:
   _, vecs = np.linalg.eigh(pts.T @ pts)
   proj = pts @ vecs[:, -1]
   length = proj.max() - proj.min() + 1.0
-  return 8.0 * len(xs)**2 / (3.0 * math.pi * length)
+  return 8.0 * len(xs) ** 2 / (3.0 * math.pi * length)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def studies():
 
 def _r2(y, pred):
   y, pred = np.asarray(y), np.asarray(pred)
-  return 1.0 - np.mean((y - pred)**2) / np.var(y)
+  return 1.0 - np.mean((y - pred) ** 2) / np.var(y)
 
 
 def test_ef_from_rendered_lv_cavity_tracks_label(studies):
@@ -71,8 +71,10 @@ def test_causal_signals_are_in_the_pixels(studies):
     lead = (video.masks & _bit("lead")) > 0
     assert lead.any() == patient["truth"]["lead_visible"]
     if lead.any():  # the lead is a bright line
-      assert video.frames[lead].mean() > 2.0 * video.frames[video.sector[None].repeat(
-          len(lead), 0)].mean()
+      assert (
+          video.frames[lead].mean()
+          > 2.0 * video.frames[video.sector[None].repeat(len(lead), 0)].mean()
+      )
   assert np.corrcoef(near, weight)[0, 1] > 0.6
 
 
@@ -168,8 +170,14 @@ def test_dataset_files_read_back_with_pydicom(tmp_path):
       ys, xs = np.nonzero(z["sector"])
     assert (region.RegionLocationMinX0, region.RegionLocationMaxX1) == (xs.min(), xs.max())
     assert (region.RegionLocationMinY0, region.RegionLocationMaxY1) == (ys.min(), ys.max())
-    for tag in ("PatientName", "PatientID", "PatientBirthDate", "AccessionNumber",
-                "InstitutionName", "StudyDate"):
+    for tag in (
+        "PatientName",
+        "PatientID",
+        "PatientBirthDate",
+        "AccessionNumber",
+        "InstitutionName",
+        "StudyDate",
+    ):
       value = str(getattr(ds, tag))
       assert value, tag
       if tag in ("PatientName", "PatientID", "AccessionNumber"):
@@ -181,10 +189,14 @@ def test_dataset_files_read_back_with_pydicom(tmp_path):
 def test_ybr_and_rle_options_keep_the_pixels(tmp_path):
   import pydicom  # pylint: disable=g-import-not-at-top
 
-  paths = [os.path.join(os.path.dirname(_generate(tmp_path, name, views=("A4C",), **kw)), "dicom",
-                        "S000000_A4C.dcm")
-           for name, kw in (("m", {}), ("y", {"photometric": "YBR_FULL"}),
-                            ("r", {"compression": "rle"}))]
+  paths = [
+      os.path.join(
+          os.path.dirname(_generate(tmp_path, name, views=("A4C",), **kw)),
+          "dicom",
+          "S000000_A4C.dcm",
+      )
+      for name, kw in (("m", {}), ("y", {"photometric": "YBR_FULL"}), ("r", {"compression": "rle"}))
+  ]
   mono, ybr, rle = (pydicom.dcmread(p) for p in paths)
   assert ybr.PhotometricInterpretation == "YBR_FULL"
   rgb = ybr.pixel_array  # pydicom converts YBR_FULL to RGB; grey stays grey
@@ -199,17 +211,23 @@ def test_ybr_and_rle_options_keep_the_pixels(tmp_path):
 def test_same_seed_same_bytes_whatever_the_workers(tmp_path):
   a = _generate(tmp_path, "a", views="all")
   b = _generate(tmp_path, "b", views="all", workers=2)
-  c = phantom.generate_dataset(str(tmp_path / "c"), 2, seed=6, views=("A4C", "PLAX"), rows=120,
-                               cols=160, frame_time_ms=50.0)
+  c = phantom.generate_dataset(
+      str(tmp_path / "c"), 2, seed=6, views=("A4C", "PLAX"), rows=120, cols=160, frame_time_ms=50.0
+  )
   da, db, dc = (os.path.dirname(p) for p in (a, b, c))
-  for sub, names in (("", ["labels.csv", "ground_truth.csv", "phantom.json"]),
-                     ("dicom", sorted(os.listdir(os.path.join(da, "dicom")))),
-                     ("masks", sorted(os.listdir(os.path.join(da, "masks"))))):
+  for sub, names in (
+      ("", ["labels.csv", "ground_truth.csv", "phantom.json"]),
+      ("dicom", sorted(os.listdir(os.path.join(da, "dicom")))),
+      ("masks", sorted(os.listdir(os.path.join(da, "masks")))),
+  ):
     for name in names:
       pa, pb = os.path.join(da, sub, name), os.path.join(db, sub, name)
       assert filecmp.cmp(pa, pb, shallow=False), pa
-  assert not filecmp.cmp(os.path.join(da, "dicom", "S000000_A4C.dcm"),
-                         os.path.join(dc, "dicom", "S000000_A4C.dcm"), shallow=False)
+  assert not filecmp.cmp(
+      os.path.join(da, "dicom", "S000000_A4C.dcm"),
+      os.path.join(dc, "dicom", "S000000_A4C.dcm"),
+      shallow=False,
+  )
 
 
 def test_read_back_through_ingestion_and_sector_mask_removes_text(tmp_path):
@@ -218,8 +236,9 @@ def test_read_back_through_ingestion_and_sector_mask_removes_text(tmp_path):
 
   root = tmp_path / "i"
   phantom.generate_dataset(str(root), 1, seed=2, rows=240, cols=320, frame_time_ms=33.3)
-  clip = dicom.read_echo(str(root / "dicom" / "S000000_A4C.dcm"), num_frames=20, interval_ms=100,
-                         size=96)
+  clip = dicom.read_echo(
+      str(root / "dicom" / "S000000_A4C.dcm"), num_frames=20, interval_ms=100, size=96
+  )
   assert clip.frames.shape == (20, 96, 96) and clip.frames.dtype == np.uint8
   assert clip.frame_time_ms == pytest.approx(33.3)
   assert np.all(np.diff(clip.frame_indices) == 3)
@@ -249,8 +268,24 @@ def test_ensure_dataset_reuses_a_matching_dataset(tmp_path):
 
 def test_cli(tmp_path, capsys):
   out = tmp_path / "cli"
-  rc = phantom_cli.main(["--out", str(out), "--studies", "1", "--seed", "3", "--rows", "96",
-                         "--cols", "128", "--frame_time_ms", "100", "--views", "A4C,A2C"])
+  rc = phantom_cli.main(
+      [
+          "--out",
+          str(out),
+          "--studies",
+          "1",
+          "--seed",
+          "3",
+          "--rows",
+          "96",
+          "--cols",
+          "128",
+          "--frame_time_ms",
+          "100",
+          "--views",
+          "A4C,A2C",
+      ]
+  )
   assert rc == 0 and "labels.csv" in capsys.readouterr().out
   assert sorted(os.listdir(out / "dicom")) == ["S000000_A2C.dcm", "S000000_A4C.dcm"]
   assert phantom_cli.main(["--out", str(out), "--studies", "1", "--views", "A7C"]) == 2
@@ -339,13 +374,16 @@ _ABSENT = {"A3C": ("rv", "ra"), "PSAX": ("la", "ra"), "oblique_psax": ("la", "ra
 _REGIONS = ("lv", "la", "rv", "ra", "myocardium", "near_field")  # exclusive label-map classes
 
 
-@pytest.mark.parametrize("view,kind", [("A3C", None), ("A5C", None), ("PSAX", None)]
-                         + [("other", k) for k in phantom.OTHER_KINDS])
+@pytest.mark.parametrize(
+    "view,kind",
+    [("A3C", None), ("A5C", None), ("PSAX", None)] + [("other", k) for k in phantom.OTHER_KINDS],
+)
 def test_new_views_render_with_consistent_masks(view, kind):
   assert phantom.VIEW_CLASSES == phantom.VIEWS + ("other",)
   patient = phantom.sample_patient(np.random.default_rng([13, 0]))
-  video = phantom.render_study(patient, np.random.default_rng([13, 1]), view, 120, 160, 8, 100.0,
-                               kind=kind)
+  video = phantom.render_study(
+      patient, np.random.default_rng([13, 1]), view, 120, 160, 8, 100.0, kind=kind
+  )
   assert (video.view, video.kind) == (view, kind or "")
   assert video.frames.shape == video.masks.shape == (8, 120, 160)
   assert not video.masks[:, ~video.sector].any()
@@ -355,24 +393,29 @@ def test_new_views_render_with_consistent_masks(view, kind):
   for name in _ABSENT.get(kind or view, ()):
     assert not _mask(video, name).any(), name
   for k, a in enumerate(_REGIONS):
-    for b in _REGIONS[k + 1:]:
+    for b in _REGIONS[k + 1 :]:
       assert not (_mask(video, a) & _mask(video, b)).any(), (a, b)
-  assert video.frames[_mask(video, "myocardium")].mean() > 1.5 * video.frames[
-      _mask(video, "lv")].mean()  # blood dark, muscle bright
+  assert (
+      video.frames[_mask(video, "myocardium")].mean()
+      > 1.5 * video.frames[_mask(video, "lv")].mean()
+  )  # blood dark, muscle bright
   if kind != "off_axis":  # (off-axis LVs run off the fan's edge)
     lv_area = _mask(video, "lv").sum(axis=(1, 2))
     assert np.corrcoef(lv_area, video.lv_volume)[0, 1] > 0.8  # the cavity follows the LV volume
-  again = phantom.render_study(patient, np.random.default_rng([13, 1]), view, 120, 160, 8, 100.0,
-                               kind=kind)
+  again = phantom.render_study(
+      patient, np.random.default_rng([13, 1]), view, 120, 160, 8, 100.0, kind=kind
+  )
   np.testing.assert_array_equal(again.frames, video.frames)
   np.testing.assert_array_equal(again.masks, video.masks)
-  other = phantom.render_study(patient, np.random.default_rng([13, 2]), view, 120, 160, 8, 100.0,
-                               kind=kind)
+  other = phantom.render_study(
+      patient, np.random.default_rng([13, 2]), view, 120, 160, 8, 100.0, kind=kind
+  )
   assert not np.array_equal(other.frames, video.frames)
 
 
 def _solidity(mask: np.ndarray) -> float:
   import cv2  # pylint: disable=g-import-not-at-top
+
   ys, xs = np.nonzero(mask)
   hull = cv2.convexHull(np.stack([xs, ys], 1).astype(np.int32))
   return mask.sum() / max(1.0, cv2.contourArea(hull) + 0.5 * cv2.arcLength(hull, True) + 1)
@@ -385,9 +428,11 @@ def test_psax_and_the_other_kinds_have_their_geometry(seed):
   patient = phantom.sample_patient(np.random.default_rng([seed, 0]))
   shapes = {}
   for view, kind in [("A4C", None), ("A2C", None), ("PSAX", None)] + [
-      ("other", k) for k in phantom.OTHER_KINDS]:
-    video = phantom.render_study(patient, np.random.default_rng([seed, 1]), view, 120, 160, 4,
-                                 100.0, kind=kind)
+      ("other", k) for k in phantom.OTHER_KINDS
+  ]:
+    video = phantom.render_study(
+        patient, np.random.default_rng([seed, 1]), view, 120, 160, 4, 100.0, kind=kind
+    )
     ed = int(np.argmax(video.lv_volume))
     shapes[kind or view] = (video, ed) + _shape(_mask(video, "lv", ed))
   psax, ed, lv_centre, ratio, _ = shapes["PSAX"]
@@ -409,13 +454,15 @@ def test_views_are_distinguishable_but_not_trivially():
   """Class-mean frames differ and a nearest-mean classifier beats chance, but brightness alone
   separates no class and the nearest-mean classifier is far from perfect."""
   import cv2  # pylint: disable=g-import-not-at-top
+
   num_classes = len(phantom.VIEW_CLASSES)
   feats, labels, brightness = [], [], []
   for i in range(8):
     patient = phantom.sample_patient(np.random.default_rng([21, i]))
     for c, view in enumerate(phantom.VIEW_CLASSES):
-      video = phantom.render_study(patient, np.random.default_rng([21, i, c + 1]), view, 120, 160,
-                                   4, 100.0)
+      video = phantom.render_study(
+          patient, np.random.default_rng([21, i, c + 1]), view, 120, 160, 4, 100.0
+      )
       mean = (video.frames.mean(0) * video.sector).astype(np.float32)
       small = cv2.resize(mean, (16, 12), interpolation=cv2.INTER_AREA).ravel()
       feats.append(small / small.mean())
@@ -429,7 +476,7 @@ def test_views_are_distinguishable_but_not_trivially():
   for j in range(len(y)):  # leave-one-out nearest class mean
     keep = np.arange(len(y)) != j
     means = np.stack([x[keep & (y == c)].mean(0) for c in range(num_classes)])
-    correct += int(np.argmin(((means - x[j])**2).sum(1)) == y[j])
+    correct += int(np.argmin(((means - x[j]) ** 2).sum(1)) == y[j])
   assert 2.0 / num_classes < correct / len(y) < 0.9, correct / len(y)
   lo = np.array([brightness[y == c].min() for c in range(num_classes)])
   hi = np.array([brightness[y == c].max() for c in range(num_classes)])
@@ -447,7 +494,7 @@ def test_dataset_with_every_view_class(tmp_path):
   with open(csv_path, newline="") as f:
     rows = list(csv.DictReader(f))
   assert [r["view"] for r in rows] == list(phantom.VIEW_CLASSES) * 2
-  assert len({r["ef"] for r in rows[:len(phantom.VIEW_CLASSES)]}) == 1  # one patient per study
+  assert len({r["ef"] for r in rows[: len(phantom.VIEW_CLASSES)]}) == 1  # one patient per study
   for row in rows:
     ds = pydicom.dcmread(os.path.join(out, row["path"]))
     assert ds.SeriesDescription == row["view"] and ds.pixel_array.shape == (22, 120, 160)

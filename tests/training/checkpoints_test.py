@@ -16,8 +16,9 @@ METRIC = "val/score"
 
 
 def _open(directory, **kwargs):
-  return checkpoints_lib.Checkpoints(str(directory), keep_latest=2, best_metric=METRIC,
-                                     best_mode="min", **kwargs)
+  return checkpoints_lib.Checkpoints(
+      str(directory), keep_latest=2, best_metric=METRIC, best_mode="min", **kwargs
+  )
 
 
 def _state(step):
@@ -71,8 +72,9 @@ def _truncate(path):
   os.truncate(path, os.path.getsize(path) // 2)
 
 
-@pytest.mark.parametrize("damage", ["truncated state metadata", "truncated array file",
-                                    "state folder deleted"])
+@pytest.mark.parametrize(
+    "damage", ["truncated state metadata", "truncated array file", "state folder deleted"]
+)
 def test_an_unreadable_latest_checkpoint_is_skipped_for_the_previous(tmp_path, damage, caplog):
   ckpts = _open(tmp_path / "c")
   _save_all(ckpts, [(1, 0.5), (2, 0.4), (3, 0.3)])
@@ -93,8 +95,10 @@ def test_an_unreadable_latest_checkpoint_is_skipped_for_the_previous(tmp_path, d
   step, state, unreadable = ckpts.restore_first(ckpts.candidates("best"), _state(0))
   assert (step, unreadable) == (2, [3])
   np.testing.assert_array_equal(state["b"], np.arange(3.0) + 2)
-  assert any("checkpoint step 3" in r.getMessage() and "unreadable" in r.getMessage()
-             for r in caplog.records)
+  assert any(
+      "checkpoint step 3" in r.getMessage() and "unreadable" in r.getMessage()
+      for r in caplog.records
+  )
   ckpts.close()
 
   # Training sets the unreadable step aside (nothing is deleted) so that it can be saved again.

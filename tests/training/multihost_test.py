@@ -49,12 +49,22 @@ def test_two_processes_match_one(tmp_path):
   script = tmp_path / "worker.py"
   script.write_text(_WORKER.format(repo=REPO))
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-  subprocess.run([sys.executable, str(script), "1", "0", "0", str(tmp_path / "single.npz")],
-                 check=True, cwd=REPO, env=env, timeout=600)
+  subprocess.run(
+      [sys.executable, str(script), "1", "0", "0", str(tmp_path / "single.npz")],
+      check=True,
+      cwd=REPO,
+      env=env,
+      timeout=600,
+  )
   port = str(_free_port())
-  procs = [subprocess.Popen([sys.executable, str(script), "2", str(i), port,
-                             str(tmp_path / f"p{i}.npz")], cwd=REPO, env=env)
-           for i in range(2)]
+  procs = [
+      subprocess.Popen(
+          [sys.executable, str(script), "2", str(i), port, str(tmp_path / f"p{i}.npz")],
+          cwd=REPO,
+          env=env,
+      )
+      for i in range(2)
+  ]
   for p in procs:
     assert p.wait(timeout=600) == 0
   single = np.load(tmp_path / "single.npz")
@@ -72,12 +82,26 @@ def test_launch_trains_on_two_processes(tmp_path):
   workdir = tmp_path / "w"
   port = str(_free_port())
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-  procs = [subprocess.Popen(
-      [sys.executable, os.path.join(REPO, "launch.py"), "--config=configs/weight.py:test",
-       f"--workdir={workdir}", f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
-       f"--process_id={i}", "--config.train.evaluate_at_end=False"],
-      cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-           for i in range(2)]
+  procs = [
+      subprocess.Popen(
+          [
+              sys.executable,
+              os.path.join(REPO, "launch.py"),
+              "--config=configs/weight.py:test",
+              f"--workdir={workdir}",
+              f"--coordinator_address=127.0.0.1:{port}",
+              "--num_processes=2",
+              f"--process_id={i}",
+              "--config.train.evaluate_at_end=False",
+          ],
+          cwd=REPO,
+          env=env,
+          stdout=subprocess.PIPE,
+          stderr=subprocess.STDOUT,
+          text=True,
+      )
+      for i in range(2)
+  ]
   for p in procs:
     out, _ = p.communicate(timeout=600)
     assert p.returncode == 0, out[-3000:]
@@ -90,6 +114,7 @@ def test_launch_trains_on_two_processes(tmp_path):
   from configs import default  # pylint: disable=g-import-not-at-top
   from echonet_jax.data import prepare as data  # pylint: disable=g-import-not-at-top
   from echonet_jax.data import selection  # pylint: disable=g-import-not-at-top
+
   cache_dir = data.default_cache_dir(default.get_config("test", task="weight"))
   expected = len(selection.select_videos(cache_dir, "val", tasks=("weight",), views=("A4C",)))
   assert [r["val/num_videos"] for r in val] == [expected, expected]

@@ -43,8 +43,9 @@ def test_binary_losses_xent_and_focal():
   kinds = train.task_kinds(["sex"])
   assert kinds == {"sex": train.BINARY}
   expected = np.mean([np.log1p(np.exp(-2.0)), np.log1p(np.exp(-1.0))])
-  np.testing.assert_allclose(train.make_loss(cfg, kinds)(logits, labels, state)["sex"], expected,
-                             rtol=1e-5)
+  np.testing.assert_allclose(
+      train.make_loss(cfg, kinds)(logits, labels, state)["sex"], expected, rtol=1e-5
+  )
   cfg.classification = "focal"
   focal = train.make_loss(cfg, kinds)(logits, labels, state)["sex"]
   assert 0 < focal < expected
@@ -89,11 +90,19 @@ def test_optimizer_keeps_lr_and_weight_decay_in_its_state():
   np.testing.assert_allclose(opt_state.hyperparams["learning_rate"], 0.1)
   np.testing.assert_allclose(opt_state.hyperparams["weight_decay"], 0.5)
   schedule = train.learning_rate_schedule(config.optim, 10)
-  np.testing.assert_allclose([schedule(0), schedule(1), schedule(2), schedule(10)],
-                             [0.0, 0.05, 0.1, 0.0], atol=1e-7)
+  np.testing.assert_allclose(
+      [schedule(0), schedule(1), schedule(2), schedule(10)], [0.0, 0.05, 0.1, 0.0], atol=1e-7
+  )
   # The lr the update uses is the state's, not the one the optimiser was built with.
-  state = train.TrainState(step=0, params=params, batch_stats={}, opt_state=opt_state, rng=None,
-                           label_mean={}, label_std={})
+  state = train.TrainState(
+      step=0,
+      params=params,
+      batch_stats={},
+      opt_state=opt_state,
+      rng=None,
+      label_mean={},
+      label_std={},
+  )
   state = train.with_hyperparams(state, 0.01, 0.0)
   grads = {"conv": {"kernel": jnp.full(3, 2.0)}}
   updates, new_opt = tx.update(grads, state.opt_state, params)
@@ -108,23 +117,31 @@ def test_vmap_train_step_over_two_stacked_states_matches_each_alone():
   members = [train.with_hyperparams(state, 1e-3, 1e-4), train.with_hyperparams(state, 3e-4, 0.0)]
   stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *members)
   one = jax.jit(lambda s, b: train.train_step(s, b, model=model, tx=tx, loss_fn=loss_fn))
-  both = jax.jit(jax.vmap(lambda s, b: train.train_step(s, b, model=model, tx=tx, loss_fn=loss_fn),
-                          in_axes=(0, None)))
+  both = jax.jit(
+      jax.vmap(
+          lambda s, b: train.train_step(s, b, model=model, tx=tx, loss_fn=loss_fn),
+          in_axes=(0, None),
+      )
+  )
   for i in range(2):
     batch = training_batch(names, seed=i)
     stacked, stacked_metrics = both(stacked, batch)
     members, metrics = zip(*[one(m, batch) for m in members])
   for k, (member, lr) in enumerate(zip(members, (1e-3, 3e-4))):
     np.testing.assert_allclose(stacked_metrics["loss"][k], metrics[k]["loss"], rtol=1e-4)
-    for a, b in zip(jax.tree.leaves(member.params),
-                    jax.tree.leaves(jax.tree.map(lambda x: x[k], stacked.params))):
+    for a, b in zip(
+        jax.tree.leaves(member.params),
+        jax.tree.leaves(jax.tree.map(lambda x: x[k], stacked.params)),
+    ):
       # Adam turns float noise in a near-zero gradient into up to one step of lr, so a rare
       # element may differ by that much; the mean difference must stay at float noise.
       np.testing.assert_allclose(a, b, rtol=0, atol=lr)
       assert np.mean(np.abs(np.asarray(a) - np.asarray(b))) < 0.01 * lr
   assert stacked.opt_state.hyperparams["learning_rate"].tolist() == pytest.approx([1e-3, 3e-4])
   # Different hyperparameters really give different members.
-  assert not np.allclose(jax.tree.leaves(members[0].params)[0], jax.tree.leaves(members[1].params)[0])
+  assert not np.allclose(
+      jax.tree.leaves(members[0].params)[0], jax.tree.leaves(members[1].params)[0]
+  )
 
 
 _SHARDING_SCRIPT = textwrap.dedent("""

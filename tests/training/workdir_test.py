@@ -40,8 +40,13 @@ def test_a_live_training_refuses_a_second_one(tmp_path):
   workdir = str(tmp_path)
   other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
   try:
-    _write_lock(workdir, host=socket.gethostname(), pid=other.pid,
-                start=workdir_lib._process_start(other.pid), since="2026-11-29T10:00:00")
+    _write_lock(
+        workdir,
+        host=socket.gethostname(),
+        pid=other.pid,
+        start=workdir_lib._process_start(other.pid),
+        since="2026-11-29T10:00:00",
+    )
     with pytest.raises(TrainingError, match=f"in use by training PID {other.pid} on this host"):
       with workdir_lib.training_lock(workdir):
         pass
@@ -75,13 +80,18 @@ def test_a_lock_from_another_host_is_refused(tmp_path):
 def test_disk_errors_become_one_line_naming_the_path():
   full = OSError(errno.ENOSPC, "No space left on device", "/w/metrics.jsonl")
   assert str(workdir_lib.disk_error(full, "/w")) == (
-      "cannot write /w/metrics.jsonl: no space left on device")
+      "cannot write /w/metrics.jsonl: no space left on device"
+  )
   ro = OSError(errno.EROFS, "Read-only file system", "/w/train.lock.1.tmp")
   assert str(workdir_lib.disk_error(ro, "/w", exact=True)) == (
-      "cannot write /w: read-only file system")
-  orbax = ValueError('RESOURCE_EXHAUSTED: Error writing local file "/w/checkpoints/3.orbax-'
-                     'checkpoint-tmp/state.orbax-checkpoint-tmp/_sharding": Failed writing')
+      "cannot write /w: read-only file system"
+  )
+  orbax = ValueError(
+      'RESOURCE_EXHAUSTED: Error writing local file "/w/checkpoints/3.orbax-'
+      'checkpoint-tmp/state.orbax-checkpoint-tmp/_sharding": Failed writing'
+  )
   assert str(workdir_lib.disk_error(orbax, "/w/checkpoints")) == (
-      "cannot write /w/checkpoints/3: no space left on device")
+      "cannot write /w/checkpoints/3: no space left on device"
+  )
   assert workdir_lib.disk_error(ValueError("a bad label"), "/w") is None
   assert workdir_lib.disk_error(OSError(errno.ENOENT, "missing"), "/w") is None
