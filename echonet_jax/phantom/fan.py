@@ -19,6 +19,7 @@ SHIFT = 4  # fixed-point bits for sub-pixel polygon vertices
 
 
 def geometry(rng: np.random.Generator, rows: int, cols: int, depth_mm: float) -> dict:
+  """The fan of one video: apex, radius, near edge r0, half angle (radians), px_per_mm, depth."""
   ax = cols / 2 + rng.normal(0.0, 0.008 * cols)
   ay = rows * rng.uniform(0.055, 0.075)
   radius = 0.80 * rows
@@ -37,6 +38,7 @@ def geometry(rng: np.random.Generator, rows: int, cols: int, depth_mm: float) ->
 
 
 def polar(geo: dict, rows: int, cols: int, pad: int):
+  """Radius and angle from the apex of every pixel, the image padded by ``pad`` on each side."""
   y, x = np.mgrid[-pad : rows + pad, -pad : cols + pad].astype(np.float32)
   dx, dy = x - geo["apex_x"], y - geo["apex_y"]
   return np.hypot(dx, dy), np.arctan2(dx, dy)
@@ -84,6 +86,7 @@ def near_field_texture(rng, truth, geo, r):
 
 
 def arc_poly(geo, r_in, r_out, widen=0.05, n=40):
+  """The band between radii ``r_in`` and ``r_out`` across the fan (``widen`` radians wider)."""
   t = np.linspace(-geo["half_angle"] - widen, geo["half_angle"] + widen, n)
   ax, ay = geo["apex_x"], geo["apex_y"]
   outer = np.stack([ax + r_out * np.sin(t), ay + r_out * np.cos(t)], -1)
@@ -92,6 +95,7 @@ def arc_poly(geo, r_in, r_out, widen=0.05, n=40):
 
 
 def fixed(pts: np.ndarray) -> np.ndarray:
+  """Vertices in pixels as fixed-point int32, for the cv2 calls given ``shift=SHIFT``."""
   return np.round(pts * (1 << SHIFT)).astype(np.int32)
 
 

@@ -138,4 +138,5 @@ def lv(truth: dict[str, Any], vol: np.ndarray):
 
 
 def valve_intensity(truth) -> float:
+  """Gray level of the valves: brighter with the patient's ``valve_brightness`` (age)."""
   return 110.0 + 145.0 * truth["valve_brightness"]
