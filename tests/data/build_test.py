@@ -22,6 +22,7 @@ from echonet_jax.data import prepare
 from echonet_jax.data import shard_plan
 from echonet_jax.data.spec import CacheSpec
 from echonet_jax.errors import CacheError
+from echonet_jax.errors import ConfigError
 from tests.testing import fan_video
 from tests.testing import write_us_dicom
 
@@ -210,3 +211,29 @@ def test_a_cache_that_cannot_follow_its_labels_is_refused_in_one_line(tmp_path, 
   message = str(info.value)
   assert "\n" not in message and "cannot update the cache (Read-only file system)" in message
   assert message.startswith(str(tmp_path / "c"))
+
+
+def test_prepare_cache_fills_blank_views_through_the_injected_loader(tmp_path):
+  rows = _videos(tmp_path, 4)
+  for row in rows:
+    row["view"] = ""  # no view in the CSV: the view model decides
+  config = default.get_config("test", task="ef")
+  config.data.update(
+      labels_csv=_write(tmp_path, rows),
+      num_frames=3,
+      image_size=24,
+      preprocess_workers=0,
+      views=("A4C",),
+      view_model=str(tmp_path / "view_workdir"),
+  )
+  with pytest.raises(ConfigError, match="view_workdir.*needs a view-model loader"):
+    prepare.prepare_cache(config)  # the data stage never loads a trained model itself
+  asked = []
+
+  def load(workdir, views):
+    asked.append((workdir, tuple(views)))
+    return lambda row: ("A2C", 0.9) if row.path.endswith("v1.dcm") else ("A4C", 0.8)
+
+  cache_dir = prepare.prepare_cache(config, load_view_predictor=load)
+  assert asked == [(str(tmp_path / "view_workdir"), ("A4C",))]
+  assert set(_labels(cache_dir)) == {"S0", "S2", "S3"}  # S1 was predicted A2C: left out
