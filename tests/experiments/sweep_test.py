@@ -134,11 +134,6 @@ def test_resumed_sweeps_agree_and_equal_plain_training(killed_and_resumed, tmp_p
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="fails only late in the full suite (passes alone and with its module): an order "
-    "dependence not yet found; see the 2026-12-04 closing note",
-)
 def test_best_member_is_promoted_and_evaluate_says_so(killed_and_resumed):
   workdir = killed_and_resumed["vmap"]
   rows = _summary(workdir)
