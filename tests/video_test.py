@@ -13,6 +13,7 @@ import pytest
 from configs import default
 from configs import ef_video
 from echonet_jax import modes
+from echonet_jax.data import prepare
 from echonet_jax.data import windows
 from echonet_jax.errors import ConfigError
 from echonet_jax.evaluation import inference
@@ -63,19 +64,15 @@ def test_trains_and_evaluates_over_covering_clips(video_workdir):
   assert {r["metric"] for r in report["metrics"]} >= {"r2", "mae"}
   trained = restore.load(video_workdir)
   assert isinstance(trained.model, R2Plus1D18)
-  pred = inference.predict_split(trained, _cache_dir(trained), "test")
+  predict_fn = inference.batched_predict_fn(trained.eval_fn, trained.state, trained.mesh)
+  cache_dir = prepare.prepare_cache(trained.config)
+  pred = inference.predict_split(predict_fn, trained.config, trained.names, cache_dir, "test")
   outputs = pred["frame_outputs"]["ef"]
   # 20 cache frames, 8-frame clips: starts 0, 8 and 12 cover the video.
   assert outputs.shape == (len(pred["video_id"]), 3) and np.isfinite(outputs).all()
   with open(os.path.join(video_workdir, "eval", "test", "predictions.csv")) as f:
     rows = list(csv.DictReader(f))
   assert len(rows) == len(pred["video_id"])
-
-
-def _cache_dir(trained):
-  from echonet_jax.data import prepare  # pylint: disable=g-import-not-at-top
-
-  return prepare.prepare_cache(trained.config)
 
 
 @pytest.mark.slow

@@ -127,16 +127,22 @@ def test_vmap_train_step_over_two_stacked_states_matches_each_alone():
     batch = training_batch(names, seed=i)
     stacked, stacked_metrics = both(stacked, batch)
     members, metrics = zip(*[one(m, batch) for m in members])
-  for k, (member, lr) in enumerate(zip(members, (1e-3, 3e-4))):
-    np.testing.assert_allclose(stacked_metrics["loss"][k], metrics[k]["loss"], rtol=1e-4)
-    for a, b in zip(
-        jax.tree.leaves(member.params),
-        jax.tree.leaves(jax.tree.map(lambda x: x[k], stacked.params)),
-    ):
-      # Adam turns float noise in a near-zero gradient into up to one step of lr, so a rare
-      # element may differ by that much; the mean difference must stay at float noise.
-      np.testing.assert_allclose(a, b, rtol=0, atol=lr)
-      assert np.mean(np.abs(np.asarray(a) - np.asarray(b))) < 0.01 * lr
+    # The first step starts from identical weights: loss and gradient agree to float noise.
+    rtol = 1e-5 if i == 0 else 1e-3
+    for k in range(2):
+      np.testing.assert_allclose(stacked_metrics["loss"][k], metrics[k]["loss"], rtol=rtol)
+      np.testing.assert_allclose(
+          stacked_metrics["grad_norm"][k], metrics[k]["grad_norm"], rtol=rtol
+      )
+  for k, lr in enumerate((1e-3, 3e-4)):
+    alone = np.concatenate([np.ravel(x) for x in jax.tree.leaves(members[k].params)])
+    vmapped = np.concatenate([np.ravel(x[k]) for x in jax.tree.leaves(stacked.params)])
+    # Adam moves a weight by up to lr a step whatever its gradient's size, so float noise in a
+    # near-zero gradient (grouped vs plain convolutions) can flip a rare weight's step: at most
+    # 2 lr a step, on a tiny fraction of the weights. Nearly all the others agree to well under lr / 10.
+    diff = np.abs(alone - vmapped)
+    assert diff.max() <= 4 * lr * 1.001, diff.max()
+    assert np.mean(diff > lr / 10) < 1e-3, (np.mean(diff > lr / 10), np.mean(diff > lr / 100))
   assert stacked.opt_state.hyperparams["learning_rate"].tolist() == pytest.approx([1e-3, 3e-4])
   # Different hyperparameters really give different members.
   assert not np.allclose(
