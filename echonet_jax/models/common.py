@@ -1,9 +1,10 @@
-"""What both networks share: pooled features -> dropout -> linear heads, the attribute checks and
-channel scaling."""
+"""What both networks share: conv -> BatchNorm -> ReLU units, pooled features -> dropout -> linear
+heads, the attribute checks and channel scaling."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 from typing import Callable
 
 import flax.linen as nn
@@ -16,6 +17,47 @@ Heads = nn.Dense | Mapping[str, nn.Dense]
 def scaled_channels(n: int, width: float) -> int:
   """``n * width`` rounded to the nearest integer, at least 1."""
   return max(1, int(round(n * width)))
+
+
+def conv_bn(
+    x: jax.Array,
+    features: int,
+    kernel_size: tuple[int, ...],
+    *,
+    strides: int | tuple[int, ...],
+    padding: Any,
+    kernel_init: Callable,
+    momentum: float,
+    epsilon: float,
+    activation: bool,
+    dtype: Any,
+    train: bool,
+) -> jax.Array:
+  """Conv (no bias) ``conv`` -> BatchNorm ``bn`` -> ReLU when ``activation``; float32 parameters.
+
+  Call it from a module's ``nn.compact`` ``__call__``: ``conv`` and ``bn`` become that module's
+  submodules.
+  """
+  x = nn.Conv(
+      features,
+      kernel_size,
+      strides=strides,
+      padding=padding,
+      use_bias=False,
+      kernel_init=kernel_init,
+      dtype=dtype,
+      param_dtype=jnp.float32,
+      name="conv",
+  )(x)
+  x = nn.BatchNorm(
+      use_running_average=not train,
+      momentum=momentum,
+      epsilon=epsilon,
+      dtype=dtype,
+      param_dtype=jnp.float32,
+      name="bn",
+  )(x)
+  return nn.relu(x) if activation else x
 
 
 def check_attributes(

@@ -44,28 +44,19 @@ class ConvBN(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    x = nn.Conv(
+    return common.conv_bn(
+        x,
         self.features,
         self.kernel_size,
         strides=self.strides,
         padding=self.padding,
-        use_bias=False,
         kernel_init=conv_kernel_init,
-        dtype=self.dtype,
-        param_dtype=jnp.float32,
-        name="conv",
-    )(x)
-    x = nn.BatchNorm(
-        use_running_average=not train,
         momentum=0.995,
         epsilon=1e-3,
-        use_scale=True,
-        use_bias=True,
+        activation=self.activation,
         dtype=self.dtype,
-        param_dtype=jnp.float32,
-        name="bn",
-    )(x)
-    return nn.relu(x) if self.activation else x
+        train=train,
+    )
 
 
 class _Block(nn.Module):

@@ -56,26 +56,19 @@ class ConvBN3D(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    x = nn.Conv(
+    return common.conv_bn(
+        x,
         self.features,
         self.kernel_size,
         strides=self.strides,
         padding=_pad(self.kernel_size),
-        use_bias=False,
         kernel_init=conv_kernel_init,
-        dtype=self.dtype,
-        param_dtype=jnp.float32,
-        name="conv",
-    )(x)
-    x = nn.BatchNorm(
-        use_running_average=not train,
         momentum=0.9,
         epsilon=1e-5,
+        activation=self.activation,
         dtype=self.dtype,
-        param_dtype=jnp.float32,
-        name="bn",
-    )(x)
-    return nn.relu(x) if self.activation else x
+        train=train,
+    )
 
 
 class Conv2Plus1D(nn.Module):
