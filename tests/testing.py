@@ -11,6 +11,7 @@ import sys
 
 import cv2
 import jax
+import jax.numpy as jnp
 import numpy as np
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
@@ -171,18 +172,24 @@ def write_stream_cache(root: str) -> str:
       os.path.join(root, cache.shard_name("train", 1, 2)),
       [stream_record(i) for i in range(6, STREAM_VIDEOS)],
   )
+  write_train_meta(root, STREAM_SIZE, STREAM_FRAMES, STREAM_VIDEOS)
+  return root
+
+
+def write_train_meta(root: str, image_size: int, num_frames: int, num_videos: int) -> None:
+  """The meta.json of a test cache whose one split, ``train``, holds ``num_videos`` videos of
+  ``num_frames`` frames, 100 ms apart, at ``image_size`` px."""
   cache.write_meta(
       root,
       {
           "format": 1,
-          "image_size": STREAM_SIZE,
-          "num_frames": STREAM_FRAMES,
+          "image_size": image_size,
+          "num_frames": num_frames,
           "interval_ms": 100,
           "source": "test",
-          "splits": {"train": STREAM_VIDEOS},
+          "splits": {"train": num_videos},
       },
   )
-  return root
 
 
 def small_phantom_config(task: str):
@@ -193,6 +200,22 @@ def small_phantom_config(task: str):
   config.train.evaluate_at_end = False
   config.eval.n_boot = 100
   return config
+
+
+def param_count(tree) -> int:
+  """How many numbers the arrays (or shape structs) of a pytree hold."""
+  return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(tree))
+
+
+def abstract_init(model, shape, dtype=jnp.float32):
+  """The shapes and dtypes of ``model``'s variables for an input of ``shape``, without computing them."""
+  x = jnp.zeros(shape, dtype)
+  return jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
+
+
+def uniform_inputs(shape, seed=0) -> jax.Array:
+  """Float32 network inputs of ``shape``, uniform in [0, 1)."""
+  return jax.random.uniform(jax.random.key(seed), shape, jnp.float32)
 
 
 def training_setup(task="weight", tasks=()):
