@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 from typing import Callable
+from typing import ClassVar
 
 import flax.linen as nn
 import jax
@@ -19,45 +20,45 @@ def scaled_channels(n: int, width: float) -> int:
   return max(1, int(round(n * width)))
 
 
-def conv_bn(
-    x: jax.Array,
-    features: int,
-    kernel_size: tuple[int, ...],
-    *,
-    strides: int | tuple[int, ...],
-    padding: Any,
-    kernel_init: Callable,
-    momentum: float,
-    epsilon: float,
-    activation: bool,
-    dtype: Any,
-    train: bool,
-) -> jax.Array:
+class ConvBNUnit(nn.Module):
   """Conv (no bias) ``conv`` -> BatchNorm ``bn`` -> ReLU when ``activation``; float32 parameters.
 
-  Call it from a module's ``nn.compact`` ``__call__``: ``conv`` and ``bn`` become that module's
-  submodules.
+  A network's unit subclasses it with the fields ``features``, ``kernel_size``, ``strides``,
+  ``activation`` and ``dtype``, the class constants ``kernel_init`` (the conv initialiser, as a
+  ``staticmethod``: a plain function would become a method), ``momentum`` and ``epsilon`` (the
+  BatchNorm's), and :meth:`conv_padding`.
   """
-  x = nn.Conv(
-      features,
-      kernel_size,
-      strides=strides,
-      padding=padding,
-      use_bias=False,
-      kernel_init=kernel_init,
-      dtype=dtype,
-      param_dtype=jnp.float32,
-      name="conv",
-  )(x)
-  x = nn.BatchNorm(
-      use_running_average=not train,
-      momentum=momentum,
-      epsilon=epsilon,
-      dtype=dtype,
-      param_dtype=jnp.float32,
-      name="bn",
-  )(x)
-  return nn.relu(x) if activation else x
+
+  kernel_init: ClassVar[Callable]
+  momentum: ClassVar[float]
+  epsilon: ClassVar[float]
+
+  def conv_padding(self) -> Any:
+    """The conv's ``padding`` argument."""
+    raise NotImplementedError
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    x = nn.Conv(
+        self.features,
+        self.kernel_size,
+        strides=self.strides,
+        padding=self.conv_padding(),
+        use_bias=False,
+        kernel_init=self.kernel_init,
+        dtype=self.dtype,
+        param_dtype=jnp.float32,
+        name="conv",
+    )(x)
+    x = nn.BatchNorm(
+        use_running_average=not train,
+        momentum=self.momentum,
+        epsilon=self.epsilon,
+        dtype=self.dtype,
+        param_dtype=jnp.float32,
+        name="bn",
+    )(x)
+    return nn.relu(x) if self.activation else x
 
 
 def check_attributes(

@@ -32,7 +32,7 @@ head_kernel_init = nn.initializers.variance_scaling(1.0, "fan_in", "truncated_no
 Dtype = Any
 
 
-class ConvBN(nn.Module):
+class ConvBN(common.ConvBNUnit):
   """Conv (no bias) -> BatchNorm -> optional ReLU."""
 
   features: int
@@ -42,21 +42,12 @@ class ConvBN(nn.Module):
   activation: bool = True
   dtype: Dtype = jnp.float32
 
-  @nn.compact
-  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    return common.conv_bn(
-        x,
-        self.features,
-        self.kernel_size,
-        strides=self.strides,
-        padding=self.padding,
-        kernel_init=conv_kernel_init,
-        momentum=0.995,
-        epsilon=1e-3,
-        activation=self.activation,
-        dtype=self.dtype,
-        train=train,
-    )
+  kernel_init = staticmethod(conv_kernel_init)
+  momentum = 0.995
+  epsilon = 1e-3
+
+  def conv_padding(self) -> str:
+    return self.padding
 
 
 class _Block(nn.Module):

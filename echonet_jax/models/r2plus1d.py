@@ -45,7 +45,7 @@ def _pad(kernel: Triple) -> list[tuple[int, int]]:
   return [(k // 2, k // 2) for k in kernel]
 
 
-class ConvBN3D(nn.Module):
+class ConvBN3D(common.ConvBNUnit):
   """Conv3D (no bias, symmetric padding k // 2) -> BatchNorm -> optional ReLU."""
 
   features: int
@@ -54,21 +54,12 @@ class ConvBN3D(nn.Module):
   activation: bool = True
   dtype: Dtype = jnp.float32
 
-  @nn.compact
-  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    return common.conv_bn(
-        x,
-        self.features,
-        self.kernel_size,
-        strides=self.strides,
-        padding=_pad(self.kernel_size),
-        kernel_init=conv_kernel_init,
-        momentum=0.9,
-        epsilon=1e-5,
-        activation=self.activation,
-        dtype=self.dtype,
-        train=train,
-    )
+  kernel_init = staticmethod(conv_kernel_init)
+  momentum = 0.9
+  epsilon = 1e-5
+
+  def conv_padding(self) -> list[tuple[int, int]]:
+    return _pad(self.kernel_size)
 
 
 class Conv2Plus1D(nn.Module):
