@@ -218,6 +218,32 @@ def uniform_inputs(shape, seed=0) -> jax.Array:
   return jax.random.uniform(jax.random.key(seed), shape, jnp.float32)
 
 
+def check_multi_task_heads(model_cls, x, **kwargs) -> None:
+  """``model_cls`` with heads ef, sex (1 logit each) and view (3) returns a dict of float32 logits,
+  one per head, from heads of their own on a shared trunk."""
+  model = model_cls(num_outputs={"ef": 1, "sex": 1, "view": 3}, **kwargs)
+  out, variables = model.init_with_output(jax.random.key(0), x, train=False)
+  n = len(x)
+  assert {k: v.shape for k, v in out.items()} == {"ef": (n, 1), "sex": (n, 1), "view": (n, 3)}
+  assert all(v.dtype == jnp.float32 for v in out.values())
+  assert {"head_ef", "head_sex", "head_view"} <= set(variables["params"])
+  assert not np.allclose(out["ef"], out["sex"])
+
+
+def check_features_feed_the_head(model, variables, x, num_features: int, atol: float) -> None:
+  """``model``'s ``features`` method gives float32 (B, num_features) features whose affine map by
+  the one ``head`` is the model's output."""
+  features = model.apply(variables, x, train=False, method="features")
+  assert features.shape == (len(x), num_features) and features.dtype == jnp.float32
+  head = variables["params"]["head"]
+  np.testing.assert_allclose(
+      model.apply(variables, x, train=False),
+      features @ head["kernel"] + head["bias"],
+      rtol=1e-5,
+      atol=atol,
+  )
+
+
 def training_setup(task="weight", tasks=()):
   """A tiny ``:test`` network, Adam, and its initial state on 75 px grayscale images."""
   config = default.get_config("test", task=task)

@@ -141,25 +141,11 @@ def test_bad_arguments_are_rejected(kwargs):
 
 
 def test_multi_task_heads_return_dict():
-  model = models.Model(num_outputs={"ef": 1, "sex": 1, "view": 3}, **TINY)
-  x = testing.uniform_inputs((2, 75, 75, 1))
-  out, variables = model.init_with_output(jax.random.key(0), x, train=False)
-  assert set(out) == {"ef", "sex", "view"}
-  assert {k: v.shape for k, v in out.items()} == {"ef": (2, 1), "sex": (2, 1), "view": (2, 3)}
-  assert all(v.dtype == jnp.float32 for v in out.values())
-  assert {"head_ef", "head_sex", "head_view"} <= set(variables["params"])
-  # Heads share the trunk but have their own weights.
-  assert not np.allclose(out["ef"], out["sex"])
+  testing.check_multi_task_heads(models.Model, testing.uniform_inputs((2, 75, 75, 1)), **TINY)
 
 
 def test_features_method_feeds_the_head(tiny):
-  model, variables, x = tiny
-  features = model.apply(variables, x, train=False, method="features")
-  assert features.shape == (2, 1792 // 4) and features.dtype == jnp.float32
-  head = variables["params"]["head"]
-  expected = features @ head["kernel"] + head["bias"]
-  logits = model.apply(variables, x, train=False)
-  np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
+  testing.check_features_feed_the_head(*tiny, num_features=1792 // 4, atol=1e-5)
 
 
 def test_width_scales_channels_and_blocks_set_depth():

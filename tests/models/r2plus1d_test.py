@@ -181,27 +181,11 @@ def test_bad_arguments_are_rejected(kwargs):
 
 
 def test_multi_task_heads_return_dict():
-  model = models.R2Plus1D18(num_outputs={"ef": 1, "sex": 1, "view": 3}, **TINY)
-  out, variables = model.init_with_output(
-      jax.random.key(0), testing.uniform_inputs((*TINY_CLIP, 1)), train=False
-  )
-  assert {k: v.shape for k, v in out.items()} == {"ef": (2, 1), "sex": (2, 1), "view": (2, 3)}
-  assert all(v.dtype == jnp.float32 for v in out.values())
-  assert {"head_ef", "head_sex", "head_view"} <= set(variables["params"])
-  assert not np.allclose(out["ef"], out["sex"])
+  testing.check_multi_task_heads(models.R2Plus1D18, testing.uniform_inputs((*TINY_CLIP, 1)), **TINY)
 
 
 def test_features_method_feeds_the_head(tiny):
-  model, variables, x = tiny
-  features = model.apply(variables, x, train=False, method="features")
-  assert features.shape == (2, 128) and features.dtype == jnp.float32
-  head = variables["params"]["head"]
-  np.testing.assert_allclose(
-      model.apply(variables, x, train=False),
-      features @ head["kernel"] + head["bias"],
-      rtol=1e-5,
-      atol=1e-6,
-  )
+  testing.check_features_feed_the_head(*tiny, num_features=128, atol=1e-6)
 
 
 def test_width_scales_channels_and_midplanes_follow():
