@@ -244,6 +244,23 @@ def check_features_feed_the_head(model, variables, x, num_features: int, atol: f
   )
 
 
+def check_bfloat16_compute(model, bf16, variables, x, atol: float) -> None:
+  """``bf16`` (``model`` with ``dtype=bfloat16``) keeps float32 parameters and logits, agrees with
+  ``model`` on ``variables`` to bfloat16 precision, and really runs its convolutions in bfloat16."""
+  assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(abstract_init(bf16, x.shape)))
+  apply = lambda v, x: bf16.apply(v, x, train=False)
+  logits = jax.jit(apply)(variables, x)
+  assert logits.dtype == jnp.float32
+  np.testing.assert_allclose(logits, model.apply(variables, x, train=False), rtol=0.1, atol=atol)
+  jaxpr = jax.make_jaxpr(apply)(variables, x)
+  conv_dtypes = {
+      eqn.invars[0].aval.dtype
+      for eqn in jaxpr.jaxpr.eqns
+      if eqn.primitive.name == "conv_general_dilated"
+  }
+  assert conv_dtypes == {jnp.dtype(jnp.bfloat16)}
+
+
 def training_setup(task="weight", tasks=()):
   """A tiny ``:test`` network, Adam, and its initial state on 75 px grayscale images."""
   config = default.get_config("test", task=task)

@@ -173,19 +173,7 @@ def test_width_scales_channels_and_blocks_set_depth():
 def test_bfloat16_compute_keeps_float32_params_and_logits(tiny):
   model, variables, x = tiny
   bf16 = models.Model(dtype=jnp.bfloat16, **TINY)
-  bf16_variables = testing.abstract_init(bf16, x.shape)
-  assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(bf16_variables))
-  logits = jax.jit(lambda v, x: bf16.apply(v, x, train=False))(variables, x)
-  assert logits.dtype == jnp.float32
-  np.testing.assert_allclose(logits, model.apply(variables, x, train=False), rtol=0.1, atol=0.05)
-  # The convolutions really run in bfloat16.
-  jaxpr = jax.make_jaxpr(lambda v, x: bf16.apply(v, x, train=False))(variables, x)
-  conv_dtypes = {
-      eqn.invars[0].aval.dtype
-      for eqn in jaxpr.jaxpr.eqns
-      if eqn.primitive.name == "conv_general_dilated"
-  }
-  assert conv_dtypes == {jnp.dtype(jnp.bfloat16)}
+  testing.check_bfloat16_compute(model, bf16, variables, x, atol=0.05)
 
 
 def test_train_mode_updates_batch_stats_and_uses_dropout(tiny):

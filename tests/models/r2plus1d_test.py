@@ -212,20 +212,7 @@ def test_width_scales_channels_and_midplanes_follow():
 def test_bfloat16_compute_keeps_float32_params_and_logits(tiny):
   model, variables, x = tiny
   bf16 = models.R2Plus1D18(dtype=jnp.bfloat16, **TINY)
-  assert all(
-      leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(testing.abstract_init(bf16, x.shape))
-  )
-  apply = lambda v, x: bf16.apply(v, x, train=False)
-  logits = jax.jit(apply)(variables, x)
-  assert logits.dtype == jnp.float32
-  np.testing.assert_allclose(logits, model.apply(variables, x, train=False), rtol=0.1, atol=0.02)
-  jaxpr = jax.make_jaxpr(apply)(variables, x)
-  conv_dtypes = {
-      eqn.invars[0].aval.dtype
-      for eqn in jaxpr.jaxpr.eqns
-      if eqn.primitive.name == "conv_general_dilated"
-  }
-  assert conv_dtypes == {jnp.dtype(jnp.bfloat16)}
+  testing.check_bfloat16_compute(model, bf16, variables, x, atol=0.02)
 
 
 def test_train_mode_updates_batch_stats(tiny):
