@@ -11,6 +11,7 @@ import sys
 
 import cv2
 import jax
+import jax.numpy as jnp
 import numpy as np
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
@@ -171,18 +172,24 @@ def write_stream_cache(root: str) -> str:
       os.path.join(root, cache.shard_name("train", 1, 2)),
       [stream_record(i) for i in range(6, STREAM_VIDEOS)],
   )
+  write_train_meta(root, STREAM_SIZE, STREAM_FRAMES, STREAM_VIDEOS)
+  return root
+
+
+def write_train_meta(root: str, image_size: int, num_frames: int, num_videos: int) -> None:
+  """The meta.json of a test cache whose one split, ``train``, holds ``num_videos`` videos of
+  ``num_frames`` frames, 100 ms apart, at ``image_size`` px."""
   cache.write_meta(
       root,
       {
           "format": 1,
-          "image_size": STREAM_SIZE,
-          "num_frames": STREAM_FRAMES,
+          "image_size": image_size,
+          "num_frames": num_frames,
           "interval_ms": 100,
           "source": "test",
-          "splits": {"train": STREAM_VIDEOS},
+          "splits": {"train": num_videos},
       },
   )
-  return root
 
 
 def small_phantom_config(task: str):
@@ -193,6 +200,65 @@ def small_phantom_config(task: str):
   config.train.evaluate_at_end = False
   config.eval.n_boot = 100
   return config
+
+
+def param_count(tree) -> int:
+  """How many numbers the arrays (or shape structs) of a pytree hold."""
+  return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(tree))
+
+
+def abstract_init(model, shape, dtype=jnp.float32):
+  """The shapes and dtypes of ``model``'s variables for an input of ``shape``, without computing them."""
+  x = jnp.zeros(shape, dtype)
+  return jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
+
+
+def uniform_inputs(shape, seed=0) -> jax.Array:
+  """Float32 network inputs of ``shape``, uniform in [0, 1)."""
+  return jax.random.uniform(jax.random.key(seed), shape, jnp.float32)
+
+
+def check_multi_task_heads(model_cls, x, **kwargs) -> None:
+  """``model_cls`` with heads ef, sex (1 logit each) and view (3) returns a dict of float32 logits,
+  one per head, from heads of their own on a shared trunk."""
+  model = model_cls(num_outputs={"ef": 1, "sex": 1, "view": 3}, **kwargs)
+  out, variables = model.init_with_output(jax.random.key(0), x, train=False)
+  n = len(x)
+  assert {k: v.shape for k, v in out.items()} == {"ef": (n, 1), "sex": (n, 1), "view": (n, 3)}
+  assert all(v.dtype == jnp.float32 for v in out.values())
+  assert {"head_ef", "head_sex", "head_view"} <= set(variables["params"])
+  assert not np.allclose(out["ef"], out["sex"])
+
+
+def check_features_feed_the_head(model, variables, x, num_features: int, atol: float) -> None:
+  """``model``'s ``features`` method gives float32 (B, num_features) features whose affine map by
+  the one ``head`` is the model's output."""
+  features = model.apply(variables, x, train=False, method="features")
+  assert features.shape == (len(x), num_features) and features.dtype == jnp.float32
+  head = variables["params"]["head"]
+  np.testing.assert_allclose(
+      model.apply(variables, x, train=False),
+      features @ head["kernel"] + head["bias"],
+      rtol=1e-5,
+      atol=atol,
+  )
+
+
+def check_bfloat16_compute(model, bf16, variables, x, atol: float) -> None:
+  """``bf16`` (``model`` with ``dtype=bfloat16``) keeps float32 parameters and logits, agrees with
+  ``model`` on ``variables`` to bfloat16 precision, and really runs its convolutions in bfloat16."""
+  assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(abstract_init(bf16, x.shape)))
+  apply = lambda v, x: bf16.apply(v, x, train=False)
+  logits = jax.jit(apply)(variables, x)
+  assert logits.dtype == jnp.float32
+  np.testing.assert_allclose(logits, model.apply(variables, x, train=False), rtol=0.1, atol=atol)
+  jaxpr = jax.make_jaxpr(apply)(variables, x)
+  conv_dtypes = {
+      eqn.invars[0].aval.dtype
+      for eqn in jaxpr.jaxpr.eqns
+      if eqn.primitive.name == "conv_general_dilated"
+  }
+  assert conv_dtypes == {jnp.dtype(jnp.bfloat16)}
 
 
 def training_setup(task="weight", tasks=()):

@@ -27,6 +27,7 @@ from echonet_jax.data.clip import DEFAULT_FPS
 from echonet_jax.data.clip import EchoClip
 from echonet_jax.data.clip import Timing
 from echonet_jax.data.clip import default_timing
+from echonet_jax.data.clip import make_clip
 from echonet_jax.data.clip import plausible_frame_time
 from echonet_jax.data.clip import positive_float
 from echonet_jax.data.clip import sample_uniform
@@ -134,15 +135,6 @@ def read_avi(
     frames = sector_lib.mask_outside(frames, mask)
   box = mask if sector == "detect" else np.ones(shape, bool)  # "mask", "none": the whole frame
   geometry = sector_lib.geometry_from_mask(box, quality=quality, shape=kind)
-  out = sector_lib.apply_geometry(frames, geometry, size, "area")
-  return EchoClip(
-      frames=out[inverse.reshape(-1)],
-      frame_indices=indices,
-      frame_time_ms=float(timing.frame_time_ms),
-      fps_assumed=timing.assumed,
-      sector_mask=mask,
-      geometry=geometry,
-      source=path,
-      num_source_frames=count,
-      timing_source=timing.source,
+  return make_clip(
+      frames, inverse, indices, timing, mask, geometry, size, source=path, num_source_frames=count
   )

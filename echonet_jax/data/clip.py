@@ -49,6 +49,35 @@ class Timing:
   times_ms: np.ndarray | None = None  # per-frame times (FrameTimeVector); None when uniform
 
 
+def make_clip(
+    frames: np.ndarray,
+    inverse: np.ndarray,
+    indices: np.ndarray,
+    timing: Timing,
+    mask: np.ndarray,
+    geometry: sector.Geometry,
+    size: int,
+    *,
+    source: str,
+    num_source_frames: int,
+) -> EchoClip:
+  """The clip of a reader: ``frames`` (the distinct sampled source frames, masked) taken through
+  ``geometry`` to ``size`` px (area resampling) and repeated in sampled order (``inverse`` of
+  ``np.unique(indices)``)."""
+  out = sector.apply_geometry(frames, geometry, size, "area")
+  return EchoClip(
+      frames=out[inverse.reshape(-1)],
+      frame_indices=indices,
+      frame_time_ms=float(timing.frame_time_ms),
+      fps_assumed=timing.assumed,
+      sector_mask=mask,
+      geometry=geometry,
+      source=source,
+      num_source_frames=num_source_frames,
+      timing_source=timing.source,
+  )
+
+
 def positive_float(value: Any) -> float | None:
   """A finite positive float from a DICOM value, or None."""
   try:

@@ -29,6 +29,7 @@ from echonet_jax.data.clip import DEFAULT_FPS  # pylint: disable=unused-import
 from echonet_jax.data.clip import EchoClip  # pylint: disable=unused-import
 from echonet_jax.data.clip import Timing  # pylint: disable=unused-import
 from echonet_jax.data.clip import default_timing  # pylint: disable=unused-import
+from echonet_jax.data.clip import make_clip
 from echonet_jax.data.clip import plausible_frame_time  # pylint: disable=unused-import
 from echonet_jax.data.clip import positive_float  # pylint: disable=unused-import
 from echonet_jax.data.clip import sample_timing  # pylint: disable=unused-import
@@ -227,15 +228,14 @@ def _read_echo(
   found = sector.find_sector(decoded, region, noise_margin=margin)
   mask = found.mask
   geometry = sector.geometry_from_mask(mask, quality=found.quality, shape=found.shape)
-  frames = sector.apply_geometry(sector.mask_outside(decoded, mask), geometry, size, "area")
-  return EchoClip(
-      frames=frames[inverse.reshape(-1)],
-      frame_indices=indices,
-      frame_time_ms=float(timing.frame_time_ms),
-      fps_assumed=timing.assumed,
-      sector_mask=mask,
-      geometry=geometry,
+  return make_clip(
+      sector.mask_outside(decoded, mask),
+      inverse,
+      indices,
+      timing,
+      mask,
+      geometry,
+      size,
       source=path,
       num_source_frames=n_source,
-      timing_source=timing.source,
   )

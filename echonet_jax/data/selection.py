@@ -108,6 +108,11 @@ class VideoSource:
     self._record_ids = np.asarray(record_ids, np.int64)
     self._source = None
 
+  @classmethod
+  def from_rows(cls, cache_dir: str, split: str, rows: Sequence[dict[str, Any]]) -> VideoSource:
+    """The source of ``rows`` (of :func:`select_videos`) in the shards of ``cache_dir``'s ``split``."""
+    return cls(cache.shard_paths(cache_dir, split), [r["record"] for r in rows])
+
   def __len__(self) -> int:
     return len(self._record_ids)
 
@@ -143,7 +148,7 @@ def records(
       num_shards=num_shards,
       min_view_confidence=min_view_confidence,
   )
-  source = VideoSource(cache.shard_paths(cache_dir, split), [r["record"] for r in rows])
+  source = VideoSource.from_rows(cache_dir, split, rows)
   for position in range(len(source)):
     yield cache.decode_record(source[position])
 

@@ -177,7 +177,7 @@ def train_dataset(
     )
   if image_size is not None and image_size == cache.read_meta(cache_dir).get("image_size"):
     image_size = None
-  source = selection.VideoSource(cache.shard_paths(cache_dir, split), [r["record"] for r in rows])
+  source = selection.VideoSource.from_rows(cache_dir, split, rows)
   # Each process gets its own seed, so shards do not draw the same augmentations.
   shard_seed = int(np.random.SeedSequence([seed, shard_index]).generate_state(1)[0])
   ds = grain.MapDataset.source(source).seed(shard_seed).shuffle().repeat()

@@ -67,6 +67,16 @@ def _vector(x, n: int, name: str) -> np.ndarray:
   return v
 
 
+def _regression_inputs(y, yhat, weights) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+  """Float64 labels (n,) and predictions (n,), checked; weights and batching as :func:`_as_weights`."""
+  y = np.asarray(y, dtype=np.float64)
+  if y.ndim != 1:
+    raise ValueError(f"labels must be 1-D; got shape {y.shape}")
+  yhat = _vector(yhat, y.size, "predictions")
+  w, batched = _as_weights(weights, y.size)
+  return y, yhat, w, batched
+
+
 def drop_missing_labels(labels, *arrays) -> tuple[np.ndarray, tuple[np.ndarray, ...], int]:
   """Drops items whose label is NaN from ``labels`` and every array in ``arrays`` (aligned on axis 0).
 
@@ -200,11 +210,7 @@ def best_f1_threshold(labels, probs) -> tuple[float, float]:
 
 def r2(y, yhat, weights=None):
   """Coefficient of determination, 1 − SS_res / SS_tot; NaN when the labels are constant."""
-  y = np.asarray(y, dtype=np.float64)
-  if y.ndim != 1:
-    raise ValueError(f"labels must be 1-D; got shape {y.shape}")
-  yhat = _vector(yhat, y.size, "predictions")
-  w, batched = _as_weights(weights, y.size)
+  y, yhat, w, batched = _regression_inputs(y, yhat, weights)
   total = np.sum(w, axis=1, keepdims=True)
   with np.errstate(invalid="ignore", divide="ignore"):
     mean = np.sum(w * y, axis=1, keepdims=True) / total
@@ -218,11 +224,7 @@ def r2(y, yhat, weights=None):
 
 def mae(y, yhat, weights=None):
   """Mean absolute error."""
-  y = np.asarray(y, dtype=np.float64)
-  if y.ndim != 1:
-    raise ValueError(f"labels must be 1-D; got shape {y.shape}")
-  yhat = _vector(yhat, y.size, "predictions")
-  w, batched = _as_weights(weights, y.size)
+  y, yhat, w, batched = _regression_inputs(y, yhat, weights)
   with np.errstate(invalid="ignore", divide="ignore"):
     value = np.sum(w * np.abs(y - yhat), axis=1) / np.sum(w, axis=1)
   return _out(value, batched)

@@ -167,6 +167,19 @@ def _new_figure(width_in: float, height_in: float, dpi: int):
   return figure
 
 
+def _save_figure(
+    figure: Figure, axes, path: str | os.PathLike, title: str | None, fontsize: int
+) -> Figure:
+  """Hides the axes' frames, adds ``title`` (when given) and saves ``figure`` as a PNG at ``path``."""
+  for axis in axes:
+    axis.set_axis_off()
+  if title:
+    figure.suptitle(title, fontsize=fontsize)
+  _parent(path)
+  figure.savefig(path, format="png")
+  return figure
+
+
 def panel(
     path: str | os.PathLike,
     frame: np.ndarray,
@@ -215,13 +228,7 @@ def panel(
     if mask.shape != gray.shape:
       raise ValueError(f"mask shape {mask.shape} does not match frame shape {gray.shape}")
     axes[2].contour(upsample(mask, size, smooth=False), levels=[0.5], colors="cyan", linewidths=1.2)
-  for axis in axes:
-    axis.set_axis_off()
-  if title:
-    figure.suptitle(title, fontsize=13)
-  _parent(path)
-  figure.savefig(path, format="png")
-  return figure
+  return _save_figure(figure, axes, path, title, fontsize=13)
 
 
 def summary_sheet(
@@ -248,10 +255,4 @@ def summary_sheet(
     heat = upsample(to_display_map(saliency_map), tile_px)
     axis.imshow(overlay(np.clip(upsample(gray, tile_px), 0, 1), np.clip(heat, 0, 1)))
     axis.set_title(caption, fontsize=9)
-  for axis in axes:
-    axis.set_axis_off()
-  if title:
-    figure.suptitle(title, fontsize=12)
-  _parent(path)
-  figure.savefig(path, format="png")
-  return figure
+  return _save_figure(figure, axes, path, title, fontsize=12)

@@ -1,10 +1,12 @@
-"""What both networks share: pooled features -> dropout -> linear heads, the attribute checks and
-channel scaling."""
+"""What both networks share: conv -> BatchNorm -> ReLU units, pooled features -> dropout -> linear
+heads, the attribute checks and channel scaling."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 from typing import Callable
+from typing import ClassVar
 
 import flax.linen as nn
 import jax
@@ -16,6 +18,47 @@ Heads = nn.Dense | Mapping[str, nn.Dense]
 def scaled_channels(n: int, width: float) -> int:
   """``n * width`` rounded to the nearest integer, at least 1."""
   return max(1, int(round(n * width)))
+
+
+class ConvBNUnit(nn.Module):
+  """Conv (no bias) ``conv`` -> BatchNorm ``bn`` -> ReLU when ``activation``; float32 parameters.
+
+  A network's unit subclasses it with the fields ``features``, ``kernel_size``, ``strides``,
+  ``activation`` and ``dtype``, the class constants ``kernel_init`` (the conv initialiser, as a
+  ``staticmethod``: a plain function would become a method), ``momentum`` and ``epsilon`` (the
+  BatchNorm's), and :meth:`conv_padding`.
+  """
+
+  kernel_init: ClassVar[Callable]
+  momentum: ClassVar[float]
+  epsilon: ClassVar[float]
+
+  def conv_padding(self) -> Any:
+    """The conv's ``padding`` argument."""
+    raise NotImplementedError
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    x = nn.Conv(
+        self.features,
+        self.kernel_size,
+        strides=self.strides,
+        padding=self.conv_padding(),
+        use_bias=False,
+        kernel_init=self.kernel_init,
+        dtype=self.dtype,
+        param_dtype=jnp.float32,
+        name="conv",
+    )(x)
+    x = nn.BatchNorm(
+        use_running_average=not train,
+        momentum=self.momentum,
+        epsilon=self.epsilon,
+        dtype=self.dtype,
+        param_dtype=jnp.float32,
+        name="bn",
+    )(x)
+    return nn.relu(x) if self.activation else x
 
 
 def check_attributes(

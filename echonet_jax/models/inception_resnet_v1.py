@@ -32,7 +32,7 @@ head_kernel_init = nn.initializers.variance_scaling(1.0, "fan_in", "truncated_no
 Dtype = Any
 
 
-class ConvBN(nn.Module):
+class ConvBN(common.ConvBNUnit):
   """Conv (no bias) -> BatchNorm -> optional ReLU."""
 
   features: int
@@ -42,30 +42,12 @@ class ConvBN(nn.Module):
   activation: bool = True
   dtype: Dtype = jnp.float32
 
-  @nn.compact
-  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    x = nn.Conv(
-        self.features,
-        self.kernel_size,
-        strides=self.strides,
-        padding=self.padding,
-        use_bias=False,
-        kernel_init=conv_kernel_init,
-        dtype=self.dtype,
-        param_dtype=jnp.float32,
-        name="conv",
-    )(x)
-    x = nn.BatchNorm(
-        use_running_average=not train,
-        momentum=0.995,
-        epsilon=1e-3,
-        use_scale=True,
-        use_bias=True,
-        dtype=self.dtype,
-        param_dtype=jnp.float32,
-        name="bn",
-    )(x)
-    return nn.relu(x) if self.activation else x
+  kernel_init = staticmethod(conv_kernel_init)
+  momentum = 0.995
+  epsilon = 1e-3
+
+  def conv_padding(self) -> str:
+    return self.padding
 
 
 class _Block(nn.Module):

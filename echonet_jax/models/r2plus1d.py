@@ -45,7 +45,7 @@ def _pad(kernel: Triple) -> list[tuple[int, int]]:
   return [(k // 2, k // 2) for k in kernel]
 
 
-class ConvBN3D(nn.Module):
+class ConvBN3D(common.ConvBNUnit):
   """Conv3D (no bias, symmetric padding k // 2) -> BatchNorm -> optional ReLU."""
 
   features: int
@@ -54,28 +54,12 @@ class ConvBN3D(nn.Module):
   activation: bool = True
   dtype: Dtype = jnp.float32
 
-  @nn.compact
-  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    x = nn.Conv(
-        self.features,
-        self.kernel_size,
-        strides=self.strides,
-        padding=_pad(self.kernel_size),
-        use_bias=False,
-        kernel_init=conv_kernel_init,
-        dtype=self.dtype,
-        param_dtype=jnp.float32,
-        name="conv",
-    )(x)
-    x = nn.BatchNorm(
-        use_running_average=not train,
-        momentum=0.9,
-        epsilon=1e-5,
-        dtype=self.dtype,
-        param_dtype=jnp.float32,
-        name="bn",
-    )(x)
-    return nn.relu(x) if self.activation else x
+  kernel_init = staticmethod(conv_kernel_init)
+  momentum = 0.9
+  epsilon = 1e-5
+
+  def conv_padding(self) -> list[tuple[int, int]]:
+    return _pad(self.kernel_size)
 
 
 class Conv2Plus1D(nn.Module):

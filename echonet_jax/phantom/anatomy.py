@@ -82,9 +82,7 @@ def apical_scene(truth: dict[str, Any], phase: np.ndarray, view: str) -> Scene:
   A4C: four chambers; A2C: LV and LA; A3C: LV, LA to the lower left and the aortic outflow to the
   lower right; A5C: A4C with the aortic root between the atria (the "fifth chamber").
   """
-  f = shapes.lv_volume_fraction(phase)
-  vol = truth["esv"] + (truth["edv"] - truth["esv"]) * f
-  lv = shapes.lv(truth, vol)
+  f, _, lv = shapes.lv_cycle(truth, phase)
   num = len(phase)
   hs = truth["heart_scale"]
   length, base, wall = lv["length"], lv["base"], lv["wall"]
@@ -182,9 +180,7 @@ def apical_scene(truth: dict[str, Any], phase: np.ndarray, view: str) -> Scene:
 
 def plax_scene(truth: dict[str, Any], phase: np.ndarray) -> Scene:
   """Parasternal long axis: RV on top, septum, LV with apex off to the left, aorta and LA right."""
-  f = shapes.lv_volume_fraction(phase)
-  vol = truth["esv"] + (truth["edv"] - truth["esv"]) * f
-  lv = shapes.lv(truth, vol)
+  f, _, lv = shapes.lv_cycle(truth, phase)
   num = len(phase)
   hs = truth["heart_scale"]
   wall = lv["wall"]

@@ -220,7 +220,7 @@ def render_study(
   overlay_all = overlay > 0
   if ecg_box is not None:
     overlay_all[ecg_box[2] : ecg_box[3] + 1, ecg_box[0] : ecg_box[1] + 1] = True
-  vol = truth["esv"] + (truth["edv"] - truth["esv"]) * shapes.lv_volume_fraction(phase)
+  vol = shapes.lv_volumes(truth, shapes.lv_volume_fraction(phase))
   geo.update(frame_time_ms=frame_time_ms, gamma_deg=math.degrees(gamma))
   return RenderedVideo(
       frames=frames,

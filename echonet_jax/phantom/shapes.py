@@ -51,6 +51,11 @@ def lv_volume_fraction(phase: np.ndarray) -> np.ndarray:
   return _smooth_knots(phase, [0.0, 0.35, 0.42, 0.62, 0.85, 1.0], [1.0, 0.0, 0.0, 0.8, 0.85, 1.0])
 
 
+def lv_volumes(truth: dict[str, Any], fraction: np.ndarray) -> np.ndarray:
+  """LV volumes (mL) of ``truth`` at :func:`lv_volume_fraction` values ``fraction``."""
+  return truth["esv"] + (truth["edv"] - truth["esv"]) * fraction
+
+
 def av_valve_opening(phase: np.ndarray) -> np.ndarray:
   """Mitral/tricuspid opening 0..1: closed in systole, E and A waves in diastole."""
   return _smooth_knots(
@@ -135,6 +140,14 @@ def lv(truth: dict[str, Any], vol: np.ndarray):
       base=diameter * float(lv_half_width(np.array([1.0]))[0]) * 2,
       wall=wall,
   )
+
+
+def lv_cycle(truth: dict[str, Any], phase: np.ndarray):
+  """The LV of ``truth`` at each ``phase``: volume fractions (F,), volumes (F,) in mL and
+  :func:`lv`'s shapes and sizes."""
+  f = lv_volume_fraction(phase)
+  vol = lv_volumes(truth, f)
+  return f, vol, lv(truth, vol)
 
 
 def valve_intensity(truth) -> float:

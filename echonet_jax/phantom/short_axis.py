@@ -33,9 +33,7 @@ def psax_scene(truth: dict[str, Any], phase: np.ndarray, level: str = "papillary
   """PSAX scene, origin at the LV centre; the LV cavity radius follows the LV volume."""
   if level not in PSAX_LEVELS:
     raise ValueError(f"unknown PSAX level {level!r}; expected one of {PSAX_LEVELS}")
-  f = shapes.lv_volume_fraction(phase)
-  vol = truth["esv"] + (truth["edv"] - truth["esv"]) * f
-  lv = shapes.lv(truth, vol)
+  f, vol, lv = shapes.lv_cycle(truth, phase)
   num = len(phase)
   hs = truth["heart_scale"]
   wall = lv["wall"]

@@ -94,16 +94,7 @@ def make_plan(rng: np.random.Generator, view: str, kind: str | None = None) -> V
         view, view, view, beta_deg=rng.normal(2.0, 3.0), lateral_mm=rng.normal(0.0, 4.0)
     )
   if view == "PSAX":
-    return ViewPlan(
-        view,
-        view,
-        view,
-        scene_options={"level": _psax_level(rng)},
-        depth_scale=rng.uniform(0.75, 0.9),
-        beta_deg=rng.normal(0.0, 6.0),
-        lateral_mm=rng.normal(0.0, 5.0),
-        extra_depth_mm=rng.uniform(0.0, 8.0),
-    )
+    return ViewPlan(view, view, view, **_psax_cut(rng))
   kind = kind or _pick(rng, OTHER_KINDS)
   if kind == "foreshortened":
     base = _pick(rng, ("A4C", "A2C"))
@@ -152,12 +143,19 @@ def make_plan(rng: np.random.Generator, view: str, kind: str | None = None) -> V
       "PSAX",
       "PSAX",
       kind,
+      **_psax_cut(rng),
+      stretch=(rng.uniform(1.45, 1.9), rng.uniform(0.0, 180.0)),
+  )
+
+
+def _psax_cut(rng: np.random.Generator) -> dict[str, Any]:
+  """A PSAX cut's ViewPlan fields, drawn in this order: level, depth, tilt, offset, extra depth."""
+  return dict(
       scene_options={"level": _psax_level(rng)},
       depth_scale=rng.uniform(0.75, 0.9),
       beta_deg=rng.normal(0.0, 6.0),
       lateral_mm=rng.normal(0.0, 5.0),
       extra_depth_mm=rng.uniform(0.0, 8.0),
-      stretch=(rng.uniform(1.45, 1.9), rng.uniform(0.0, 180.0)),
   )
 
 

@@ -59,6 +59,16 @@ def _write(tmp_path, rows) -> str:
   return str(path)
 
 
+def _prepare_config(tmp_path, rows, **data):
+  """The ``:test`` ef config over ``rows`` (written to the labels CSV): 3 frames at 24 px, built in
+  this process, with ``data`` on top."""
+  config = default.get_config("test", task="ef")
+  config.data.update(
+      labels_csv=_write(tmp_path, rows), num_frames=3, image_size=24, preprocess_workers=0, **data
+  )
+  return config
+
+
 def _labels(out) -> dict[str, float]:
   """{study_id: ef} of every video in the cache, from the records themselves."""
   out_labels = {}
@@ -100,10 +110,7 @@ def test_rerun_follows_edited_added_and_removed_rows(tmp_path):
 
 def test_prepare_cache_follows_the_labels_csv_as_the_launcher_calls_it(tmp_path):
   rows = _videos(tmp_path, 4)
-  config = default.get_config("test", task="ef")
-  config.data.update(
-      labels_csv=_write(tmp_path, rows), num_frames=3, image_size=24, preprocess_workers=0
-  )
+  config = _prepare_config(tmp_path, rows)
   cache_dir = prepare.prepare_cache(config)
   assert cache_dir == prepare.default_cache_dir(config)
   assert _labels(cache_dir) == {f"S{i}": 40.0 + i for i in range(4)}
@@ -190,14 +197,7 @@ def test_views_rule_at_build_time_and_degenerate_videos_counted(tmp_path):
 
 def test_a_cache_that_cannot_follow_its_labels_is_refused_in_one_line(tmp_path, monkeypatch):
   rows = _videos(tmp_path, 3)
-  config = default.get_config("test", task="ef")
-  config.data.update(
-      labels_csv=_write(tmp_path, rows),
-      num_frames=3,
-      image_size=24,
-      preprocess_workers=0,
-      cache_dir=str(tmp_path / "c"),
-  )
+  config = _prepare_config(tmp_path, rows, cache_dir=str(tmp_path / "c"))
   prepare.prepare_cache(config)
   rows[0]["ef"] = "50"
   _write(tmp_path, rows)
@@ -217,14 +217,8 @@ def test_prepare_cache_fills_blank_views_through_the_injected_loader(tmp_path):
   rows = _videos(tmp_path, 4)
   for row in rows:
     row["view"] = ""  # no view in the CSV: the view model decides
-  config = default.get_config("test", task="ef")
-  config.data.update(
-      labels_csv=_write(tmp_path, rows),
-      num_frames=3,
-      image_size=24,
-      preprocess_workers=0,
-      views=("A4C",),
-      view_model=str(tmp_path / "view_workdir"),
+  config = _prepare_config(
+      tmp_path, rows, views=("A4C",), view_model=str(tmp_path / "view_workdir")
   )
   with pytest.raises(ConfigError, match="view_workdir.*needs a view-model loader"):
     prepare.prepare_cache(config)  # the data stage never loads a trained model itself

@@ -12,6 +12,7 @@ from echonet_jax.data import normalization
 from echonet_jax.data import train_stream
 from echonet_jax.data import windows
 from echonet_jax.errors import ConfigError
+from tests import testing
 
 S, T, NUM_VIDEOS = 32, 20, 6
 
@@ -70,33 +71,27 @@ def cache_dir(tmp_path_factory):
   cache.write_shard(
       os.path.join(root, cache.shard_name("train", 0, 1)), [_record(i) for i in range(NUM_VIDEOS)]
   )
-  cache.write_meta(
-      root,
-      {
-          "format": 1,
-          "image_size": S,
-          "num_frames": T,
-          "interval_ms": 100,
-          "source": "test",
-          "splits": {"train": NUM_VIDEOS},
-      },
-  )
+  testing.write_train_meta(root, S, T, NUM_VIDEOS)
   return root
 
 
-def test_train_clips_start_anywhere_and_share_one_augmentation(cache_dir):
-  spec = windows.ClipSpec(8, 2)
-  loader = train_stream.train_loader(
+def _clip_loader(cache_dir, spec, **kwargs):
+  """The clip train stream of ``cache_dir``'s one shard: ef labels, 4 clips a batch, seed 0."""
+  return train_stream.train_loader(
       cache_dir,
       tasks=["ef"],
       global_batch_size=4,
       seed=0,
       shard_index=0,
       num_shards=1,
-      rotation_deg=20.0,
-      brightness=0.1,
       clip=spec,
+      **kwargs,
   )
+
+
+def test_train_clips_start_anywhere_and_share_one_augmentation(cache_dir):
+  spec = windows.ClipSpec(8, 2)
+  loader = _clip_loader(cache_dir, spec, rotation_deg=20.0, brightness=0.1)
   it = iter(loader)
   starts, shifts = set(), set()
   for _ in range(6):
@@ -123,30 +118,6 @@ def test_train_clips_start_anywhere_and_share_one_augmentation(cache_dir):
   one_by_one = np.stack([aug.apply(f, 15.0, 0.05) for f in clip])
   np.testing.assert_array_equal(together, one_by_one)
   # Same seed, same clips.
-  again = next(
-      iter(
-          train_stream.train_loader(
-              cache_dir,
-              tasks=["ef"],
-              global_batch_size=4,
-              seed=0,
-              shard_index=0,
-              num_shards=1,
-              clip=spec,
-          )
-      )
-  )
-  first = next(
-      iter(
-          train_stream.train_loader(
-              cache_dir,
-              tasks=["ef"],
-              global_batch_size=4,
-              seed=0,
-              shard_index=0,
-              num_shards=1,
-              clip=spec,
-          )
-      )
-  )
+  first = next(iter(_clip_loader(cache_dir, spec)))
+  again = next(iter(_clip_loader(cache_dir, spec)))
   np.testing.assert_array_equal(np.asarray(again["image"]), np.asarray(first["image"]))

@@ -17,24 +17,11 @@ FULL_PARAMS = 22_565_889
 FULL_BN_SCALES = 14_288
 
 
-def _count(tree) -> int:
-  return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(tree))
-
-
-def _abstract_init(model, shape, dtype=jnp.float32):
-  x = jnp.zeros(shape, dtype)
-  return jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
-
-
-def _images(shape, seed=0):
-  return jax.random.uniform(jax.random.key(seed), shape, jnp.float32)
-
-
 @pytest.fixture(scope="module")
 def tiny():
   """A tiny model on grayscale 75x75 images; its init also warms up JAX's op caches."""
   model = models.Model(**TINY)
-  x = _images((2, 75, 75, 1))
+  x = testing.uniform_inputs((2, 75, 75, 1))
   variables = model.init(jax.random.key(0), x, train=False)
   return model, variables, x
 
@@ -44,10 +31,10 @@ def test_model_alias():
 
 
 def test_parameter_count_full_model_is_pinned():
-  variables = _abstract_init(models.Model(), (1, 299, 299, 3))
+  variables = testing.abstract_init(models.Model(), (1, 299, 299, 3))
   assert set(variables) == {"params", "batch_stats"}
   params = variables["params"]
-  n = _count(params)
+  n = testing.param_count(params)
   assert n == FULL_PARAMS
   # Paper: ~22.57 M with BN scale and offset, ~22.55 M without scale (TF-slim default).
   scales = sum(
@@ -59,7 +46,7 @@ def test_parameter_count_full_model_is_pinned():
   assert round(n / 1e6, 2) == 22.57
   assert round((n - scales) / 1e6, 2) == 22.55
   # Every BN has scale, offset, mean and var of the same size.
-  assert _count(variables["batch_stats"]) == 2 * scales
+  assert testing.param_count(variables["batch_stats"]) == 2 * scales
   assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(variables))
 
 
@@ -67,7 +54,7 @@ def test_forward_flops_per_image_match_paper():
   model = models.Model()
   batch = 2
   x = jax.ShapeDtypeStruct((batch, 299, 299, 3), jnp.float32)
-  variables = _abstract_init(model, (1, 299, 299, 3))
+  variables = testing.abstract_init(model, (1, 299, 299, 3))
   apply = lambda v, x: model.apply(v, x, train=False)
   cost = jax.jit(apply).lower(variables, x).cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -82,7 +69,7 @@ def test_forward_flops_per_image_match_paper():
 def test_full_model_shapes_at_299(channels):
   model = models.Model()
   x = jax.ShapeDtypeStruct((2, 299, 299, channels), jnp.float32)
-  variables = _abstract_init(model, (1, 299, 299, channels))
+  variables = testing.abstract_init(model, (1, 299, 299, channels))
 
   def run(v, x):
     return model.apply(v, x, train=False, capture_intermediates=True)
@@ -105,7 +92,7 @@ def test_full_model_shapes_at_299(channels):
 
 def test_forward_at_minimum_size_grayscale_and_rgb(tiny):
   model, variables, gray = tiny
-  rgb = _images((2, 75, 75, 3))
+  rgb = testing.uniform_inputs((2, 75, 75, 3))
   rgb_logits, rgb_variables = model.init_with_output(jax.random.key(0), rgb, train=False)
   assert rgb_variables["params"]["trunk"]["Conv2d_1a_3x3"]["conv"]["kernel"].shape == (3, 3, 3, 8)
   for logits in (model.apply(variables, gray, train=False), rgb_logits):
@@ -154,29 +141,17 @@ def test_bad_arguments_are_rejected(kwargs):
 
 
 def test_multi_task_heads_return_dict():
-  model = models.Model(num_outputs={"ef": 1, "sex": 1, "view": 3}, **TINY)
-  x = _images((2, 75, 75, 1))
-  out, variables = model.init_with_output(jax.random.key(0), x, train=False)
-  assert set(out) == {"ef", "sex", "view"}
-  assert {k: v.shape for k, v in out.items()} == {"ef": (2, 1), "sex": (2, 1), "view": (2, 3)}
-  assert all(v.dtype == jnp.float32 for v in out.values())
-  assert {"head_ef", "head_sex", "head_view"} <= set(variables["params"])
-  # Heads share the trunk but have their own weights.
-  assert not np.allclose(out["ef"], out["sex"])
+  testing.check_multi_task_heads(models.Model, testing.uniform_inputs((2, 75, 75, 1)), **TINY)
 
 
 def test_features_method_feeds_the_head(tiny):
-  model, variables, x = tiny
-  features = model.apply(variables, x, train=False, method="features")
-  assert features.shape == (2, 1792 // 4) and features.dtype == jnp.float32
-  head = variables["params"]["head"]
-  expected = features @ head["kernel"] + head["bias"]
-  logits = model.apply(variables, x, train=False)
-  np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
+  testing.check_features_feed_the_head(*tiny, num_features=1792 // 4, atol=1e-5)
 
 
 def test_width_scales_channels_and_blocks_set_depth():
-  params = _abstract_init(models.Model(width=0.5, blocks=(2, 1, 0)), (1, 75, 75, 1))["params"]
+  params = testing.abstract_init(models.Model(width=0.5, blocks=(2, 1, 0)), (1, 75, 75, 1))[
+      "params"
+  ]
   trunk = params["trunk"]
   assert sorted(k for k in trunk if "block" in k.lower()) == [
       "Block8",
@@ -189,7 +164,7 @@ def test_width_scales_channels_and_blocks_set_depth():
   # The channel counts are rounded and never reach zero.
   assert models.scaled_channels(80, 0.3) == 24
   assert models.scaled_channels(32, 0.01) == 1
-  thin = _abstract_init(models.Model(width=0.01, blocks=(0, 0, 0)), (1, 75, 75, 1))["params"]
+  thin = testing.abstract_init(models.Model(width=0.01, blocks=(0, 0, 0)), (1, 75, 75, 1))["params"]
   assert thin["trunk"]["Conv2d_1a_3x3"]["conv"]["kernel"].shape == (3, 3, 1, 1)
   # Reduction-B concatenates 4 + 3 + 3 channels with the 10 from reduction-A.
   assert thin["head"]["kernel"].shape == (20, 1)
@@ -198,19 +173,7 @@ def test_width_scales_channels_and_blocks_set_depth():
 def test_bfloat16_compute_keeps_float32_params_and_logits(tiny):
   model, variables, x = tiny
   bf16 = models.Model(dtype=jnp.bfloat16, **TINY)
-  bf16_variables = _abstract_init(bf16, x.shape)
-  assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(bf16_variables))
-  logits = jax.jit(lambda v, x: bf16.apply(v, x, train=False))(variables, x)
-  assert logits.dtype == jnp.float32
-  np.testing.assert_allclose(logits, model.apply(variables, x, train=False), rtol=0.1, atol=0.05)
-  # The convolutions really run in bfloat16.
-  jaxpr = jax.make_jaxpr(lambda v, x: bf16.apply(v, x, train=False))(variables, x)
-  conv_dtypes = {
-      eqn.invars[0].aval.dtype
-      for eqn in jaxpr.jaxpr.eqns
-      if eqn.primitive.name == "conv_general_dilated"
-  }
-  assert conv_dtypes == {jnp.dtype(jnp.bfloat16)}
+  testing.check_bfloat16_compute(model, bf16, variables, x, atol=0.05)
 
 
 def test_train_mode_updates_batch_stats_and_uses_dropout(tiny):

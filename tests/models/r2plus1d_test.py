@@ -24,19 +24,6 @@ TORCHVISION_GMACS_16_FRAMES = 40.519
 FULL_GFLOPS_32_FRAMES = 155.665
 
 
-def _count(tree) -> int:
-  return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(tree))
-
-
-def _abstract_init(model, shape, dtype=jnp.float32):
-  x = jnp.zeros(shape, dtype)
-  return jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
-
-
-def _clips(shape, seed=0):
-  return jax.random.uniform(jax.random.key(seed), shape, jnp.float32)
-
-
 def _expected_params(in_channels: int, num_outputs: int) -> int:
   """Trainable parameters of torchvision's r2plus1d_18 topology, counted by hand."""
 
@@ -60,7 +47,7 @@ def _expected_params(in_channels: int, num_outputs: int) -> int:
 def tiny():
   """A tiny model on grayscale 4x32x32 clips; its init also warms up JAX's op caches."""
   model = models.R2Plus1D18(**TINY)
-  x = _clips((*TINY_CLIP, 1))
+  x = testing.uniform_inputs((*TINY_CLIP, 1))
   variables = model.init(jax.random.key(0), x, train=False)
   return model, variables, x
 
@@ -82,11 +69,13 @@ def test_parameter_count_full_model_is_pinned():
   # 400-class count minus 399 of the fc's 513-weight rows: a 1-output head.
   assert _expected_params(3, 400) == TORCHVISION_PARAMS_400
   assert _expected_params(3, 1) == TORCHVISION_PARAMS_400 - 399 * 513 == 31_300_638
-  variables = _abstract_init(models.R2Plus1D18(), (1, 32, 112, 112, 3))
+  variables = testing.abstract_init(models.R2Plus1D18(), (1, 32, 112, 112, 3))
   assert set(variables) == {"params", "batch_stats"}
-  assert _count(variables["params"]) == 31_300_638
-  grayscale = _abstract_init(models.R2Plus1D18(), (1, 32, 112, 112, 1))
-  assert _count(grayscale["params"]) == _expected_params(1, 1) == 31_300_638 - 2 * 45 * 49
+  assert testing.param_count(variables["params"]) == 31_300_638
+  grayscale = testing.abstract_init(models.R2Plus1D18(), (1, 32, 112, 112, 1))
+  assert (
+      testing.param_count(grayscale["params"]) == _expected_params(1, 1) == 31_300_638 - 2 * 45 * 49
+  )
   # Every BN has running mean and variance; 37 BatchNorms in all.
   scales = [
       leaf
@@ -94,7 +83,7 @@ def test_parameter_count_full_model_is_pinned():
       if path[-1].key == "scale"
   ]
   assert len(scales) == 37
-  assert _count(variables["batch_stats"]) == 2 * _count(scales)
+  assert testing.param_count(variables["batch_stats"]) == 2 * testing.param_count(scales)
   assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(variables))
 
 
@@ -102,7 +91,7 @@ def test_forward_flops_per_clip_are_pinned():
   model = models.R2Plus1D18()
   apply = lambda v, x: model.apply(v, x, train=False)
   x = jax.ShapeDtypeStruct((1, 32, 112, 112, 3), jnp.float32)
-  variables = _abstract_init(model, x.shape)
+  variables = testing.abstract_init(model, x.shape)
   cost = jax.jit(apply).lower(variables, x).cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   assert cost["flops"] / 1e9 == pytest.approx(FULL_GFLOPS_32_FRAMES, rel=0.01)
@@ -117,7 +106,7 @@ def test_forward_flops_per_clip_are_pinned():
 def test_full_model_shapes_at_32x112x112(channels):
   model = models.R2Plus1D18()
   x = jax.ShapeDtypeStruct((2, 32, 112, 112, channels), jnp.float32)
-  variables = _abstract_init(model, (1, 32, 112, 112, channels))
+  variables = testing.abstract_init(model, (1, 32, 112, 112, channels))
 
   def run(v, x):
     return model.apply(v, x, train=False, capture_intermediates=True)
@@ -145,7 +134,7 @@ def test_full_model_shapes_at_32x112x112(channels):
 
 def test_forward_grayscale_and_rgb(tiny):
   model, variables, gray = tiny
-  rgb = _clips((*TINY_CLIP, 3), seed=1)
+  rgb = testing.uniform_inputs((*TINY_CLIP, 3), seed=1)
   rgb_logits, rgb_variables = model.init_with_output(jax.random.key(0), rgb, train=False)
   assert rgb_variables["params"]["trunk"]["stem_spatial"]["conv"]["kernel"].shape == (
       1,
@@ -192,31 +181,17 @@ def test_bad_arguments_are_rejected(kwargs):
 
 
 def test_multi_task_heads_return_dict():
-  model = models.R2Plus1D18(num_outputs={"ef": 1, "sex": 1, "view": 3}, **TINY)
-  out, variables = model.init_with_output(jax.random.key(0), _clips((*TINY_CLIP, 1)), train=False)
-  assert {k: v.shape for k, v in out.items()} == {"ef": (2, 1), "sex": (2, 1), "view": (2, 3)}
-  assert all(v.dtype == jnp.float32 for v in out.values())
-  assert {"head_ef", "head_sex", "head_view"} <= set(variables["params"])
-  assert not np.allclose(out["ef"], out["sex"])
+  testing.check_multi_task_heads(models.R2Plus1D18, testing.uniform_inputs((*TINY_CLIP, 1)), **TINY)
 
 
 def test_features_method_feeds_the_head(tiny):
-  model, variables, x = tiny
-  features = model.apply(variables, x, train=False, method="features")
-  assert features.shape == (2, 128) and features.dtype == jnp.float32
-  head = variables["params"]["head"]
-  np.testing.assert_allclose(
-      model.apply(variables, x, train=False),
-      features @ head["kernel"] + head["bias"],
-      rtol=1e-5,
-      atol=1e-6,
-  )
+  testing.check_features_feed_the_head(*tiny, num_features=128, atol=1e-6)
 
 
 def test_width_scales_channels_and_midplanes_follow():
-  params = _abstract_init(models.R2Plus1D18(width=0.5, blocks=(1, 2, 1, 1)), (1, 4, 32, 32, 1))[
-      "params"
-  ]
+  params = testing.abstract_init(
+      models.R2Plus1D18(width=0.5, blocks=(1, 2, 1, 1)), (1, 4, 32, 32, 1)
+  )["params"]
   trunk = params["trunk"]
   assert sorted(trunk) == [
       "layer1_0",
@@ -237,18 +212,7 @@ def test_width_scales_channels_and_midplanes_follow():
 def test_bfloat16_compute_keeps_float32_params_and_logits(tiny):
   model, variables, x = tiny
   bf16 = models.R2Plus1D18(dtype=jnp.bfloat16, **TINY)
-  assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(_abstract_init(bf16, x.shape)))
-  apply = lambda v, x: bf16.apply(v, x, train=False)
-  logits = jax.jit(apply)(variables, x)
-  assert logits.dtype == jnp.float32
-  np.testing.assert_allclose(logits, model.apply(variables, x, train=False), rtol=0.1, atol=0.02)
-  jaxpr = jax.make_jaxpr(apply)(variables, x)
-  conv_dtypes = {
-      eqn.invars[0].aval.dtype
-      for eqn in jaxpr.jaxpr.eqns
-      if eqn.primitive.name == "conv_general_dilated"
-  }
-  assert conv_dtypes == {jnp.dtype(jnp.bfloat16)}
+  testing.check_bfloat16_compute(model, bf16, variables, x, atol=0.02)
 
 
 def test_train_mode_updates_batch_stats(tiny):
@@ -271,7 +235,7 @@ def test_train_mode_updates_batch_stats(tiny):
 
 def test_gradient_steps_decrease_the_loss():
   model = models.R2Plus1D18(num_outputs={"ef": 1}, width=0.125, blocks=(1, 1, 1, 1))
-  x = _clips((4, 4, 24, 24, 1), seed=2)
+  x = testing.uniform_inputs((4, 4, 24, 24, 1), seed=2)
   y = jnp.array([-1.0, 1.0, 0.5, -0.5])
   variables = model.init(jax.random.key(0), x, train=False)
   tx = optax.adam(1e-2)
