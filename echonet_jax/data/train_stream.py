@@ -138,30 +138,44 @@ def _init_worker(*unused_args) -> None:
 # The stream.
 
 
-def train_dataset(
+def train_loader(
     cache_dir: str,
     *,
     tasks: Sequence[str],
-    batch_size: int,
+    global_batch_size: int,
     seed: int,
+    num_workers: int = 0,
     rotation_deg: float = 20.0,
     brightness: float = 0.1,
     image_size: int | None = None,
     channels: int = 1,
     split: str = "train",
     views: Sequence[str] | None = None,
-    shard_index: int = 0,
-    num_shards: int = 1,
+    shard_index: int | None = None,
+    num_shards: int | None = None,
+    prefetch: int = 2,
+    num_threads: int = 1,
     min_view_confidence: float = 0.0,
     clip: windows.ClipSpec | None = None,
-) -> grain.MapDataset:
-  """This shard's infinite MapDataset of train batches; batch ``i`` is a pure function of ``i``.
+) -> grain.IterDataset:
+  """The train stream of this JAX process: an infinite IterDataset of batches.
 
-  With ``clip``, an example is a clip (T, S, S, C) at a random start instead of one frame.
+  Batches are ``{"image": float32 (b, S, S, channels), "labels": {task: float32 (b,)}}`` (with
+  ``clip``, an example is a clip at a random start instead of one frame: images
+  (b, T, S, S, channels)) with
+  ``b = global_batch_size // num_shards`` (shard = this JAX process by default), labels in their
+  original units and NaN where missing. ``iter()`` gives a checkpointable ``grain.DatasetIterator``.
+  ``num_workers`` spawned processes each build whole batches; ``num_threads`` threads per process
+  build them concurrently and ``prefetch`` batches are buffered per process.
   """
+  shard_index, num_shards = selection.resolve_shard(shard_index, num_shards)
+  if global_batch_size % num_shards:
+    raise ValueError(
+        f"global batch size {global_batch_size} does not split over {num_shards} " "processes"
+    )
   normalization.check_channels(channels)
   if not tasks:
-    raise ValueError("train_dataset needs at least one task")
+    raise ValueError("train_loader needs at least one task")
   rows = selection.select_videos(
       cache_dir,
       split,
@@ -188,59 +202,8 @@ def train_dataset(
     ds = ds.random_map(AugmentFrame(rotation_deg, brightness, channels))
   else:
     ds = ds.map(NormalizeFrame(channels))
-  return ds.batch(batch_size, drop_remainder=True)
-
-
-def train_loader(
-    cache_dir: str,
-    *,
-    tasks: Sequence[str],
-    global_batch_size: int,
-    seed: int,
-    num_workers: int = 0,
-    rotation_deg: float = 20.0,
-    brightness: float = 0.1,
-    image_size: int | None = None,
-    channels: int = 1,
-    split: str = "train",
-    views: Sequence[str] | None = None,
-    shard_index: int | None = None,
-    num_shards: int | None = None,
-    prefetch: int = 2,
-    num_threads: int = 1,
-    min_view_confidence: float = 0.0,
-    clip: windows.ClipSpec | None = None,
-) -> grain.IterDataset:
-  """The train stream of this JAX process: an infinite IterDataset of batches.
-
-  Batches are ``{"image": float32 (b, S, S, channels), "labels": {task: float32 (b,)}}`` (images
-  (b, T, S, S, channels) with ``clip``) with
-  ``b = global_batch_size // num_shards`` (shard = this JAX process by default), labels in their
-  original units and NaN where missing. ``iter()`` gives a checkpointable ``grain.DatasetIterator``.
-  ``num_workers`` spawned processes each build whole batches; ``num_threads`` threads per process
-  build them concurrently and ``prefetch`` batches are buffered per process.
-  """
-  shard_index, num_shards = selection.resolve_shard(shard_index, num_shards)
-  if global_batch_size % num_shards:
-    raise ValueError(
-        f"global batch size {global_batch_size} does not split over {num_shards} " "processes"
-    )
-  ds = train_dataset(
-      cache_dir,
-      tasks=tasks,
-      batch_size=global_batch_size // num_shards,
-      seed=seed,
-      rotation_deg=rotation_deg,
-      brightness=brightness,
-      image_size=image_size,
-      channels=channels,
-      split=split,
-      views=views,
-      shard_index=shard_index,
-      num_shards=num_shards,
-      min_view_confidence=min_view_confidence,
-      clip=clip,
-  )
+  # An infinite MapDataset of this shard's batches: batch ``i`` is a pure function of ``i``.
+  ds = ds.batch(global_batch_size // num_shards, drop_remainder=True)
   threads = max(1, num_threads)
   it_ds = ds.to_iter_dataset(
       grain.ReadOptions(num_threads=threads, prefetch_buffer_size=max(prefetch, threads))
