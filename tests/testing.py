@@ -305,6 +305,22 @@ def patch_reader(monkeypatch, raising: dict[str, BaseException]) -> None:
     monkeypatch.setattr(module, name, fake)
 
 
+def failing_copies(monkeypatch, real: str, folder) -> tuple:
+  """Copies of the DICOM ``real`` in ``folder`` whose reads fail: ``oom.dcm`` with a MemoryError and
+  ``odd.dcm`` with a ValueError that quotes a patient name; returns their paths."""
+  oom, odd = folder / "oom.dcm", folder / "odd.dcm"
+  for path in (oom, odd):
+    path.write_bytes(open(real, "rb").read())
+  patch_reader(
+      monkeypatch,
+      {
+          str(oom): MemoryError("Unable to allocate 14.9 GiB"),
+          str(odd): ValueError("RegionSpatialFormat of DOE^JOHN"),
+      },
+  )
+  return oom, odd
+
+
 def conv_multiply_adds(jaxpr) -> int:
   """Multiply-adds of every convolution in a jaxpr, nested jaxprs (pjit, custom_vjp) included."""
   total = 0
