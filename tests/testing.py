@@ -261,6 +261,17 @@ def check_bfloat16_compute(model, bf16, variables, x, atol: float) -> None:
   assert conv_dtypes == {jnp.dtype(jnp.bfloat16)}
 
 
+def check_batch_stats_updated(variables, updates) -> int:
+  """A train-mode apply's ``updates`` are new ``batch_stats`` only: each running statistic of
+  ``variables`` again, with its shape, and every one changed. Returns how many there are."""
+  assert set(updates) == {"batch_stats"}
+  old = jax.tree.leaves(variables["batch_stats"])
+  new = jax.tree.leaves(updates["batch_stats"])
+  assert len(old) == len(new) and all(o.shape == n.shape for o, n in zip(old, new))
+  assert all(not np.allclose(o, n) for o, n in zip(old, new))
+  return len(new)
+
+
 def training_setup(task="weight", tasks=()):
   """A tiny ``:test`` network, Adam, and its initial state on 75 px grayscale images."""
   config = default.get_config("test", task=task)
