@@ -82,13 +82,7 @@ def task_metrics(
       "kind": task.kind,
       "unit": "",
       "classes": list(task.classes),
-      "n": int(labels.size),
-      "n_patients": int(np.unique(patient_ids).size),
-      "n_missing_labels": n_missing,
-      "n_boot": n_boot,
-      "alpha": alpha,
-      "seed": seed,
-      "ci": f"{100 * (1 - alpha):g}% percentile bootstrap over patients",
+      **task_metrics_lib.split_summary(labels, patient_ids, **common),
   }
   empty = "no labelled videos" if labels.size == 0 else None
   rows = [

@@ -71,6 +71,22 @@ def metric_row(
   return row
 
 
+def split_summary(
+    labels: np.ndarray, groups: np.ndarray, *, n_missing: int, n_boot: int, seed: int, alpha: float
+) -> dict[str, Any]:
+  """The counts and bootstrap settings at the top of a split's metrics.json: n, n_patients,
+  n_missing_labels, n_boot, alpha, seed and a line that names the interval."""
+  return {
+      "n": int(labels.size),
+      "n_patients": int(np.unique(groups).size),
+      "n_missing_labels": n_missing,
+      "n_boot": n_boot,
+      "alpha": alpha,
+      "seed": seed,
+      "ci": f"{100 * (1 - alpha):g}% percentile bootstrap over patients",
+  }
+
+
 def task_metrics(
     task: Task,
     labels,
@@ -104,13 +120,7 @@ def task_metrics(
       "task": task.name,
       "kind": task.kind,
       "unit": task.unit,
-      "n": int(labels.size),
-      "n_patients": int(np.unique(patient_ids).size),
-      "n_missing_labels": n_missing,
-      "n_boot": n_boot,
-      "alpha": alpha,
-      "seed": seed,
-      "ci": f"{100 * (1 - alpha):g}% percentile bootstrap over patients",
+      **split_summary(labels, patient_ids, **common),
   }
   arrays = (labels, preds)
   if task.is_binary:
