@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 import numpy as np
 
 from echonet_jax import writers
+from echonet_jax.evaluation import frame_averaging
 from echonet_jax.evaluation import metrics
 from echonet_jax.evaluation import task_metrics as task_metrics_lib
 from echonet_jax.tasks import Task
@@ -41,10 +42,7 @@ def video_probabilities(frame_probs) -> np.ndarray:
     x = x[:, None]
   if x.ndim != 3:
     raise ValueError(f"frame probabilities must be (videos, frames, classes); got {x.shape}")
-  present = ~np.isnan(x).any(axis=2, keepdims=True)
-  count = present.sum(axis=1)
-  with np.errstate(invalid="ignore", divide="ignore"):
-    return np.where(count > 0, np.where(present, x, 0).sum(axis=1) / np.maximum(count, 1), np.nan)
+  return frame_averaging.mean_of_present_frames(x, ~np.isnan(x).any(axis=2, keepdims=True))
 
 
 def _row(name: str, fn, labels, probs, groups, *, note: str | None = None, **kwargs) -> dict:
