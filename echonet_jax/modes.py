@@ -31,37 +31,42 @@ from echonet_jax.training import workdir as workdir_lib
 _LOSSES = {"classification": ("xent", "focal"), "regression": ("mse", "huber")}
 
 
-# section -> {key: (integer?, minimum, strict?)}: counts and sizes that must be positive (or >= 0).
+# What a number must be: (integer?, minimum, strict?), i.e. an integer or not, >= minimum or > it.
+_COUNT = (True, 1, False)  # an integer >= 1
+_COUNT_OR_0 = (True, 0, False)  # an integer >= 0
+_NON_NEGATIVE = (False, 0, False)  # a number >= 0
+_POSITIVE = (False, 0, True)  # a number > 0
+# section -> {key: rule}: counts and sizes that must be positive (or >= 0).
 _AT_LEAST = {
     "train": {
-        "batch_size": (True, 1, False),
-        "steps": (True, 1, False),
-        "log_every": (True, 1, False),
-        "eval_every": (True, 1, False),
-        "checkpoint_every": (True, 1, False),
-        "keep_checkpoints": (True, 1, False),
-        "workers": (True, 0, False),
-        "prefetch": (True, 0, False),
-        "eval_videos_per_batch": (True, 1, False),
+        "batch_size": _COUNT,
+        "steps": _COUNT,
+        "log_every": _COUNT,
+        "eval_every": _COUNT,
+        "checkpoint_every": _COUNT,
+        "keep_checkpoints": _COUNT,
+        "workers": _COUNT_OR_0,
+        "prefetch": _COUNT_OR_0,
+        "eval_videos_per_batch": _COUNT,
     },
     "optim": {
-        "lr": (False, 0, True),
-        "weight_decay": (False, 0, False),
-        "warmup_steps": (True, 0, False),
-        "final_lr_frac": (False, 0, False),
+        "lr": _POSITIVE,
+        "weight_decay": _NON_NEGATIVE,
+        "warmup_steps": _COUNT_OR_0,
+        "final_lr_frac": _NON_NEGATIVE,
     },
-    "eval": {"n_boot": (True, 0, False)},
-    "aug": {"rotation_deg": (False, 0, False), "brightness": (False, 0, False)},
+    "eval": {"n_boot": _COUNT_OR_0},
+    "aug": {"rotation_deg": _NON_NEGATIVE, "brightness": _NON_NEGATIVE},
     "saliency": {
-        "num_videos": (True, 0, False),
-        "num_samples": (True, 1, False),
-        "noise_frac": (False, 0, False),
-        "ig_steps": (True, 1, False),
-        "chunk_size": (True, 0, False),
-        "frames_per_batch": (True, 0, False),
-        "patch": (True, 0, False),
-        "stride": (True, 0, False),
-        "fps": (False, 0, True),
+        "num_videos": _COUNT_OR_0,
+        "num_samples": _COUNT,
+        "noise_frac": _NON_NEGATIVE,
+        "ig_steps": _COUNT,
+        "chunk_size": _COUNT_OR_0,
+        "frames_per_batch": _COUNT_OR_0,
+        "patch": _COUNT_OR_0,
+        "stride": _COUNT_OR_0,
+        "fps": _POSITIVE,
     },
 }
 _DATA_KEYS = (

@@ -55,16 +55,7 @@ def test_predict_batch_survives_any_failure_of_one_input(
 ):
   workdir = trained_workdir("weight")
   real, bad = real_and_bad_dicom
-  oom, odd = tmp_path / "oom.dcm", tmp_path / "odd.dcm"
-  for path in (oom, odd):
-    path.write_bytes(open(real, "rb").read())
-  testing.patch_reader(
-      monkeypatch,
-      {
-          str(oom): MemoryError("Unable to allocate 14.9 GiB"),
-          str(odd): ValueError("RegionSpatialFormat of DOE^JOHN"),
-      },
-  )
+  oom, odd = testing.failing_copies(monkeypatch, real, tmp_path)
   result = modes.predict(
       None,
       [workdir],

@@ -261,6 +261,17 @@ def check_bfloat16_compute(model, bf16, variables, x, atol: float) -> None:
   assert conv_dtypes == {jnp.dtype(jnp.bfloat16)}
 
 
+def check_batch_stats_updated(variables, updates) -> int:
+  """A train-mode apply's ``updates`` are new ``batch_stats`` only: each running statistic of
+  ``variables`` again, with its shape, and every one changed. Returns how many there are."""
+  assert set(updates) == {"batch_stats"}
+  old = jax.tree.leaves(variables["batch_stats"])
+  new = jax.tree.leaves(updates["batch_stats"])
+  assert len(old) == len(new) and all(o.shape == n.shape for o, n in zip(old, new))
+  assert all(not np.allclose(o, n) for o, n in zip(old, new))
+  return len(new)
+
+
 def training_setup(task="weight", tasks=()):
   """A tiny ``:test`` network, Adam, and its initial state on 75 px grayscale images."""
   config = default.get_config("test", task=task)
@@ -303,6 +314,22 @@ def patch_reader(monkeypatch, raising: dict[str, BaseException]) -> None:
       return _original(path, *args, **kwargs)
 
     monkeypatch.setattr(module, name, fake)
+
+
+def failing_copies(monkeypatch, real: str, folder) -> tuple:
+  """Copies of the DICOM ``real`` in ``folder`` whose reads fail: ``oom.dcm`` with a MemoryError and
+  ``odd.dcm`` with a ValueError that quotes a patient name; returns their paths."""
+  oom, odd = folder / "oom.dcm", folder / "odd.dcm"
+  for path in (oom, odd):
+    path.write_bytes(open(real, "rb").read())
+  patch_reader(
+      monkeypatch,
+      {
+          str(oom): MemoryError("Unable to allocate 14.9 GiB"),
+          str(odd): ValueError("RegionSpatialFormat of DOE^JOHN"),
+      },
+  )
+  return oom, odd
 
 
 def conv_multiply_adds(jaxpr) -> int:

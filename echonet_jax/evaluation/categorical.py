@@ -25,8 +25,9 @@ from matplotlib.figure import Figure
 import numpy as np
 
 from echonet_jax import writers
-from echonet_jax.evaluation import bootstrap
+from echonet_jax.evaluation import frame_averaging
 from echonet_jax.evaluation import metrics
+from echonet_jax.evaluation import task_metrics as task_metrics_lib
 from echonet_jax.tasks import Task
 
 PREDICTIONS_FILE = "predictions.csv"
@@ -41,46 +42,15 @@ def video_probabilities(frame_probs) -> np.ndarray:
     x = x[:, None]
   if x.ndim != 3:
     raise ValueError(f"frame probabilities must be (videos, frames, classes); got {x.shape}")
-  present = ~np.isnan(x).any(axis=2, keepdims=True)
-  count = present.sum(axis=1)
-  with np.errstate(invalid="ignore", divide="ignore"):
-    return np.where(count > 0, np.where(present, x, 0).sum(axis=1) / np.maximum(count, 1), np.nan)
+  return frame_averaging.mean_of_present_frames(x, ~np.isnan(x).any(axis=2, keepdims=True))
 
 
-def _row(
-    name: str,
-    fn,
-    labels,
-    probs,
-    groups,
-    *,
-    n_boot: int,
-    seed: int,
-    alpha: float,
-    n_missing: int,
-    note: str | None = None,
-    **extra,
-) -> dict[str, Any]:
-  nan = float("nan")
-  value = nan if note else float(fn(labels, probs))
-  lo, hi = (
-      bootstrap.bootstrap_ci(fn, groups, labels, probs, n_boot=n_boot, seed=seed, alpha=alpha)
-      if math.isfinite(value)
-      else (nan, nan)
-  )
-  row = {
-      "metric": name,
-      "value": value,
-      "ci_low": lo,
-      "ci_high": hi,
-      "n": int(labels.size),
-      "n_patients": int(np.unique(groups).size),
-      "n_missing_labels": n_missing,
-      "unit": "",
-  }
-  if note:
-    row["note"] = note
-  row.update(extra)
+def _row(name: str, fn, labels, probs, groups, *, note: str | None = None, **kwargs) -> dict:
+  """A :func:`~echonet_jax.evaluation.task_metrics.metric_row` of ``fn(labels, probs)`` without its ``n_boot_valid`` and
+  ``ci_note``, which a categorical task's metrics.json does not hold."""
+  row = task_metrics_lib.metric_row(name, fn, (labels, probs), groups, undefined=note, **kwargs)
+  del row["n_boot_valid"]
+  row.pop("ci_note", None)
   return row
 
 
@@ -110,13 +80,7 @@ def task_metrics(
       "kind": task.kind,
       "unit": "",
       "classes": list(task.classes),
-      "n": int(labels.size),
-      "n_patients": int(np.unique(patient_ids).size),
-      "n_missing_labels": n_missing,
-      "n_boot": n_boot,
-      "alpha": alpha,
-      "seed": seed,
-      "ci": f"{100 * (1 - alpha):g}% percentile bootstrap over patients",
+      **task_metrics_lib.split_summary(labels, patient_ids, **common),
   }
   empty = "no labelled videos" if labels.size == 0 else None
   rows = [

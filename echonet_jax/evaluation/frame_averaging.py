@@ -38,7 +38,12 @@ def video_predictions(frame_outputs, num_frames: int | None = None) -> np.ndarra
     if num_frames < 1:
       raise ValueError(f"num_frames must be at least 1; got {num_frames}")
     x = x[:, :num_frames]
-  present = ~np.isnan(x)
+  return mean_of_present_frames(x, ~np.isnan(x))
+
+
+def mean_of_present_frames(x: np.ndarray, present: np.ndarray) -> np.ndarray:
+  """The mean over axis 1 (frames) of ``x`` where ``present`` (broadcast to ``x``); NaN where a
+  video has no frame present."""
   count = present.sum(axis=1)
   total = np.where(present, x, 0.0).sum(axis=1)
   with np.errstate(invalid="ignore", divide="ignore"):

@@ -27,7 +27,7 @@ def headline_metric(task: Task) -> tuple[str, Callable]:
   return ("auc", metrics.roc_auc) if task.is_binary else ("r2", metrics.r2)
 
 
-def _row(
+def metric_row(
     name: str,
     fn: Callable,
     arrays: Sequence[np.ndarray],
@@ -41,7 +41,8 @@ def _row(
     undefined: str | None = None,
     **extra,
 ) -> dict[str, Any]:
-  """One metrics.json row; ``undefined`` (a reason) makes the value NaN with that note."""
+  """One metrics.json row: ``fn(*arrays)`` with its patient-bootstrap interval over ``groups``;
+  ``undefined`` (a reason) makes the value NaN with that note."""
   nan = float("nan")
   value = nan if undefined else float(fn(*arrays))
   row = {
@@ -68,6 +69,22 @@ def _row(
     row["note"] = undefined
   row.update(extra)
   return row
+
+
+def split_summary(
+    labels: np.ndarray, groups: np.ndarray, *, n_missing: int, n_boot: int, seed: int, alpha: float
+) -> dict[str, Any]:
+  """The counts and bootstrap settings at the top of a split's metrics.json: n, n_patients,
+  n_missing_labels, n_boot, alpha, seed and a line that names the interval."""
+  return {
+      "n": int(labels.size),
+      "n_patients": int(np.unique(groups).size),
+      "n_missing_labels": n_missing,
+      "n_boot": n_boot,
+      "alpha": alpha,
+      "seed": seed,
+      "ci": f"{100 * (1 - alpha):g}% percentile bootstrap over patients",
+  }
 
 
 def task_metrics(
@@ -103,13 +120,7 @@ def task_metrics(
       "task": task.name,
       "kind": task.kind,
       "unit": task.unit,
-      "n": int(labels.size),
-      "n_patients": int(np.unique(patient_ids).size),
-      "n_missing_labels": n_missing,
-      "n_boot": n_boot,
-      "alpha": alpha,
-      "seed": seed,
-      "ci": f"{100 * (1 - alpha):g}% percentile bootstrap over patients",
+      **split_summary(labels, patient_ids, **common),
   }
   arrays = (labels, preds)
   if task.is_binary:
@@ -128,7 +139,7 @@ def task_metrics(
         else "F1 undefined: no threshold (no positive labels to choose it from)"
     )
     rows = [
-        _row(
+        metric_row(
             "auc",
             metrics.roc_auc,
             arrays,
@@ -136,7 +147,7 @@ def task_metrics(
             undefined=auc_note and f"AUC undefined: {auc_note}",
             **common,
         ),
-        _row(
+        metric_row(
             "f1",
             functools.partial(metrics.f1, threshold=threshold),
             arrays,
@@ -150,7 +161,7 @@ def task_metrics(
   else:
     r2_note = metrics.r2_undefined_reason(labels)
     rows = [
-        _row(
+        metric_row(
             "r2",
             metrics.r2,
             arrays,
@@ -158,11 +169,11 @@ def task_metrics(
             undefined=r2_note and f"R² undefined: {r2_note}",
             **common,
         ),
-        _row("mae", metrics.mae, arrays, patient_ids, unit=task.unit, **common),
+        metric_row("mae", metrics.mae, arrays, patient_ids, unit=task.unit, **common),
     ]
     if train_mean is not None:
       out["train_mean"] = float(train_mean)
-      baseline = _row(
+      baseline = metric_row(
           "baseline_mae",
           functools.partial(metrics.mean_baseline_mae, train_mean=float(train_mean)),
           (labels,),

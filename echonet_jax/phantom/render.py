@@ -237,15 +237,12 @@ def render_study(
 
 
 def render_video(
-    patient: dict[str, Any],
-    rng: np.random.Generator,
-    view: str = "A4C",
-    rows: int = 480,
-    cols: int = 640,
-    num_frames: int = 66,
-    frame_time_ms: float = 33.3,
-    kind: str | None = None,
+    patient: dict[str, Any], rng: np.random.Generator, *args, **kwargs
 ) -> tuple[np.ndarray, np.ndarray]:
-  """Renders one video: frames uint8 (F, rows, cols) and region masks uint16 (F, rows, cols)."""
-  video = render_study(patient, rng, view, rows, cols, num_frames, frame_time_ms, kind)
+  """Renders one video: frames uint8 (F, rows, cols) and region masks uint16 (F, rows, cols).
+
+  Takes the arguments of :func:`render_study` (``view``, ``rows``, ``cols``, ``num_frames``,
+  ``frame_time_ms``, ``kind``) and draws the same video.
+  """
+  video = render_study(patient, rng, *args, **kwargs)
   return video.frames, video.masks

@@ -78,14 +78,7 @@ def test_saliency_batch_survives_any_failure_of_one_input(
 ):
   workdir = trained_workdir("weight")
   real, bad = real_and_bad_dicom
-  oom, odd = tmp_path / "oom.dcm", tmp_path / "odd.dcm"
-  for path in (oom, odd):
-    path.write_bytes(open(real, "rb").read())
-  raising = {
-      str(oom): MemoryError("Unable to allocate 14.9 GiB"),
-      str(odd): ValueError("RegionSpatialFormat of DOE^JOHN"),
-  }
-  testing.patch_reader(monkeypatch, raising)
+  oom, odd = testing.failing_copies(monkeypatch, real, tmp_path)
   result = modes.saliency(
       _small_saliency_config("weight", method="vanilla"),
       workdir,

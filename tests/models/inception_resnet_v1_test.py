@@ -187,11 +187,7 @@ def test_train_mode_updates_batch_stats_and_uses_dropout(tiny):
   out_a, updates = train_apply(jax.random.key(1))
   out_a2, _ = train_apply(jax.random.key(1))
   out_b, _ = train_apply(jax.random.key(2))
-  assert set(updates) == {"batch_stats"}
-  old = jax.tree.leaves(variables["batch_stats"])
-  new = jax.tree.leaves(updates["batch_stats"])
-  assert len(old) == len(new) and all(o.shape == n.shape for o, n in zip(old, new))
-  assert all(not np.allclose(o, n) for o, n in zip(old, new))
+  testing.check_batch_stats_updated(variables, updates)
   np.testing.assert_array_equal(out_a, out_a2)
   assert not np.allclose(out_a, out_b)
   # Eval needs no rng, uses the running statistics and is deterministic.
