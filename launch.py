@@ -46,6 +46,12 @@ flags.DEFINE_string("output", None, "predict: the CSV to write (default: WORKDIR
 flags.DEFINE_string("coordinator_address", None, "Multi-host: host:port of process 0.")
 flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
 flags.DEFINE_integer("process_id", None, "Multi-host: this process's index.")
+flags.DEFINE_string(
+    "compilation_cache",
+    None,
+    "Folder for JAX's persistent compilation cache, so reruns and resumes skip compiling "
+    "(default: $JAX_COMPILATION_CACHE_DIR, else $ECHONET_JAX_CACHE/xla; 'off' disables).",
+)
 
 FLAGS = flags.FLAGS
 
@@ -68,6 +74,7 @@ def _run(argv):
       FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id
   )
   logging.info("%s", parallel.describe_devices())
+  parallel.use_compilation_cache(_compilation_cache_dir())
   if given is not None:
     parallel.check_platform(given.get("platform"))  # no silent fall-back to the CPU
   from echonet_jax import modes  # pylint: disable=g-import-not-at-top
@@ -102,6 +109,15 @@ def _run(argv):
     modes.sweep(given, FLAGS.workdir)
   elif mode == "sweep_summary":
     modes.sweep_summary(FLAGS.workdir)
+
+
+def _compilation_cache_dir() -> str | None:
+  """--compilation_cache (None for 'off'), else $JAX_COMPILATION_CACHE_DIR, else the folder beside
+  the data caches (``data.prepare.cache_root``)."""
+  if FLAGS.compilation_cache is not None:
+    return None if FLAGS.compilation_cache == "off" else FLAGS.compilation_cache
+  root = os.environ.get("ECHONET_JAX_CACHE", "~/.cache/echonet_jax")
+  return os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.join(root, "xla")
 
 
 def _given_config():

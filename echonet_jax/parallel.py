@@ -75,6 +75,14 @@ def describe_devices() -> str:
   )
 
 
+def use_compilation_cache(path: str | None) -> None:
+  """Keeps compiled programs that took over a second in JAX's persistent cache at ``path``, so a
+  resumed or repeated run (same shapes, devices and jax) skips recompiling them; None turns the
+  cache off."""
+  jax.config.update("jax_compilation_cache_dir", os.path.expanduser(path) if path else None)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
 def check_platform(platform: str | None) -> None:
   """Raises TrainingError with one clear line when no device of the requested platform exists, so a
   GPU/TPU host with a CPU-only jax never trains on the CPU without a word."""

@@ -1,25 +1,31 @@
-"""Shared fixtures: a private data cache, the stream tests' cache, and phantom-trained CPU-sized
-models built once a session."""
+"""Shared fixtures: a private data and compilation cache, the stream tests' cache, and
+phantom-trained CPU-sized models built once a session."""
 
 import os
 
 import pytest
 
+from echonet_jax import parallel
 from tests.testing import small_phantom_config
 from tests.testing import write_stream_cache
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory):
-  """Keeps generated phantoms and caches out of ~/.cache (and shared between tests of a session)."""
+  """Keeps generated phantoms, caches and compiled programs out of ~/.cache, shared between the
+  tests of a session (in this process and the ones it starts: launch.py and test scripts)."""
   path = os.environ.get("ECHONET_JAX_TEST_CACHE") or str(tmp_path_factory.mktemp("echonet_cache"))
-  old = os.environ.get("ECHONET_JAX_CACHE")
-  os.environ["ECHONET_JAX_CACHE"] = path
+  xla = os.path.join(path, "xla")
+  saved = {k: os.environ.get(k) for k in ("ECHONET_JAX_CACHE", "JAX_COMPILATION_CACHE_DIR")}
+  os.environ.update(ECHONET_JAX_CACHE=path, JAX_COMPILATION_CACHE_DIR=xla)
+  parallel.use_compilation_cache(xla)
   yield path
-  if old is None:
-    os.environ.pop("ECHONET_JAX_CACHE", None)
-  else:
-    os.environ["ECHONET_JAX_CACHE"] = old
+  parallel.use_compilation_cache(saved["JAX_COMPILATION_CACHE_DIR"])
+  for key, value in saved.items():
+    if value is None:
+      os.environ.pop(key, None)
+    else:
+      os.environ[key] = value
 
 
 @pytest.fixture(scope="session")

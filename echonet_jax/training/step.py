@@ -361,6 +361,7 @@ def loss_for_model(loss: LossFn | ml_collections.ConfigDict, model: nn.Module) -
   return make_loss(loss, task_kinds(tuple(heads)))
 
 
+@jax.jit  # one program for the whole tree, not two small ones per leaf shape
 def all_finite(tree: PyTree) -> jax.Array:
   """True when every leaf of ``tree`` is finite (checked before a checkpoint is written)."""
   leaves = [

@@ -231,6 +231,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
     first, state = _resume(ckpts, state, data_iter, workdir)
     # The lr and weight decay live in the optimiser state; the config's rule a resumed run.
     state = train_lib.with_hyperparams(state, config.optim.lr, config.optim.weight_decay)
+    # Replicated like the rest of the state, so the second step does not compile anew.
+    state = jax.device_put(state, parallel.replicated(mesh))
     writer = writers.MetricWriter(workdir, enabled=jax.process_index() == 0)
   except BaseException:
     _close(ckpts, quiet=True)
