@@ -119,7 +119,8 @@ def markdown_report(results: Mapping[str, Any]) -> str:
       f"Machine: {results.get('machine', '?')}. Date: {results.get('date', '?')}. "
       f"Wall time: {'?' if wall is None else f'{wall / 60:.1f} min'} "
       f"({results.get('runs_trained', 0)} runs trained now, "
-      f"{results.get('runs_skipped', 0)} finished earlier and skipped).",
+      f"{results.get('runs_skipped', 0)} finished earlier and skipped, "
+      f"{results.get('runs_failed', 0)} failed).",
       "",
       "95% CIs: percentile bootstrap over test patients; differences are paired (the same "
       "patients resampled for both arms). Phantom ceiling: the explainable variance of the "

@@ -33,6 +33,7 @@ import datetime
 import json
 import os
 import platform
+import sys
 import time
 from typing import Any
 from typing import Sequence
@@ -134,6 +135,10 @@ def study(scale: str, tasks: Sequence[str], out: str, workers: int = 1) -> dict[
   records = paper_runs.execute(runs, out, workers, os.path.join(out, "jax_cache"))
   found = paper_runs.collect(runs, out)
   n_boot = paper_plan.frame_config(paper_plan.get_scale(scale), tasks[0]).eval.n_boot
+  failed = {r["name"]: r for r in records if r.get("error")}
+  for run in runs:
+    if run.name in failed and run.part not in skipped:
+      skipped[run.part] = f"run {run.name} failed ({failed[run.name]['error']}); rerun to retry"
   results = assemble(tasks, runs, found, skipped, n_boot)
   results.update(
       scale=scale,
@@ -143,8 +148,11 @@ def study(scale: str, tasks: Sequence[str], out: str, workers: int = 1) -> dict[
       machine=machine(),
       date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
       wall_seconds=time.perf_counter() - start,
-      runs=[{k: r.get(k) for k in ("name", "part", "seconds", "skipped")} for r in records],
-      runs_trained=sum(not r["skipped"] for r in records),
+      runs=[
+          {k: r.get(k) for k in ("name", "part", "seconds", "skipped", "error")} for r in records
+      ],
+      runs_failed=len(failed),
+      runs_trained=sum(not r["skipped"] and not r.get("error") for r in records),
       runs_skipped=sum(bool(r["skipped"]) for r in records),
   )
   results = writers.json_safe(results)
@@ -186,6 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   for c in results["claims"]:
     print(f"{c['claim']}: {c['verdict']}")
   print(f"wrote {os.path.join(args.out, 'results.md')}")
+  if results["runs_failed"]:
+    print(f"error: {results['runs_failed']} run(s) failed; see results.md", file=sys.stderr)
+    return 1
   return 0
 
 

@@ -36,7 +36,7 @@ COMMON = "test_common"  # eval folder of a run scored on the main runs' test vid
 def use_compile_cache(folder: str) -> None:
   """Keeps XLA programs in ``folder``: runs of the same network and shapes compile once."""
   jax.config.update("jax_compilation_cache_dir", folder)
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
 
@@ -156,16 +156,26 @@ def run_one(run: paper_plan.Run, out: str, compile_cache: str | None = None) -> 
   return {**record, "skipped": False}
 
 
+def attempt(run: paper_plan.Run, out: str, compile_cache: str | None = None) -> dict[str, Any]:
+  """:func:`run_one`, or a record of why it failed (the other runs and the report go on)."""
+  try:
+    return run_one(run, out, compile_cache)
+  except Exception as e:  # pylint: disable=broad-except  # one failed run must not lose the study
+    message = f"{type(e).__name__}: {e}".splitlines()[0]
+    print(f"paper: run {run.name} failed: {message}", flush=True)
+    return {"name": run.name, "part": run.part, "skipped": False, "error": message}
+
+
 def execute(
     runs: Sequence[paper_plan.Run], out: str, workers: int = 1, compile_cache: str | None = None
 ) -> list[dict[str, Any]]:
   """Every run, ``workers`` at a time (spawned processes when > 1); records in ``runs``' order."""
   prepare_data(runs, out)
   if workers <= 1:
-    return [run_one(r, out, compile_cache) for r in runs]
+    return [attempt(r, out, compile_cache) for r in runs]
   context = multiprocessing.get_context("spawn")
   with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-    futures = [pool.submit(run_one, r, out, compile_cache) for r in runs]
+    futures = [pool.submit(attempt, r, out, compile_cache) for r in runs]
     return [f.result() for f in futures]
 
 

@@ -149,4 +149,4 @@ def test_test_scale_study_of_weight_and_ef(tmp_path, monkeypatch):
   monkeypatch.setattr(modes, "sweep", refuse)
   again = paper.study("test", ("ef", "weight"), str(out))
   assert again["runs_trained"] == 0 and again["runs_skipped"] == 3
-  assert "3 finished earlier and skipped" in (out / "results.md").read_text()
+  assert "3 finished earlier and skipped, 0 failed" in (out / "results.md").read_text()
