@@ -13,17 +13,17 @@ lr x weight-decay grid per task by --mode=sweep; cpu and test: one config, no gr
 derived from ESV/EDV; 3 multi-task vs single-task; 4 augmentation on vs off (one binary, two
 regression tasks); 5 metric vs frames averaged; 6 one budget as 4x the patients with 1/4 of the
 frames, or 1/4 of the patients with every frame; 7 A4C only vs all views (experiments/views.py);
-8 the video model (configs/ef_video.py) vs the frame model. Test scale skips 6-8.
+8 the video model (configs/ef_video.py) vs the frame model. Test scale skips 4 and 6-8.
 
-Budget of ``--scale=cpu`` (10 tasks), estimated from measured rates on the shared 2-core machine
-(load 3-7): a :cpu frame run compiles in ~80 s the first time per program and ~15 s from the
-cache, and trains at 2.2-2.8 steps/s of batch 32 (docs/views.md measured 72-88 images/s under load;
-566 images/s quiet, BENCHMARKS.md); the :cpu video model ran 300 steps in 51 min under load
-(docs/video.md). Runs: 10 main + 1 multi-task + 3 augmentation-off + 2 budget (300 steps each,
-~2 min training + ~1.5 min compile and evaluation) = 16 x ~3.5 min = ~56 min; views: a 150-study
-7-view phantom (~4 min to build) + 2 runs = ~11 min; video: 80 steps x ~10 s = ~14 min; the
-500-study phantom and its 3 caches ~6 min. Total ~87 min under load, about a third of that on a
-quiet machine. Not run yet (the committed docs/results.md will record the measured time).
+Budget of ``--scale=cpu`` (all ten tasks), from rates measured on the shared 2-core machine on
+2026-12-05 (load average 1-4): the :cpu frame network trains at ~240 images/s (7.5 steps/s of batch
+32); a run compiles in ~40 s the first time per program and ~15 s from DIR/jax_cache; evaluation
+with plots ~20 s. Frame runs: 10 main + 1 multi-task + 3 augmentation-off + 2 budget = 16 runs of
+500 steps, ~70 s training + ~60 s overhead each = ~35 min. Views: the 150-study 7-view phantom and
+its cache (~6 min) + 2 runs = ~10 min. Video: ~3.4 s a step (docs/video.md's 10 s under 3x the
+load) x 120 steps + compile and evaluation = ~10 min. The 500-study phantom and its four caches
+(main, 5-frame, 1-in-4 patients, video) ~8 min. Total ~63 min; at twice the load (rates halve)
+~2 h, so run it on a quiet machine. --scale=test --tasks=weight,ef took 185 s under load 3.5-4.5.
 """
 
 from __future__ import annotations

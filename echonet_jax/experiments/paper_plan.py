@@ -63,11 +63,12 @@ SCALES = {
     "cpu": Scale(
         arg="cpu",
         sweep=False,
-        steps=300,
-        video_steps=80,
+        steps=500,
+        video_steps=120,
         views_studies=150,
         skip={},
-        note=":cpu networks (96 px, width 0.25, blocks 1,2,1), 300 steps of batch 32 a run, "
+        note=":cpu networks (96 px, width 0.25, blocks 1,2,1), 500 steps of batch 32 a run "
+        "(video model: 120 steps of 8 clips), "
         "500-study phantom; one config per task (the :cpu lr 1e-3, wd 1e-5, cosine; no grid)",
     ),
     "full": Scale(

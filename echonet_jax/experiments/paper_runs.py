@@ -175,8 +175,10 @@ def execute(
     return [attempt(r, out, compile_cache) for r in runs]
   context = multiprocessing.get_context("spawn")
   with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-    futures = [pool.submit(attempt, r, out, compile_cache) for r in runs]
-    return [f.result() for f in futures]
+    # The runs with most heads (multi-task, video) first: they compile longest.
+    first = sorted(range(len(runs)), key=lambda i: -len(runs[i].tasks))
+    futures = {i: pool.submit(attempt, runs[i], out, compile_cache) for i in first}
+    return [futures[i].result() for i in range(len(runs))]
 
 
 def eval_folder(out: str, run: paper_plan.Run, task: str, split: str = "test") -> str:
