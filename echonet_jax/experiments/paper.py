@@ -20,9 +20,9 @@ Budget of ``--scale=cpu`` (all ten tasks), from rates measured on the shared 2-c
 32); a run compiles in ~40 s the first time per program and ~15 s from DIR/jax_cache; evaluation
 with plots ~20 s. Frame runs: 10 main + 1 multi-task + 3 augmentation-off + 2 budget = 16 runs of
 500 steps, ~70 s training + ~60 s overhead each = ~35 min. Views: the 150-study 7-view phantom and
-its cache (~6 min) + 2 runs = ~10 min. Video: ~3.4 s a step (docs/video.md's 10 s under 3x the
-load) x 120 steps + compile and evaluation = ~10 min. The 500-study phantom and its four caches
-(main, 5-frame, 1-in-4 patients, video) ~8 min. Total ~63 min; at twice the load (rates halve)
+its cache (~6 min) + 2 runs = ~10 min. Video: measured 0.39 steps/s of 8 clips (2.6 s a step)
+x 120 steps + ~40 s compile + evaluation = ~7 min. The 500-study phantom and its four caches
+(main, 5-frame, 1-in-4 patients, video) ~8 min. Total ~60 min; at twice the load (rates halve)
 ~2 h, so run it on a quiet machine. --scale=test --tasks=weight,ef took 185 s under load 3.5-4.5.
 """
 

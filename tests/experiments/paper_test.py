@@ -1,6 +1,7 @@
 """python -m echonet_jax.experiments.paper: the plan of each scale, bad inputs, the claims, and a
 test-scale study of weight and EF end to end (report, results.json, workdirs, resume)."""
 
+import csv
 import json
 import os
 import subprocess
@@ -10,9 +11,11 @@ import time
 import pytest
 
 from echonet_jax import modes
+from echonet_jax.data import labels as labels_lib
 from echonet_jax.evaluation import paper_claims
 from echonet_jax.experiments import paper
 from echonet_jax.experiments import paper_plan
+from echonet_jax.experiments import paper_runs
 from echonet_jax.tasks import TASK_NAMES
 from echonet_jax.training import restore
 from tests.testing import REPO
@@ -150,3 +153,22 @@ def test_test_scale_study_of_weight_and_ef(tmp_path, monkeypatch):
   again = paper.study("test", ("ef", "weight"), str(out))
   assert again["runs_trained"] == 0 and again["runs_skipped"] == 3
   assert "3 finished earlier and skipped, 0 failed" in (out / "results.md").read_text()
+
+
+def test_budget_subset_keeps_one_in_four_training_patients_and_every_test_patient(tmp_path):
+  data = paper_plan.frame_config(paper_plan.SCALES["test"], "weight").data
+  source = tmp_path / "phantom" / "labels.csv"
+  source.parent.mkdir()
+  rows = [f"P{i:03d},S{i:03d},dicom/S{i:03d}.dcm,70" for i in range(200)]
+  source.write_text("patient_id,study_id,path,weight\n" + "\n".join(rows) + "\n")
+  path = paper_runs.subset_csv(str(source), str(tmp_path / "subset.csv"), 4, data)
+  with open(path, newline="") as f:
+    kept = list(csv.DictReader(f))
+  split = lambda p: labels_lib.patient_split(p, data.split_seed, data.test_frac, data.val_frac)
+  all_train = [f"P{i:03d}" for i in range(200) if split(f"P{i:03d}") == "train"]
+  train = [r for r in kept if r["split"] == "train"]
+  assert len(train) == len(all_train[::4])
+  assert all(r["split"] == split(r["patient_id"]) for r in kept)
+  held_out = {f"P{i:03d}" for i in range(200)} - set(all_train)
+  assert {r["patient_id"] for r in kept if r["split"] != "train"} == held_out
+  assert all(os.path.isabs(r["path"]) for r in kept)
