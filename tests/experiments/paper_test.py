@@ -8,11 +8,14 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from echonet_jax import modes
+from echonet_jax import writers
 from echonet_jax.data import labels as labels_lib
 from echonet_jax.evaluation import paper_claims
+from echonet_jax.evaluation import paper_report
 from echonet_jax.experiments import paper
 from echonet_jax.experiments import paper_plan
 from echonet_jax.experiments import paper_runs
@@ -172,3 +175,31 @@ def test_budget_subset_keeps_one_in_four_training_patients_and_every_test_patien
   held_out = {f"P{i:03d}" for i in range(200)} - set(all_train)
   assert {r["patient_id"] for r in kept if r["split"] != "train"} == held_out
   assert all(os.path.isabs(r["path"]) for r in kept)
+
+
+def _predictions_csv(path, labels, preds):
+  path.parent.mkdir(parents=True, exist_ok=True)
+  lines = [f"V{i},P{i},{y:.4f},{p:.4f}" for i, (y, p) in enumerate(zip(labels, preds))]
+  path.write_text("video_id,patient_id,label,prediction\n" + "\n".join(lines) + "\n")
+  return str(path)
+
+
+def test_assemble_scores_ef_two_ways_and_the_report_renders_it(tmp_path):
+  rng = np.random.default_rng(0)
+  edv = rng.uniform(80, 200, 40)
+  esv = edv * rng.uniform(0.3, 0.6, 40)
+  ef = (edv - esv) / edv * 100
+  found = {}
+  for task, y, noise in (("esv", esv, 15.0), ("edv", edv, 15.0), ("ef", ef, 2.0)):
+    pred = _predictions_csv(tmp_path / task / "predictions.csv", y, y + rng.normal(0, noise, 40))
+    metrics = [{"metric": "r2", "value": 0.5, "ci_low": 0.3, "ci_high": 0.7}]
+    found[f"main/{task}"] = {"evals": {task: {"metrics": metrics, "predictions": pred}}}
+  results = paper.assemble(("esv", "edv", "ef"), [], found, {}, n_boot=100)
+  two = results["ef_two_ways"]
+  assert [r["method"] for r in two["rows"]] == ["direct", "derived"]
+  assert two["r2_difference_ci"][0] > 0  # direct EF (noise 2) beats EF from noisy volumes
+  verdicts = {c["claim"]: c["verdict"] for c in results["claims"]}
+  assert verdicts["direct EF beats EF derived from predicted ESV and EDV"] == "reproduced"
+  results.update(scale="test", tasks=["esv", "edv", "ef"])
+  report = paper_report.markdown_report(writers.json_safe(results))
+  assert "| ef from predicted ESV/EDV | R² |" in report and "0.33" in report
