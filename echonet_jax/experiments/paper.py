@@ -188,6 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.workers < 1:
       raise ConfigError(f"--workers={args.workers}; use 1 or more")
     _check_out(args.out)
+    for run in paper_plan.plan(args.scale, tasks)[0]:
+      paper_runs.done_record(args.out, run)  # refuses a folder of another scale
   except ConfigError as e:
     parser.exit(2, f"error: {e}\n")
   results = study(args.scale, tasks, args.out, args.workers)

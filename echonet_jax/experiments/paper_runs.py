@@ -23,6 +23,7 @@ from echonet_jax import tasks as tasks_lib
 from echonet_jax.data import cache
 from echonet_jax.data import labels as labels_lib
 from echonet_jax.data import prepare
+from echonet_jax.errors import ConfigError
 from echonet_jax.evaluation import inference
 from echonet_jax.evaluation import reports
 from echonet_jax.experiments import paper_plan
@@ -45,7 +46,13 @@ def done_record(out: str, run: paper_plan.Run) -> dict[str, Any] | None:
   if not os.path.exists(path):
     return None
   with open(path) as f:
-    return json.load(f)
+    record = json.load(f)
+  if record.get("scale", run.scale) != run.scale:
+    raise ConfigError(
+        f"{os.path.join(out, run.name)} was made at scale {record['scale']!r}, not "
+        f"{run.scale!r}; use a new --out for another scale"
+    )
+  return record
 
 
 def subset_csv(labels_csv: str, path: str, share: int, data: Any) -> str:
@@ -136,7 +143,12 @@ def run_one(run: paper_plan.Run, out: str, compile_cache: str | None = None) -> 
   workdir = os.path.join(out, run.name)
   os.makedirs(workdir, exist_ok=True)
   start = time.perf_counter()
-  record: dict[str, Any] = {"name": run.name, "part": run.part, "tasks": list(run.tasks)}
+  record: dict[str, Any] = {
+      "name": run.name,
+      "part": run.part,
+      "tasks": list(run.tasks),
+      "scale": run.scale,
+  }
   if run.kind == "views":
     rows = views_lib.run(
         run.tasks[0], run.extra["arg"], workdir, run.extra["studies"], run.extra["steps"]

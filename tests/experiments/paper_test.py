@@ -203,3 +203,12 @@ def test_assemble_scores_ef_two_ways_and_the_report_renders_it(tmp_path):
   results.update(scale="test", tasks=["esv", "edv", "ef"])
   report = paper_report.markdown_report(writers.json_safe(results))
   assert "| ef from predicted ESV/EDV | R² |" in report and "0.33" in report
+
+
+def test_a_folder_of_another_scale_is_refused(tmp_path, capsys):
+  (tmp_path / "main" / "weight").mkdir(parents=True)
+  (tmp_path / "main" / "weight" / paper_runs.DONE).write_text('{"scale": "test"}')
+  with pytest.raises(SystemExit) as exit_info:
+    paper.main(["--scale=cpu", "--tasks=weight", "--out", str(tmp_path)])
+  err = capsys.readouterr().err.strip()
+  assert exit_info.value.code == 2 and "made at scale 'test'" in err and "\n" not in err
