@@ -74,7 +74,10 @@ def _run(argv):
       FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id
   )
   logging.info("%s", parallel.describe_devices())
-  parallel.use_compilation_cache(_compilation_cache_dir())
+  cache = FLAGS.compilation_cache
+  if cache is None:
+    cache = parallel.default_compilation_cache()
+  parallel.use_compilation_cache(None if cache == "off" else cache)
   if given is not None:
     parallel.check_platform(given.get("platform"))  # no silent fall-back to the CPU
   from echonet_jax import modes  # pylint: disable=g-import-not-at-top
@@ -109,15 +112,6 @@ def _run(argv):
     modes.sweep(given, FLAGS.workdir)
   elif mode == "sweep_summary":
     modes.sweep_summary(FLAGS.workdir)
-
-
-def _compilation_cache_dir() -> str | None:
-  """--compilation_cache (None for 'off'), else $JAX_COMPILATION_CACHE_DIR, else the folder beside
-  the data caches (``data.prepare.cache_root``)."""
-  if FLAGS.compilation_cache is not None:
-    return None if FLAGS.compilation_cache == "off" else FLAGS.compilation_cache
-  root = os.environ.get("ECHONET_JAX_CACHE", "~/.cache/echonet_jax")
-  return os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.join(root, "xla")
 
 
 def _given_config():

@@ -75,6 +75,14 @@ def describe_devices() -> str:
   )
 
 
+def default_compilation_cache() -> str:
+  """$JAX_COMPILATION_CACHE_DIR, else ``xla`` beside the data caches ($ECHONET_JAX_CACHE)."""
+  root = os.environ.get("ECHONET_JAX_CACHE", "~/.cache/echonet_jax")
+  return os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.join(
+      os.path.expanduser(root), "xla"
+  )
+
+
 def use_compilation_cache(path: str | None) -> None:
   """Keeps compiled programs that took over a second in JAX's persistent cache at ``path``, so a
   resumed or repeated run (same shapes, devices and jax) skips recompiling them; None turns the

@@ -111,16 +111,19 @@ def test_train_checkpoints_logs_and_resumes(trained, tmp_path):
   assert os.path.isdir(os.path.join(workdir, "tb", "hparams"))
   assert not os.path.exists(os.path.join(workdir, "train.lock"))  # released at the end
   # Run again with more steps (on a copy): resumes from step 6, not from scratch.
+  # Its compiled programs go to --compilation_cache (the session's shared cache otherwise).
   again = _copy(trained, tmp_path)
   proc = _launch(
       "--config=configs/weight.py:test",
       f"--workdir={again}",
       "--config.train.steps=9",
+      f"--compilation_cache={tmp_path / 'xla'}",
       *TINY,
       check=True,
   )
   assert "resuming from step 6" in proc.stderr
   assert _steps(again)[-1] == 9
+  assert os.listdir(tmp_path / "xla"), "nothing was kept in the compilation cache"
 
 
 @pytest.mark.slow

@@ -6,7 +6,8 @@ Writes DIR/results.md (with frames.png, ablations.png) and DIR/results.json. Eve
 ordinary workdir under DIR (DIR/main/<task>, DIR/multitask, DIR/aug_off/<task>, DIR/budget/*,
 DIR/views/<task>_{all,a4c}, DIR/video), so --mode=evaluate/predict/saliency work on it; a finished
 run (WORKDIR/paper_run.json) is skipped on rerun and a killed one resumes from its checkpoint.
-XLA programs are kept in DIR/jax_cache: runs of one network and task compile once.
+XLA programs are kept in JAX's persistent compilation cache ($ECHONET_JAX_CACHE/xla, as launch.py):
+runs of one network and task compile once.
 
 Parts (experiments/paper_plan.py): 1 every task with the frame model (full: the 24-model
 lr x weight-decay grid per task by --mode=sweep; cpu and test: one config, no grid); 2 EF direct vs
@@ -17,7 +18,7 @@ frames, or 1/4 of the patients with every frame; 7 A4C only vs all views (experi
 
 Budget of ``--scale=cpu`` (all ten tasks), from rates measured on the shared 2-core machine on
 2026-12-05 (load average 1-4): the :cpu frame network trains at ~240 images/s (7.5 steps/s of batch
-32); a run compiles in ~40 s the first time per program and ~15 s from DIR/jax_cache; evaluation
+32); a run compiles in ~40 s the first time per program and ~15 s from the compilation cache; evaluation
 with plots ~20 s. Frame runs: 10 main + 1 multi-task + 3 augmentation-off + 2 budget = 16 runs of
 500 steps, ~70 s training + ~60 s overhead each = ~35 min. Views: the 150-study 7-view phantom and
 its cache (~6 min) + 2 runs = ~10 min. Video: measured 0.39 steps/s of 8 clips (2.6 s a step)
@@ -40,6 +41,7 @@ from typing import Sequence
 
 import jax
 
+from echonet_jax import parallel
 from echonet_jax import tasks as tasks_lib
 from echonet_jax import writers
 from echonet_jax.errors import ConfigError
@@ -132,7 +134,7 @@ def study(scale: str, tasks: Sequence[str], out: str, workers: int = 1) -> dict[
   """Runs (or resumes) the study and writes OUT/results.{md,json} and the plots."""
   start = time.perf_counter()
   runs, skipped, notes = paper_plan.plan(scale, tasks)
-  records = paper_runs.execute(runs, out, workers, os.path.join(out, "jax_cache"))
+  records = paper_runs.execute(runs, out, workers, parallel.default_compilation_cache())
   found = paper_runs.collect(runs, out)
   n_boot = paper_plan.frame_config(paper_plan.get_scale(scale), tasks[0]).eval.n_boot
   failed = {r["name"]: r for r in records if r.get("error")}

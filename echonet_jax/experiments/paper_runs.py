@@ -16,9 +16,9 @@ import time
 from typing import Any
 from typing import Sequence
 
-import jax
 
 from echonet_jax import modes
+from echonet_jax import parallel
 from echonet_jax import tasks as tasks_lib
 from echonet_jax.data import cache
 from echonet_jax.data import labels as labels_lib
@@ -32,13 +32,6 @@ from echonet_jax.training import restore
 
 DONE = "paper_run.json"
 COMMON = "test_common"  # eval folder of a run scored on the main runs' test videos
-
-
-def use_compile_cache(folder: str) -> None:
-  """Keeps XLA programs in ``folder``: runs of the same network and shapes compile once."""
-  jax.config.update("jax_compilation_cache_dir", folder)
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-  jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
 
 def done_record(out: str, run: paper_plan.Run) -> dict[str, Any] | None:
@@ -139,7 +132,7 @@ def run_one(run: paper_plan.Run, out: str, compile_cache: str | None = None) -> 
   if found is not None:
     return {**found, "skipped": True}
   if compile_cache:
-    use_compile_cache(compile_cache)
+    parallel.use_compilation_cache(compile_cache)
   workdir = os.path.join(out, run.name)
   os.makedirs(workdir, exist_ok=True)
   start = time.perf_counter()
