@@ -41,6 +41,7 @@ class Scale:
   steps: int  # train steps of every frame-model run (0: the config's)
   video_steps: int  # train steps of the video model (0: the config's)
   views_studies: int  # studies of the multi-view phantom (7 videos each)
+  studies: int  # studies of the phantom every other run trains and is scored on (0: the config's)
   skip: dict[str, str]  # part -> why this scale skips it
   note: str  # one line for the report
 
@@ -56,6 +57,7 @@ SCALES = {
         steps=0,
         video_steps=0,
         views_studies=0,
+        studies=0,
         skip={p: _TEST_SKIP for p in ("augmentation", "budget", "views", "video")},
         note=":test networks (75 px, width 0.125), 6 steps, 40-study phantom; one config per "
         "task (no grid)",
@@ -63,13 +65,14 @@ SCALES = {
     "cpu": Scale(
         arg="cpu",
         sweep=False,
-        steps=500,
+        steps=1500,
         video_steps=120,
         views_studies=150,
+        studies=1000,
         skip={},
-        note=":cpu networks (96 px, width 0.25, blocks 1,2,1), 500 steps of batch 32 a run "
+        note=":cpu networks (96 px, width 0.25, blocks 1,2,1), 1,500 steps of batch 32 a run "
         "(video model: 120 steps of 8 clips), "
-        "500-study phantom; one config per task (the :cpu lr 1e-3, wd 1e-5, cosine; no grid)",
+        "1,000-study phantom; one config per task (the :cpu lr 1e-3, wd 1e-5, cosine; no grid)",
     ),
     "full": Scale(
         arg="",
@@ -77,6 +80,7 @@ SCALES = {
         steps=0,
         video_steps=0,
         views_studies=2000,
+        studies=0,
         skip={},
         note="299 px, the full Inception-ResNet-v1, 60,000 steps of batch 128; part 1 is the "
         "24-model lr x weight-decay grid per task (--mode=sweep), the other parts one config each",
@@ -126,9 +130,15 @@ def _shrink(c: ml_collections.ConfigDict, steps: int) -> ml_collections.ConfigDi
   return c
 
 
+def _on_phantom(c: ml_collections.ConfigDict, scale: Scale) -> ml_collections.ConfigDict:
+  if scale.studies:
+    c.data.phantom.num_studies = scale.studies
+  return c
+
+
 def frame_config(scale: Scale, task: str) -> ml_collections.ConfigDict:
   """The scale's single-task frame-model config."""
-  return _shrink(default.get_config(scale.arg, task=task), scale.steps)
+  return _on_phantom(_shrink(default.get_config(scale.arg, task=task), scale.steps), scale)
 
 
 def aug_tasks(tasks: Sequence[str]) -> tuple[tuple[str, ...], str | None]:
@@ -165,7 +175,7 @@ def plan(scale_name: str, tasks: Sequence[str]) -> tuple[list[Run], dict[str, st
   if len(tasks) < 2:
     skipped["multitask"] = "needs at least two tasks"
   else:
-    c = _shrink(multitask.get_config(scale.arg), scale.steps)
+    c = _on_phantom(_shrink(multitask.get_config(scale.arg), scale.steps), scale)
     c.task, c.tasks = tasks[0], tasks
     runs.append(Run("multitask", "multitask", tasks, "train", c))
   chosen, missing = aug_tasks(tasks)
@@ -201,7 +211,7 @@ def plan(scale_name: str, tasks: Sequence[str]) -> tuple[list[Run], dict[str, st
   if not video:
     skipped.setdefault("video", "needs ef, esv or edv among --tasks")
   elif "video" not in skipped:
-    c = _shrink(ef_video.get_config(scale.arg), scale.video_steps)
+    c = _on_phantom(_shrink(ef_video.get_config(scale.arg), scale.video_steps), scale)
     c.task, c.tasks = video[0], (video if len(video) > 1 else ())
     runs.append(Run("video", "video", video, "train", c))
   for run in runs:

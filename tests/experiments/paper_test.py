@@ -81,6 +81,8 @@ def test_plan_cpu_scale_is_single_config_and_short():
   assert not skipped
   frame_runs = [r for r in runs if r.kind == "train" and r.part != "video"]
   assert {r.config.train.steps for r in frame_runs} == {paper_plan.SCALES["cpu"].steps}
+  studies = {r.config.data.phantom.num_studies for r in runs if r.kind != "views"}
+  assert studies == {paper_plan.SCALES["cpu"].studies}
   assert all(r.kind != "sweep" for r in runs)
   budget = {r.name: r for r in runs if r.part == "budget"}
   many, few = budget["budget/more_patients"], budget["budget/more_frames"]
