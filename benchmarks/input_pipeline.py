@@ -52,18 +52,8 @@ def build_cache(
 
   def rows():
     for i in range(records):
-      yield dict(
-          video_id=f"bench{i}",
-          patient_id=f"p{i}",
-          study_id=f"s{i}",
-          split="train",
-          view="A4C",
-          frames=distinct[i % videos],
-          frame_indices=np.arange(frames, dtype=np.int32),
-          frame_time_ms=100.0,
-          fps_assumed=False,
-          labels={"ef": 40.0 + i % 30},
-      )
+      video, labels = distinct[i % videos], {"ef": 40.0 + i % 30}
+      yield cache.example_record(i, video, labels, video_id=f"bench{i}")
 
   path = os.path.join(root, cache.shard_name("train", 0, 1))
   cache.write_shard(path, rows())

@@ -149,17 +149,9 @@ def stream_record(i: int) -> dict:
   labels = {"ef": 40.0 + i, "sex": float(i % 2)}
   if i == 11:
     labels = {"ef": math.nan, "sex": math.nan}
-  return dict(
-      video_id=f"v{i:02d}",
-      patient_id=f"p{i // 2}",
-      study_id=f"s{i}",
-      split="train",
-      view="A2C" if i == 10 else "A4C",
-      frames=frames,
-      frame_indices=np.arange(STREAM_FRAMES, dtype=np.int32),
-      frame_time_ms=100.0,
-      fps_assumed=False,
-      labels=labels,
+  view = "A2C" if i == 10 else "A4C"
+  return cache.example_record(
+      i, frames, labels, video_id=f"v{i:02d}", patient_id=f"p{i // 2}", view=view
   )
 
 

@@ -309,6 +309,26 @@ def read_record(source, paths: Sequence[str], position: int) -> bytes:
     raise _damaged(str(paths[-1]), e) from None
 
 
+def example_record(
+    i: int, frames: np.ndarray, labels: dict[str, float], **fields: Any
+) -> dict[str, Any]:
+  """A record of made-up video ``i`` (for tests and benchmarks): ids ``v{i}``, ``p{i}``, ``s{i}``,
+  train split, view A4C, ``frames`` 100 ms apart (none assumed); ``fields`` replace any field."""
+  return {
+      "video_id": f"v{i}",
+      "patient_id": f"p{i}",
+      "study_id": f"s{i}",
+      "split": "train",
+      "view": "A4C",
+      "frames": frames,
+      "frame_indices": np.arange(len(frames), dtype=np.int32),
+      "frame_time_ms": 100.0,
+      "fps_assumed": False,
+      "labels": labels,
+      **fields,
+  }
+
+
 def read_shard(path: str) -> list[dict[str, Any]]:
   """All records of one shard file (for tests and small tools; training reads through Grain)."""
   source = open_records([path])

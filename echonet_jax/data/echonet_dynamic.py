@@ -75,19 +75,12 @@ def read_filelist(root: str) -> list[labels_lib.VideoRow]:
   return rows
 
 
-def read_avi(
-    path: str,
-    num_frames: int = 20,
-    interval_ms: float = 100,
-    size: int = 299,
-    *,
-    fps: float | None = None,
-    default_fps: float = dicom.DEFAULT_FPS,
-) -> dicom.EchoClip:
-  """Reads one of the dataset's (already masked) AVIs, whole frame, via :func:`avi.read_avi`.
+def read_avi(path: str, *args, **options) -> dicom.EchoClip:
+  """Reads one of the dataset's (already masked) AVIs, whole frame: :func:`avi.read_avi` with
+  ``sector="none"``.
 
-  The frame rate is ``fps`` (FileList's FPS), else the file's own, else ``default_fps`` (assumed).
+  Its other arguments are avi.read_avi's: ``num_frames`` (20), ``interval_ms`` (100) and ``size``
+  (299), then the keywords ``fps`` (FileList's FPS; None: the file's own rate, else
+  ``default_fps``, assumed) and ``default_fps``.
   """
-  return avi.read_avi(
-      path, num_frames, interval_ms, size, fps=fps, default_fps=default_fps, sector="none"
-  )
+  return avi.read_avi(path, *args, sector="none", **options)

@@ -1,7 +1,7 @@
 """The eval stream over the video cache: every video of a split once, all its frames, no
 augmentation, in padded batches of whole videos (:func:`eval_batches`).
 
-Videos are selected as for training (:func:`echonet_jax.data.selection.select_videos`) and
+Videos are selected as for training (:class:`echonet_jax.data.selection.Selection`) and
 normalised as by every stream (:mod:`echonet_jax.data.normalization`).
 """
 
@@ -42,7 +42,9 @@ def eval_batches(
   every task in ``tasks.TASK_NAMES``.
   """
   normalization.check_channels(channels)
-  shard_index, num_shards = selection.resolve_shard(shard_index, num_shards)
+  videos = selection.Selection(cache_dir, split, tasks, views, min_view_confidence).for_process(
+      shard_index, num_shards
+  )
   meta = cache.read_meta(cache_dir)
   num_frames = int(meta["num_frames"])
   size = int(image_size or meta["image_size"])
@@ -60,15 +62,7 @@ def eval_batches(
     }
 
   batch, row = empty(), 0
-  for record in selection.records(
-      cache_dir,
-      split,
-      tasks=tasks,
-      views=views,
-      shard_index=shard_index,
-      num_shards=num_shards,
-      min_view_confidence=min_view_confidence,
-  ):
+  for record in videos.records():
     frames = record["frames"]
     if len(frames) != num_frames:
       raise ValueError(

@@ -35,6 +35,9 @@ def build_cache(
   """Converts every video of a labels CSV into the cache at ``out_dir`` (``spec`` default: the
   defaults of :class:`CacheSpec`).
 
+  With ``spec.source == "echonet_dynamic"``, ``labels_csv`` is instead the EchoNet-Dynamic root
+  (``root/FileList.csv`` + ``root/Videos``; ``label_ranges`` does not apply).
+
   Returns a summary: ``written`` (videos written now), ``read`` / ``reused`` (of those, read from
   their files / copied from the previous cache), ``skipped`` (videos of shards finished earlier),
   ``failed`` ({error type: count} of this run), ``changes`` (since the previous build), shard
@@ -43,7 +46,11 @@ def build_cache(
   ``view_predictor`` (``training.restore.load_view_predictor``) fills every blank view first.
   """
   spec = spec or CacheSpec()
-  rows = labels_lib.read_labels(labels_csv, label_ranges)
+  dynamic = spec.source == "echonet_dynamic"
+  if dynamic:
+    rows = echonet_dynamic.read_filelist(labels_csv)
+  else:
+    rows = labels_lib.read_labels(labels_csv, label_ranges)
   if view_predictor is not None:
     rows = views_lib.fill_views(rows, view_predictor, progress=progress)
   return build.build_from_rows(
@@ -55,40 +62,26 @@ def build_cache(
       num_shards=num_shards,
       progress=progress,
       finalize_only=finalize_only,
-      rows_source=str(labels_csv),
+      rows_source=f"{labels_csv}/{echonet_dynamic.FILELIST}" if dynamic else str(labels_csv),
       view_min_confidence=view_min_confidence,
   )
 
 
 def build_echonet_dynamic_cache(
-    root: str,
-    out_dir: str,
-    spec: CacheSpec | None = None,
-    *,
-    workers: int | None = None,
-    shard_index: int = 0,
-    num_shards: int = 1,
-    progress: bool = True,
-    finalize_only: bool = False,
+    root: str, out_dir: str, spec: CacheSpec | None = None, **options
 ) -> dict[str, Any]:
-  """Converts EchoNet-Dynamic (``root/FileList.csv`` + ``root/Videos``) into the cache."""
+  """Converts EchoNet-Dynamic (``root/FileList.csv`` + ``root/Videos``) into the cache.
+
+  ``spec`` defaults to ``CacheSpec(source="echonet_dynamic")`` and must have that source;
+  ``options`` are :func:`build_cache`'s keywords (``workers``, ``shard_index``, ``num_shards``,
+  ``progress``, ``finalize_only``).
+  """
   spec = spec or CacheSpec(source="echonet_dynamic")
   if spec.source != "echonet_dynamic":
     raise ValueError(
         f"an EchoNet-Dynamic cache needs source='echonet_dynamic', got {spec.source!r}"
     )
-  rows = echonet_dynamic.read_filelist(root)
-  return build.build_from_rows(
-      rows,
-      out_dir,
-      spec,
-      workers=workers,
-      shard_index=shard_index,
-      num_shards=num_shards,
-      progress=progress,
-      finalize_only=finalize_only,
-      rows_source=f"{root}/{echonet_dynamic.FILELIST}",
-  )
+  return build_cache(root, out_dir, spec, **options)
 
 
 def format_summary(summary: dict[str, Any]) -> str:

@@ -168,7 +168,10 @@ def train_loader(
   ``num_workers`` spawned processes each build whole batches; ``num_threads`` threads per process
   build them concurrently and ``prefetch`` batches are buffered per process.
   """
-  shard_index, num_shards = selection.resolve_shard(shard_index, num_shards)
+  videos = selection.Selection(cache_dir, split, tasks, views, min_view_confidence).for_process(
+      shard_index, num_shards
+  )
+  shard_index, num_shards = videos.shard_index, videos.num_shards
   if global_batch_size % num_shards:
     raise ValueError(
         f"global batch size {global_batch_size} does not split over {num_shards} " "processes"
@@ -176,15 +179,7 @@ def train_loader(
   normalization.check_channels(channels)
   if not tasks:
     raise ValueError("train_loader needs at least one task")
-  rows = selection.select_videos(
-      cache_dir,
-      split,
-      tasks=tasks,
-      views=views,
-      shard_index=shard_index,
-      num_shards=num_shards,
-      min_view_confidence=min_view_confidence,
-  )
+  rows = videos.rows()
   if not rows:
     raise ValueError(
         f"{cache_dir}: shard {shard_index} of {num_shards} of split {split!r} is empty"

@@ -13,7 +13,6 @@ from typing import Sequence
 
 from echonet_jax.data import avi
 from echonet_jax.data import dicom
-from echonet_jax.data.clip import DEFAULT_FPS
 from echonet_jax.data.clip import EchoClip
 
 # ``data.image_size = 0`` means the source's native size: EchoNet-Dynamic's videos are 112 x 112;
@@ -41,6 +40,8 @@ _NOT_VIDEO = (
     ".py",
     ".log",
 )
+# Keywords of read_video that only DICOMs take (the others go to avi.read_avi too).
+_DICOM_ONLY = ("allow_non_ultrasound", "decoding_plugin")
 
 
 def native_image_size(data: Any) -> int:
@@ -76,29 +77,24 @@ def read_video(
     interval_ms: float = 100,
     size: int = 299,
     *,
-    default_fps: float = DEFAULT_FPS,
-    allow_non_ultrasound: bool = False,
     avi_sector: str = "detect",
     fps: float | None = None,
+    **options,
 ) -> EchoClip:
   """Reads a DICOM (:func:`dicom.read_echo`) or a video file (:func:`avi.read_avi`) into a clip.
 
-  ``avi_sector`` and ``fps`` apply to video files only; ``allow_non_ultrasound`` to DICOM only.
-  Raises an :class:`~echonet_jax.errors.EchoReadError` subclass naming the file and the reason.
+  ``num_frames`` frames ``interval_ms`` apart, ``size`` px square, as both readers take them.
+  ``options`` are :func:`dicom.read_echo`'s keywords, passed to it as given: ``default_fps`` (the
+  frame rate assumed when the file has none; video files use it too), ``allow_non_ultrasound`` and
+  ``decoding_plugin`` (DICOM only). ``avi_sector`` (:func:`avi.read_avi`'s ``sector``) and ``fps``
+  apply to video files only. Raises an :class:`~echonet_jax.errors.EchoReadError` subclass naming
+  the file and the reason.
   """
   path = str(path)
   if kind_of(path) == "video":
-    return avi.read_avi(
-        path, num_frames, interval_ms, size, fps=fps, default_fps=default_fps, sector=avi_sector
-    )
-  return dicom.read_echo(
-      path,
-      num_frames,
-      interval_ms,
-      size,
-      default_fps=default_fps,
-      allow_non_ultrasound=allow_non_ultrasound,
-  )
+    shared = {k: v for k, v in options.items() if k not in _DICOM_ONLY}
+    return avi.read_avi(path, num_frames, interval_ms, size, fps=fps, sector=avi_sector, **shared)
+  return dicom.read_echo(path, num_frames, interval_ms, size, **options)
 
 
 def read_for_model(path: str, data: Any) -> EchoClip:

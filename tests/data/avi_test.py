@@ -167,6 +167,20 @@ def test_read_video_dispatches_on_content_then_extension(tmp_path, phantom_avi):
     video.read_video(str(text))
 
 
+def test_read_video_passes_every_option_to_its_reader(tmp_path, monkeypatch):
+  seen = {}
+  monkeypatch.setattr(dicom, "read_echo", lambda *a, **k: seen.setdefault("dicom", (a, k)))
+  monkeypatch.setattr(avi, "read_avi", lambda *a, **k: seen.setdefault("avi", (a, k)))
+  cine, movie = tmp_path / "cine.dcm", tmp_path / "movie.avi"
+  cine.write_bytes(b"\0" * 128 + b"DICM")
+  movie.write_bytes(b"RIFF\0\0\0\0AVI LIST")
+  options = dict(default_fps=25.0, allow_non_ultrasound=True, decoding_plugin="pillow")
+  video.read_video(str(cine), 4, size=32, **options)
+  video.read_video(str(movie), 4, size=32, fps=50.0, avi_sector="mask", **options)
+  assert seen["dicom"] == ((str(cine), 4, 100, 32), options)
+  assert seen["avi"] == ((str(movie), 4, 100, 32), dict(fps=50.0, sector="mask", default_fps=25.0))
+
+
 def test_list_files_finds_avis_and_skips_non_videos(tmp_path, phantom_avi):
   folder = tmp_path / "inputs"
   (folder / "sub").mkdir(parents=True)

@@ -51,18 +51,7 @@ def _record(i: int) -> dict:
   disk = np.hypot(yy - (S - 1) / 2, xx - (S - 1) / 2) <= 12
   for t in range(T):
     frames[t][disk] = 1 + i * T + t  # the grey level names the video and the frame
-  return dict(
-      video_id=f"v{i}",
-      patient_id=f"p{i}",
-      study_id=f"s{i}",
-      split="train",
-      view="A4C",
-      frames=frames,
-      frame_indices=np.arange(T, dtype=np.int32),
-      frame_time_ms=100.0,
-      fps_assumed=False,
-      labels={"ef": 40.0 + i},
-  )
+  return cache.example_record(i, frames, {"ef": 40.0 + i})
 
 
 @pytest.fixture(scope="module")
