@@ -39,7 +39,7 @@ def arm_config(
   config = default.get_config(arg, task=task)
   config.data.phantom.update(views="all", num_studies=studies)
   if steps:
-    config.train.update(steps=steps, eval_every=steps // 2, checkpoint_every=steps // 2)
+    default.schedule(config, steps, steps // 2)
   config.data.views = tuple(views)
   config.train.evaluate_at_end = False
   return config
