@@ -14,18 +14,16 @@ echonet_jax/experiments/sweep_grid.py).
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jax  # pylint: disable=g-import-not-at-top
+import bench_common  # pylint: disable=g-import-not-at-top
+import jax
 import jax.numpy as jnp
-import numpy as np
 
 from configs import default  # pylint: disable=g-import-not-at-top
 from echonet_jax import parallel
@@ -47,22 +45,12 @@ def _time(fn, state, batch, steps: int, warmup: int):
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__)
   p.add_argument("--members", type=int, default=4)
-  p.add_argument("--batch", type=int, default=32)
-  p.add_argument("--size", type=int, default=96)
-  p.add_argument("--channels", type=int, default=1)
-  p.add_argument("--width", type=float, default=0.25)
-  p.add_argument("--blocks", type=str, default="1,2,1")
-  p.add_argument("--dtype", choices=["bf16", "fp32"], default="fp32")
-  p.add_argument("--steps", type=int, default=3)
-  p.add_argument("--warmup", type=int, default=1)
+  bench_common.add_network_flags(
+      p, batch=32, size=96, channels=1, width=0.25, blocks="1,2,1", steps=3, warmup=1
+  )
   args = p.parse_args()
 
-  config = default.get_config(task="weight")
-  config.model.update(
-      width=args.width,
-      blocks=tuple(int(b) for b in args.blocks.split(",")),
-      dtype="bfloat16" if args.dtype == "bf16" else "float32",
-  )
+  config = bench_common.network_config(args)
   names = ("weight",)
   model = step_lib.create_model(config, names)
   tx = step_lib.make_optimizer(config.optim, 1000)
@@ -71,11 +59,7 @@ def main() -> None:
   fresh = jax.jit(lambda r: step_lib.init(model, tx, r, shape, {}, names))(jax.random.PRNGKey(0))
   grid = [(lr, wd) for lr in default.SWEEP_LR for wd in default.SWEEP_WEIGHT_DECAY]
   states = [step_lib.with_hyperparams(fresh, *grid[k % len(grid)]) for k in range(args.members)]
-  rng = np.random.default_rng(0)
-  host_batch = {
-      "image": rng.normal(size=(args.batch, *shape)).astype(np.float32),
-      "labels": {"weight": rng.normal(80, 15, args.batch).astype(np.float32)},
-  }
+  host_batch = bench_common.random_batch(args.batch, shape)
 
   mesh = sweep_lib.member_mesh(args.members)
   stacked_fn, _, members = sweep_lib.make_stacked_steps(model, tx, loss_fn, mesh, args.members)
@@ -99,7 +83,6 @@ def main() -> None:
 
   work = args.members * args.batch * args.steps
   stacked_rate, seq_rate = work / t_stacked, work / t_seq
-  device = jax.devices()[0]
   print(
       json.dumps(
           {
@@ -110,19 +93,12 @@ def main() -> None:
               "stacked_over_sequential": round(stacked_rate / seq_rate, 3),
               "faster": "vmap" if stacked_rate > seq_rate else "sequential",
               "member_mesh": dict(mesh.shape),
-              "device": device.device_kind,
-              "num_devices": jax.device_count(),
-              "platform": device.platform,
-              "jax_version": jax.__version__,
-              "batch": args.batch,
-              "size": args.size,
-              "channels": args.channels,
+              **bench_common.device_fields(args),
               "width": args.width,
               "blocks": args.blocks,
               "dtype": args.dtype,
               "steps": args.steps,
-              "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
-              "date": datetime.date.today().isoformat(),
+              **bench_common.machine_fields(),
           }
       )
   )

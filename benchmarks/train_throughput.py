@@ -12,21 +12,18 @@ train step (activations kept for the backward pass and the like), when the backe
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jax  # pylint: disable=g-import-not-at-top
+import bench_common  # pylint: disable=g-import-not-at-top
+import jax
 import jax.numpy as jnp
-import numpy as np
 
-from configs import default  # pylint: disable=g-import-not-at-top
-from echonet_jax import models
+from echonet_jax import models  # pylint: disable=g-import-not-at-top
 from echonet_jax import parallel
 from echonet_jax.training import step as train
 
@@ -62,25 +59,23 @@ def forward_gflops_per_image(model, variables, shape: tuple[int, ...]) -> float:
 
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__)
-  p.add_argument("--batch", type=int, default=8)
-  p.add_argument("--size", type=int, default=299)
-  p.add_argument("--channels", type=int, default=3)
-  p.add_argument("--steps", type=int, default=5)
-  p.add_argument("--warmup", type=int, default=2)
-  p.add_argument("--dtype", choices=["bf16", "fp32"], default="fp32")
-  p.add_argument("--width", type=float, default=1.0)
-  p.add_argument(
-      "--blocks", type=str, default=None, help="per stage; default: the model's (5,10,5 / 2,2,2,2)"
+  bench_common.add_network_flags(
+      p,
+      batch=8,
+      size=299,
+      channels=3,
+      width=1.0,
+      blocks=None,
+      steps=5,
+      warmup=2,
+      blocks_help="per stage; default: the model's (5,10,5 / 2,2,2,2)",
   )
   p.add_argument("--model", choices=sorted(models.MODELS), default="inception_resnet_v1")
   p.add_argument("--frames", type=int, default=32, help="clip length T of a video model")
   args = p.parse_args()
 
   video = args.model != "inception_resnet_v1"
-  config = default.get_config(task="weight")
-  config.model.update(width=args.width, dtype="bfloat16" if args.dtype == "bf16" else "float32")
-  if args.blocks:
-    config.model.blocks = tuple(int(b) for b in args.blocks.split(","))
+  config = bench_common.network_config(args)
   names = ("weight",)
   mesh = parallel.make_mesh()
   if video:
@@ -99,14 +94,7 @@ def main() -> None:
       lambda r: train.init(model, tx, r, shape, {}, names), out_shardings=parallel.replicated(mesh)
   )(jax.random.PRNGKey(0))
   step, _ = train.make_steps(model, tx, config.loss, mesh)
-  rng = np.random.default_rng(0)
-  batch = parallel.global_batch(
-      {
-          "image": rng.normal(size=(args.batch, *shape)).astype(np.float32),
-          "labels": {"weight": rng.normal(80, 15, args.batch).astype(np.float32)},
-      },
-      mesh,
-  )
+  batch = parallel.global_batch(bench_common.random_batch(args.batch, shape), mesh)
 
   t_compile = time.perf_counter()
   step = step.lower(state, batch).compile()
@@ -139,20 +127,13 @@ def main() -> None:
       "step_ms": round(1e3 * elapsed / args.steps, 2),
       "params": int(params),
       f"fwd_gflops_per_{'clip' if video else 'image'}": round(gflops, 3),
-      "device": device.device_kind,
-      "num_devices": jax.device_count(),
-      "platform": device.platform,
-      "jax_version": jax.__version__,
-      "batch": args.batch,
-      "size": args.size,
-      "channels": args.channels,
+      **bench_common.device_fields(args),
       "dtype": args.dtype,
       "width": args.width,
       "blocks": ",".join(str(b) for b in model.blocks),
       "steps": args.steps,
       "warmup_s": round(compile_s, 1),
-      "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
-      "date": datetime.date.today().isoformat(),
+      **bench_common.machine_fields(),
   }
   if video:
     result.update(clips_per_s=round(examples_per_s, 3), frames=args.frames)

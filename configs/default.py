@@ -150,6 +150,14 @@ def get_config(arg: str | None = None, *, task: str = "weight") -> ml_collection
   return c
 
 
+def schedule(
+    c: ml_collections.ConfigDict, steps: int, every: int, **train
+) -> ml_collections.ConfigDict:
+  """Sets ``c.train``: ``steps`` steps, an eval and a checkpoint every ``every``, and ``train``."""
+  c.train.update(steps=steps, eval_every=every, checkpoint_every=every, **train)
+  return c
+
+
 def _cpu(c: ml_collections.ConfigDict) -> None:
   """A run that finishes in minutes on a 2-core CPU: same code path, smaller everything."""
   c.data.image_size = 96
@@ -157,9 +165,7 @@ def _cpu(c: ml_collections.ConfigDict) -> None:
   c.data.preprocess_workers = 2
   c.model.update(width=0.25, blocks=(1, 2, 1), dtype="float32")
   c.optim.update(lr=1e-3, weight_decay=1e-5, schedule="cosine", warmup_steps=50)
-  c.train.update(
-      batch_size=32, steps=2000, log_every=50, eval_every=500, checkpoint_every=500, workers=1
-  )
+  schedule(c, 2000, 500, batch_size=32, log_every=50, workers=1)
   c.eval.n_boot = 200
 
 
@@ -169,7 +175,7 @@ def _test(c: ml_collections.ConfigDict) -> None:
   c.data.image_size = 75
   c.data.phantom.update(num_studies=40, rows=120, cols=160)
   c.model.update(width=0.125, blocks=(1, 1, 1))
-  c.train.update(batch_size=8, steps=6, log_every=2, eval_every=3, checkpoint_every=3, workers=0)
+  schedule(c, 6, 3, batch_size=8, log_every=2, workers=0)
   c.sweep.update(lr=(1e-3, 3e-4), weight_decay=(1e-4, 0.0))
   c.eval.n_boot = 50
 

@@ -45,15 +45,7 @@ def _cpu(c):
       image_size=64, num_frames=40, interval_ms=50.0, clip_frames=16, clip_interval_ms=100.0
   )
   c.optim.update(lr=1e-3, weight_decay=1e-5, schedule="cosine", warmup_steps=30)
-  c.train.update(
-      batch_size=8,
-      steps=300,
-      log_every=25,
-      eval_every=100,
-      checkpoint_every=100,
-      workers=1,
-      eval_videos_per_batch=8,
-  )
+  default.schedule(c, 300, 100, batch_size=8, log_every=25, workers=1, eval_videos_per_batch=8)
 
 
 def _test(c):
@@ -62,12 +54,4 @@ def _test(c):
   c.data.update(
       image_size=32, num_frames=20, interval_ms=100.0, clip_frames=8, clip_interval_ms=100.0
   )
-  c.train.update(
-      batch_size=4,
-      steps=2,
-      log_every=1,
-      eval_every=2,
-      checkpoint_every=2,
-      workers=0,
-      eval_videos_per_batch=4,
-  )
+  default.schedule(c, 2, 2, batch_size=4, log_every=1, workers=0, eval_videos_per_batch=4)

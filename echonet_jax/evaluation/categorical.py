@@ -37,11 +37,7 @@ CONFUSION_FILE = "confusion.png"
 
 def video_probabilities(frame_probs) -> np.ndarray:
   """(videos, frames, classes) → (videos, classes): the mean over each video's non-NaN frames."""
-  x = np.asarray(frame_probs, dtype=np.float64)
-  if x.ndim == 2:
-    x = x[:, None]
-  if x.ndim != 3:
-    raise ValueError(f"frame probabilities must be (videos, frames, classes); got {x.shape}")
+  x = frame_averaging.frame_matrix(frame_probs, classes=True)
   return frame_averaging.mean_of_present_frames(x, ~np.isnan(x).any(axis=2, keepdims=True))
 
 

@@ -18,12 +18,16 @@ from echonet_jax.evaluation import metrics
 FRAME_ORDERS = ("first", "random")
 
 
-def frame_matrix(frame_outputs) -> np.ndarray:
-  """``frame_outputs`` as a float64 (videos, frames) matrix; one output per video is one frame."""
+def frame_matrix(frame_outputs, *, classes: bool = False) -> np.ndarray:
+  """``frame_outputs`` as a float64 (videos, frames) matrix, or with ``classes`` a (videos, frames,
+  classes) array of per-frame class probabilities; one output per video is one frame."""
   x = np.asarray(frame_outputs, dtype=np.float64)
-  if x.ndim == 1:
+  ndim = 3 if classes else 2
+  if x.ndim == ndim - 1:
     x = x[:, None]
-  if x.ndim != 2:
+  if x.ndim != ndim:
+    if classes:
+      raise ValueError(f"frame probabilities must be (videos, frames, classes); got {x.shape}")
     raise ValueError(f"frame_outputs must have shape (videos, frames); got {x.shape}")
   return x
 

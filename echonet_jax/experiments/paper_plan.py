@@ -124,8 +124,7 @@ def get_scale(name: str) -> Scale:
 
 def _shrink(c: ml_collections.ConfigDict, steps: int) -> ml_collections.ConfigDict:
   if steps:
-    every = max(steps // 3, 1)
-    c.train.update(steps=steps, eval_every=every, checkpoint_every=every)
+    default.schedule(c, steps, max(steps // 3, 1))
   c.train.log_every = min(c.train.log_every, c.train.steps)
   return c
 

@@ -19,12 +19,9 @@ from typing import Sequence
 
 from echonet_jax import modes
 from echonet_jax import parallel
-from echonet_jax import tasks as tasks_lib
-from echonet_jax.data import cache
 from echonet_jax.data import labels as labels_lib
 from echonet_jax.data import prepare
 from echonet_jax.errors import ConfigError
-from echonet_jax.evaluation import inference
 from echonet_jax.evaluation import reports
 from echonet_jax.experiments import paper_plan
 from echonet_jax.experiments import views as views_lib
@@ -106,24 +103,8 @@ def evaluate_common(workdir: str, data: Any) -> dict[str, Any]:
   """The best checkpoint scored on the test videos of ``data`` -> WORKDIR/eval/test_common/."""
   trained = restore.load(workdir)
   trained.config.data = data
-  cache_dir = prepare.prepare_cache(trained.config, load_view_predictor=restore.load_view_predictor)
-  stats = cache.read_meta(cache_dir).get("label_stats", {})
-  predict_fn = inference.batched_predict_fn(trained.eval_fn, trained.state, trained.mesh)
-  pred = inference.predict_split(predict_fn, trained.config, trained.names, cache_dir, "test")
-  name = trained.names[0]
-  return reports.write_eval(
-      os.path.join(workdir, "eval", COMMON),
-      tasks_lib.get_task(name),
-      pred["video_id"],
-      pred["patient_id"],
-      pred["labels"][name],
-      pred["frame_outputs"][name],
-      train_mean=stats.get(name, {}).get("mean"),
-      n_boot=trained.config.eval.n_boot,
-      seed=trained.config.seed,
-      split="test",
-      checkpoint_step=trained.step,
-  )
+  out_dir = os.path.join(workdir, "eval", COMMON)
+  return views_lib.write_first_task_eval(trained, out_dir, "test", checkpoint_step=trained.step)
 
 
 def run_one(run: paper_plan.Run, out: str, compile_cache: str | None = None) -> dict[str, Any]:

@@ -39,25 +39,24 @@ def arm_config(
   config = default.get_config(arg, task=task)
   config.data.phantom.update(views="all", num_studies=studies)
   if steps:
-    config.train.update(steps=steps, eval_every=steps // 2, checkpoint_every=steps // 2)
+    default.schedule(config, steps, steps // 2)
   config.data.views = tuple(views)
   config.train.evaluate_at_end = False
   return config
 
 
-def evaluate_on(workdir: str, views: Sequence[str], split: str = "test") -> dict[str, Any]:
-  """The best checkpoint's headline metric on the ``views`` videos of ``split``."""
-
-  trained = restore.load(workdir)
-  trained.config.data.views = tuple(views)
+def write_first_task_eval(
+    trained: restore.TrainedModel, out_dir: str, split: str, **write_eval_kwargs: Any
+) -> dict[str, Any]:
+  """Scores ``trained`` on ``split`` of its config's data (cache built if missing); writes its first
+  task's eval into ``out_dir`` (:func:`reports.write_eval`, also given ``write_eval_kwargs``)."""
   cache_dir = prepare.prepare_cache(trained.config, load_view_predictor=restore.load_view_predictor)
   stats = cache.read_meta(cache_dir).get("label_stats", {})
   predict_fn = inference.batched_predict_fn(trained.eval_fn, trained.state, trained.mesh)
   pred = inference.predict_split(predict_fn, trained.config, trained.names, cache_dir, split)
   name = trained.names[0]
-  tag = "_".join(views) or "all"
-  out = reports.write_eval(
-      os.path.join(workdir, "eval", f"{split}_{tag}"),
+  return reports.write_eval(
+      out_dir,
       tasks_lib.get_task(name),
       pred["video_id"],
       pred["patient_id"],
@@ -67,7 +66,16 @@ def evaluate_on(workdir: str, views: Sequence[str], split: str = "test") -> dict
       n_boot=trained.config.eval.n_boot,
       seed=trained.config.seed,
       split=split,
+      **write_eval_kwargs,
   )
+
+
+def evaluate_on(workdir: str, views: Sequence[str], split: str = "test") -> dict[str, Any]:
+  """The best checkpoint's headline metric on the ``views`` videos of ``split``."""
+  trained = restore.load(workdir)
+  trained.config.data.views = tuple(views)
+  tag = "_".join(views) or "all"
+  out = write_first_task_eval(trained, os.path.join(workdir, "eval", f"{split}_{tag}"), split)
   return {row["metric"]: row for row in out["metrics"]}
 
 

@@ -20,6 +20,16 @@ def test_video_predictions_mean_first_k_and_nan_frames():
     frame_averaging.video_predictions(x, 0)
 
 
+def test_frame_matrix_with_and_without_classes():
+  assert frame_averaging.frame_matrix([0.2, 0.4]).shape == (2, 1)
+  assert frame_averaging.frame_matrix([[0.2, 0.8]], classes=True).shape == (1, 1, 2)
+  assert frame_averaging.frame_matrix(np.zeros((2, 3, 4)), classes=True).dtype == np.float64
+  with pytest.raises(ValueError, match=r"frame_outputs must have shape \(videos, frames\)"):
+    frame_averaging.frame_matrix(np.zeros((2, 3, 4)))
+  with pytest.raises(ValueError, match=r"must be \(videos, frames, classes\); got \(2,\)"):
+    frame_averaging.frame_matrix([0.2, 0.4], classes=True)
+
+
 @pytest.mark.parametrize("order", ["first", "random"])
 def test_frames_curve_length_and_end_point(order):
   labels, frames = testing.binary_frame_outputs(frames=10)
