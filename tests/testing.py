@@ -244,9 +244,10 @@ def check_features_feed_the_head(model, variables, x, num_features: int, atol: f
   )
 
 
-def check_bfloat16_compute(model, bf16, variables, x, atol: float) -> None:
-  """``bf16`` (``model`` with ``dtype=bfloat16``) keeps float32 parameters and logits, agrees with
-  ``model`` on ``variables`` to bfloat16 precision, and really runs its convolutions in bfloat16."""
+def check_bfloat16_compute(model, variables, x, atol: float) -> None:
+  """``model`` with ``dtype=bfloat16`` keeps float32 parameters and logits, agrees with ``model``
+  on ``variables`` to bfloat16 precision, and really runs its convolutions in bfloat16."""
+  bf16 = model.clone(dtype=jnp.bfloat16)
   assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(abstract_init(bf16, x.shape)))
   apply = lambda v, x: bf16.apply(v, x, train=False)
   logits = jax.jit(apply)(variables, x)
@@ -314,22 +315,6 @@ def patch_reader(monkeypatch, raising: dict[str, BaseException]) -> None:
       return _original(path, *args, **kwargs)
 
     monkeypatch.setattr(module, name, fake)
-
-
-def failing_copies(monkeypatch, real: str, folder) -> tuple:
-  """Copies of the DICOM ``real`` in ``folder`` whose reads fail: ``oom.dcm`` with a MemoryError and
-  ``odd.dcm`` with a ValueError that quotes a patient name; returns their paths."""
-  oom, odd = folder / "oom.dcm", folder / "odd.dcm"
-  for path in (oom, odd):
-    path.write_bytes(open(real, "rb").read())
-  patch_reader(
-      monkeypatch,
-      {
-          str(oom): MemoryError("Unable to allocate 14.9 GiB"),
-          str(odd): ValueError("RegionSpatialFormat of DOE^JOHN"),
-      },
-  )
-  return oom, odd
 
 
 def conv_multiply_adds(jaxpr) -> int:
