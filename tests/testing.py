@@ -23,6 +23,7 @@ import pytest
 
 from configs import default
 from echonet_jax import errors
+from echonet_jax import phantom
 from echonet_jax.data import cache
 from echonet_jax.data import dicom
 from echonet_jax.training import step as step_lib
@@ -343,6 +344,11 @@ def run_on_cpu_devices(script: str, tmp_path, counts=(1, 8)) -> list:
     subprocess.run([sys.executable, str(path), str(n), str(out)], check=True, cwd=REPO)
     results.append(np.load(out))
   return results
+
+
+def phantom_bit(name: str) -> int:
+  """The bit of the phantom's region ``name`` in its uint16 masks."""
+  return 1 << phantom.MASK_NAMES.index(name)
 
 
 def binary_frame_outputs(n=120, frames=8, seed=0):
