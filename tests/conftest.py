@@ -1,11 +1,13 @@
-"""Shared fixtures: a private data and compilation cache, the stream tests' cache, and
-phantom-trained CPU-sized models built once a session."""
+"""Shared fixtures: a private data and compilation cache, the stream tests' cache, real and
+failing DICOM inputs, and phantom-trained CPU-sized models built once a session."""
 
 import os
+import shutil
 
 import pytest
 
 from echonet_jax import parallel
+from tests.testing import patch_reader
 from tests.testing import small_phantom_config
 from tests.testing import write_stream_cache
 
@@ -44,6 +46,25 @@ def real_and_bad_dicom(tmp_path):
   bad = tmp_path / "not_dicom.dcm"
   bad.write_text("hello")
   return real, str(bad)
+
+
+@pytest.fixture
+def failing_batch(real_and_bad_dicom, tmp_path, monkeypatch):
+  """A batch whose every input but the first fails to read: ``(real, bad, oom, odd)``, the real
+  DICOM, a file that is not DICOM, and copies of the real one whose reads fail (``oom.dcm`` with a
+  MemoryError, ``odd.dcm`` with a ValueError that quotes a patient name)."""
+  real, bad = real_and_bad_dicom
+  oom, odd = str(tmp_path / "oom.dcm"), str(tmp_path / "odd.dcm")
+  for path in (oom, odd):
+    shutil.copyfile(real, path)
+  patch_reader(
+      monkeypatch,
+      {
+          oom: MemoryError("Unable to allocate 14.9 GiB"),
+          odd: ValueError("RegionSpatialFormat of DOE^JOHN"),
+      },
+  )
+  return real, bad, oom, odd
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ import pytest
 from configs import default
 from echonet_jax import modes
 from echonet_jax.training import restore
-from tests import testing
 
 
 def _metrics(workdir, split="test"):
@@ -50,17 +49,12 @@ def test_phantom_model_beats_the_mean_baseline(trained_workdir, task, min_r2):
 
 
 @pytest.mark.slow
-def test_predict_batch_survives_any_failure_of_one_input(
-    trained_workdir, real_and_bad_dicom, tmp_path, monkeypatch
-):
+def test_predict_batch_survives_any_failure_of_one_input(trained_workdir, failing_batch, tmp_path):
+  real, bad, oom, odd = failing_batch
+  missing = str(tmp_path / "missing.dcm")
   workdir = trained_workdir("weight")
-  real, bad = real_and_bad_dicom
-  oom, odd = testing.failing_copies(monkeypatch, real, tmp_path)
   result = modes.predict(
-      None,
-      [workdir],
-      [real, bad, str(tmp_path / "missing.dcm"), str(oom), str(odd)],
-      str(tmp_path / "pred.csv"),
+      None, [workdir], [real, bad, missing, oom, odd], str(tmp_path / "pred.csv")
   )
   assert (result.num_ok, result.num_failed) == (1, 4)
   with open(result) as f:  # the result is also the CSV's path

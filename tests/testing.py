@@ -23,6 +23,7 @@ import pytest
 
 from configs import default
 from echonet_jax import errors
+from echonet_jax import phantom
 from echonet_jax.data import cache
 from echonet_jax.data import dicom
 from echonet_jax.training import step as step_lib
@@ -236,9 +237,10 @@ def check_features_feed_the_head(model, variables, x, num_features: int, atol: f
   )
 
 
-def check_bfloat16_compute(model, bf16, variables, x, atol: float) -> None:
-  """``bf16`` (``model`` with ``dtype=bfloat16``) keeps float32 parameters and logits, agrees with
-  ``model`` on ``variables`` to bfloat16 precision, and really runs its convolutions in bfloat16."""
+def check_bfloat16_compute(model, variables, x, atol: float) -> None:
+  """``model`` with ``dtype=bfloat16`` keeps float32 parameters and logits, agrees with ``model``
+  on ``variables`` to bfloat16 precision, and really runs its convolutions in bfloat16."""
+  bf16 = model.clone(dtype=jnp.bfloat16)
   assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(abstract_init(bf16, x.shape)))
   apply = lambda v, x: bf16.apply(v, x, train=False)
   logits = jax.jit(apply)(variables, x)
@@ -308,22 +310,6 @@ def patch_reader(monkeypatch, raising: dict[str, BaseException]) -> None:
     monkeypatch.setattr(module, name, fake)
 
 
-def failing_copies(monkeypatch, real: str, folder) -> tuple:
-  """Copies of the DICOM ``real`` in ``folder`` whose reads fail: ``oom.dcm`` with a MemoryError and
-  ``odd.dcm`` with a ValueError that quotes a patient name; returns their paths."""
-  oom, odd = folder / "oom.dcm", folder / "odd.dcm"
-  for path in (oom, odd):
-    path.write_bytes(open(real, "rb").read())
-  patch_reader(
-      monkeypatch,
-      {
-          str(oom): MemoryError("Unable to allocate 14.9 GiB"),
-          str(odd): ValueError("RegionSpatialFormat of DOE^JOHN"),
-      },
-  )
-  return oom, odd
-
-
 def conv_multiply_adds(jaxpr) -> int:
   """Multiply-adds of every convolution in a jaxpr, nested jaxprs (pjit, custom_vjp) included."""
   total = 0
@@ -350,6 +336,11 @@ def run_on_cpu_devices(script: str, tmp_path, counts=(1, 8)) -> list:
     subprocess.run([sys.executable, str(path), str(n), str(out)], check=True, cwd=REPO)
     results.append(np.load(out))
   return results
+
+
+def phantom_bit(name: str) -> int:
+  """The bit of the phantom's region ``name`` in its uint16 masks."""
+  return 1 << phantom.MASK_NAMES.index(name)
 
 
 def binary_frame_outputs(n=120, frames=8, seed=0):

@@ -19,6 +19,13 @@ def _write(tmp_path, text: str, name: str = "labels.csv") -> str:
   return str(path)
 
 
+def _read_error(path: str) -> labels.LabelsError:
+  """The LabelsError that ``read_labels(path)`` raises."""
+  with pytest.raises(labels.LabelsError) as info:
+    labels.read_labels(path)
+  return info.value
+
+
 def test_reads_valid_csv_with_blanks_and_defaults(tmp_path):
   path = _write(
       tmp_path,
@@ -42,10 +49,7 @@ def test_reads_valid_csv_with_blanks_and_defaults(tmp_path):
 
 def test_missing_required_column(tmp_path):
   path = _write(tmp_path, "patient_id,path\np,a.dcm\n")
-  with pytest.raises(
-      labels.LabelsError, match=r"labels.csv:1: missing required column\(s\) study_id"
-  ):
-    labels.read_labels(path)
+  assert "labels.csv:1: missing required column(s) study_id" in str(_read_error(path))
 
 
 def test_row_level_errors_name_line_and_column(tmp_path):
@@ -58,9 +62,8 @@ def test_row_level_errors_name_line_and_column(tmp_path):
       "p4,s4,d.dcm,inf,1,holdout,v4\n"  # line 5: ef inf, split bad
       "p5,s5,e.dcm,40,0,test,v1\n",
   )  # line 6: duplicate id
-  with pytest.raises(labels.LabelsError) as info:
-    labels.read_labels(path)
-  text = str(info.value)
+  err = _read_error(path)
+  text = str(err)
   for fragment in (
       "labels.csv:2: column 'ef': 'abc' is not a number",
       "labels.csv:3: column 'sex': '2' must be 0 or 1",
@@ -70,7 +73,7 @@ def test_row_level_errors_name_line_and_column(tmp_path):
       "labels.csv:6: column 'video_id': 'v1' repeats line 2",
   ):
     assert fragment in text
-  assert len(info.value.problems) == 6
+  assert len(err.problems) == 6
 
 
 def test_unknown_columns_warn(tmp_path):
@@ -162,9 +165,8 @@ def test_labels_outside_plausible_ranges(tmp_path):
       "p5,s5,e.dcm,55,80,1.7,50,-1\n"  # negative volume
       "p6,s6,f.dcm,0,400,0.3,0,0\n",
   )  # the bounds are inside
-  with pytest.raises(labels.LabelsError) as info:
-    labels.read_labels(path)
-  assert len(info.value.problems) == 5
+  err = _read_error(path)
+  assert len(err.problems) == 5
   for fragment in (
       "labels.csv:2: column 'ef': '101' is outside the plausible range 0 to 100 %",
       "labels.csv:3: column 'weight': '0.5' is outside the plausible range 1 to 400",
@@ -172,7 +174,7 @@ def test_labels_outside_plausible_ranges(tmp_path):
       "labels.csv:5: column 'age'",
       "labels.csv:6: column 'esv'",
   ):
-    assert fragment in str(info.value)
+    assert fragment in str(err)
   ranges = "weight=0.1:500,height=0.3:250,ef=:101,age=0:,esv=-5:"
   assert len(labels.read_labels(path, ranges)) == 6  # configurable
   assert labels.parse_ranges("age=0:")["age"] == (0.0, math.inf)
@@ -191,23 +193,18 @@ def test_study_shared_by_two_patients_and_one_file_twice(tmp_path):
       "p5,s5,d.dcm,train\n"
       "p5,s5b,d.dcm,test\n",
   )  # d.dcm in two splits
-  with pytest.raises(labels.LabelsError) as info:
-    labels.read_labels(path)
-  text = str(info.value)
+  text = str(_read_error(path))
   assert "labels.csv:3: study_id 's1' belongs to patients 'p1' (line 2), 'p2' (line 3)" in text
   assert "labels.csv:5: the same file as line 4 under two patients (p3, p4)" in text
   assert "labels.csv:7: the same file as line 6 under two splits (test, train)" in text
 
 
 def test_header_only_and_not_utf8(tmp_path):
-  with pytest.raises(
-      labels.LabelsError, match="labels.csv:1: the CSV holds a header but no video " "rows"
-  ):
-    labels.read_labels(_write(tmp_path, "patient_id,study_id,path,ef\n\n"))
+  err = _read_error(_write(tmp_path, "patient_id,study_id,path,ef\n\n"))
+  assert "labels.csv:1: the CSV holds a header but no video rows" in str(err)
   latin = tmp_path / "latin.csv"
   latin.write_bytes("patient_id,study_id,path\np1,s1,Müller.dcm\n".encode("latin-1"))
-  with pytest.raises(labels.LabelsError, match=r"latin.csv:2: the file is not UTF-8 text"):
-    labels.read_labels(str(latin))
+  assert "latin.csv:2: the file is not UTF-8 text" in str(_read_error(str(latin)))
 
 
 @pytest.mark.parametrize(

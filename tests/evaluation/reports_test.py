@@ -27,21 +27,17 @@ def _assert_png(path):
   assert os.path.getsize(path) > 10_000  # a real plot, not an empty canvas
 
 
+def _write_eval(out, task, labels, frames, **kwargs):
+  """``write_eval`` into ``out`` for ``task``, with video and patient ids, two videos a patient."""
+  videos, patients = testing.video_patient_ids(len(labels))
+  return evaluate.write_eval(str(out), get_task(task), videos, patients, labels, frames, **kwargs)
+
+
 def test_write_eval_binary(tmp_path):
   labels, frames = testing.binary_frame_outputs(frames=6)
   labels[3] = np.nan
-  videos, patients = testing.video_patient_ids(labels.size)
   out = tmp_path / "run" / "eval" / "val"
-  report = evaluate.write_eval(
-      str(out),
-      get_task("pacemaker_leads"),
-      videos,
-      patients,
-      labels,
-      frames,
-      n_boot=100,
-      frames_n_boot=20,
-  )
+  report = _write_eval(out, "pacemaker_leads", labels, frames, n_boot=100, frames_n_boot=20)
   assert sorted(os.listdir(out)) == ["frames.png", "metrics.json", "predictions.csv", "roc.png"]
   for png in ("roc.png", "frames.png"):
     _assert_png(out / png)
@@ -73,19 +69,8 @@ def test_write_eval_binary(tmp_path):
 
 def test_write_eval_regression(tmp_path):
   labels, frames = testing.regression_frame_outputs(frames=20)
-  videos, patients = testing.video_patient_ids(labels.size)
   out = tmp_path / "eval" / "test"
-  report = evaluate.write_eval(
-      str(out),
-      get_task("esv"),
-      videos,
-      patients,
-      labels,
-      frames,
-      train_mean=58.0,
-      n_boot=100,
-      frames_n_boot=20,
-  )
+  report = _write_eval(out, "esv", labels, frames, train_mean=58.0, n_boot=100, frames_n_boot=20)
   assert sorted(os.listdir(out)) == [
       "bland_altman.png",
       "frames.png",
@@ -105,16 +90,8 @@ def test_write_eval_regression(tmp_path):
 
 
 def test_write_eval_one_class_writes_null_and_no_roc(tmp_path):
-  videos, patients = testing.video_patient_ids(10)
-  report = evaluate.write_eval(
-      str(tmp_path / "test"),
-      get_task("lvh"),
-      videos,
-      patients,
-      np.ones(10),
-      np.random.default_rng(0).random((10, 3)),
-      n_boot=20,
-  )
+  frames = np.random.default_rng(0).random((10, 3))
+  report = _write_eval(tmp_path / "test", "lvh", np.ones(10), frames, n_boot=20)
   with open(tmp_path / "test" / "metrics.json") as f:
     on_disk = json.load(f)
   assert on_disk["metrics"][0]["value"] is None
@@ -177,17 +154,7 @@ def test_write_eval_with_few_patients_reports_no_interval_and_records_the_step(t
 
 def test_write_eval_records_valid_resamples_when_the_interval_is_real(tmp_path):
   labels, frames = testing.regression_frame_outputs(n=40)
-  videos, patients = testing.video_patient_ids(40)
-  report = evaluate.write_eval(
-      str(tmp_path / "test"),
-      get_task("ef"),
-      videos,
-      patients,
-      labels,
-      frames,
-      n_boot=100,
-      frames_n_boot=0,
-  )
+  report = _write_eval(tmp_path / "test", "ef", labels, frames, n_boot=100, frames_n_boot=0)
   r2 = report["metrics"][0]
   assert r2["n_boot_valid"] == 100 and "ci_note" not in r2
   assert r2["ci_low"] < r2["value"] < r2["ci_high"]

@@ -21,7 +21,6 @@ from echonet_jax.interpret import run as interpret
 from echonet_jax.interpret import scores
 from echonet_jax.interpret import sources
 from echonet_jax.training import restore
-from tests import testing
 
 
 def test_jitter_setting_is_checked():
@@ -73,18 +72,11 @@ def test_saliency_mode_writes_maps_panels_gifs_summary_and_scores(trained_workdi
 
 
 @pytest.mark.slow
-def test_saliency_batch_survives_any_failure_of_one_input(
-    trained_workdir, real_and_bad_dicom, tmp_path, monkeypatch
-):
+def test_saliency_batch_survives_any_failure_of_one_input(trained_workdir, failing_batch):
   workdir = trained_workdir("weight")
-  real, bad = real_and_bad_dicom
-  oom, odd = testing.failing_copies(monkeypatch, real, tmp_path)
-  result = modes.saliency(
-      _small_saliency_config("weight", method="vanilla"),
-      workdir,
-      "",
-      [real, bad, str(oom), str(odd)],
-  )
+  real, bad, oom, odd = failing_batch
+  config = _small_saliency_config("weight", method="vanilla")
+  result = modes.saliency(config, workdir, "", [real, bad, oom, odd])
   (row,) = result["videos"]
   assert row["source"] == "inputs" and row["video_id"] == "color3d_jpeg_baseline"
   assert "localisation" not in row and "occlusion" not in row and row["label"] is None
@@ -92,7 +84,7 @@ def test_saliency_batch_survives_any_failure_of_one_input(
   errors = {os.path.basename(e["path"]): e for e in result["errors"]}
   assert errors["not_dicom.dcm"]["error_type"] == "NotDicomError"
   assert errors["oom.dcm"] == {
-      "path": str(oom),
+      "path": oom,
       "error_type": "MemoryError",
       "error": "out of memory while reading",
   }

@@ -171,9 +171,7 @@ def test_width_scales_channels_and_blocks_set_depth():
 
 
 def test_bfloat16_compute_keeps_float32_params_and_logits(tiny):
-  model, variables, x = tiny
-  bf16 = models.Model(dtype=jnp.bfloat16, **TINY)
-  testing.check_bfloat16_compute(model, bf16, variables, x, atol=0.05)
+  testing.check_bfloat16_compute(*tiny, atol=0.05)
 
 
 def test_train_mode_updates_batch_stats_and_uses_dropout(tiny):

@@ -210,9 +210,7 @@ def test_width_scales_channels_and_midplanes_follow():
 
 
 def test_bfloat16_compute_keeps_float32_params_and_logits(tiny):
-  model, variables, x = tiny
-  bf16 = models.R2Plus1D18(dtype=jnp.bfloat16, **TINY)
-  testing.check_bfloat16_compute(model, bf16, variables, x, atol=0.02)
+  testing.check_bfloat16_compute(*tiny, atol=0.02)
 
 
 def test_train_mode_updates_batch_stats(tiny):
