@@ -34,16 +34,18 @@ BUDGET_SHARE = 4  # the few-patients arm keeps 1 in 4 training patients, with 4x
 
 @dataclasses.dataclass(frozen=True)
 class Scale:
-  """How big each run of a scale is."""
+  """How big each run of a scale is; a field left out keeps the config's value."""
 
   arg: str  # config modifiers (configs/default.py)
-  sweep: bool  # part 1 through --mode=sweep (the config's lr x weight-decay grid)
-  steps: int  # train steps of every frame-model run (0: the config's)
-  video_steps: int  # train steps of the video model (0: the config's)
-  views_studies: int  # studies of the multi-view phantom (7 videos each)
-  studies: int  # studies of the phantom every other run trains and is scored on (0: the config's)
-  skip: dict[str, str]  # part -> why this scale skips it
   note: str  # one line for the report
+  sweep: bool = False  # part 1 through --mode=sweep (the config's lr x weight-decay grid)
+  steps: int = 0  # train steps of every frame-model run (0: the config's)
+  video_steps: int = 0  # train steps of the video model (0: the config's)
+  views_studies: int = 0  # studies of the multi-view phantom (7 videos each)
+  studies: int = (
+      0  # studies of the phantom every other run trains and is scored on (0: the config's)
+  )
+  skip: dict[str, str] = dataclasses.field(default_factory=dict)  # part -> why this scale skips it
 
 
 _TEST_SKIP = (
@@ -52,38 +54,27 @@ _TEST_SKIP = (
 )
 SCALES = {
     "test": Scale(
-        arg="test",
-        sweep=False,
-        steps=0,
-        video_steps=0,
-        views_studies=0,
-        studies=0,
+        "test",
+        ":test networks (75 px, width 0.125), 6 steps, 40-study phantom; one config per task "
+        "(no grid)",
         skip={p: _TEST_SKIP for p in ("augmentation", "budget", "views", "video")},
-        note=":test networks (75 px, width 0.125), 6 steps, 40-study phantom; one config per "
-        "task (no grid)",
     ),
     "cpu": Scale(
-        arg="cpu",
-        sweep=False,
+        "cpu",
+        ":cpu networks (96 px, width 0.25, blocks 1,2,1), 1,500 steps of batch 32 a run "
+        "(video model: 120 steps of 8 clips), 1,000-study phantom; one config per task (the :cpu "
+        "lr 1e-3, wd 1e-5, cosine; no grid)",
         steps=1500,
         video_steps=120,
         views_studies=150,
         studies=1000,
-        skip={},
-        note=":cpu networks (96 px, width 0.25, blocks 1,2,1), 1,500 steps of batch 32 a run "
-        "(video model: 120 steps of 8 clips), "
-        "1,000-study phantom; one config per task (the :cpu lr 1e-3, wd 1e-5, cosine; no grid)",
     ),
     "full": Scale(
-        arg="",
+        "",
+        "299 px, the full Inception-ResNet-v1, 60,000 steps of batch 128; part 1 is the 24-model "
+        "lr x weight-decay grid per task (--mode=sweep), the other parts one config each",
         sweep=True,
-        steps=0,
-        video_steps=0,
         views_studies=2000,
-        studies=0,
-        skip={},
-        note="299 px, the full Inception-ResNet-v1, 60,000 steps of batch 128; part 1 is the "
-        "24-model lr x weight-decay grid per task (--mode=sweep), the other parts one config each",
     ),
 }
 
