@@ -150,13 +150,13 @@ def test_occluding_the_lead_flips_a_lead_classifier_and_its_maps_fall_on_the_lea
 
 @pytest.mark.slow
 def test_lv_task_maps_concentrate_on_the_left_ventricle(trained_workdir, tmp_path):
-  trained = restore.load(trained_workdir("ef"))
+  trained = restore.load(trained_workdir("esv"))
   cache_dir = data.prepare_cache(trained.config)
   mask_names = cache.read_meta(cache_dir)["mask_names"]
   size = trained.config.data.image_size
   videos = sources.split_videos(cache_dir, "test", trained.names, None, size, 4)
   rows = interpret.explain(trained, videos, maps.Settings(num_samples=8), str(tmp_path), mask_names)
-  summary = scores.summarise(rows)["test"]["ef"]["localisation"]
+  summary = scores.summarise(rows)["test"]["esv"]["localisation"]
   assert summary["lv"]["n_videos"] == 4
   assert summary["lv"]["ratio"] > 1.5 and summary["lv+myocardium"]["ratio"] > 1.5, summary
   assert summary["lv"]["ratio_in_fan"] > 1.0, summary
