@@ -102,6 +102,12 @@ def beats_mean(task: str, metrics: Mapping[str, Mapping[str, Any]], baseline_mae
   return sign(d) if d else None
 
 
+def _skilled(d: Mapping[str, Any], arm: str) -> bool:
+  """Whether one arm of a paired difference beats the mean prediction (R² > 0, AUC > 0.5)."""
+  value = d.get(arm)
+  return value is None or value > (0.5 if d.get("metric") == "auc" else 0.0)
+
+
 def _sub(x, y):
   return None if x is None or y is None else x - y
 
@@ -182,7 +188,15 @@ def claims(results: Mapping[str, Any]) -> list[dict[str, str]]:
       untestable(claim, part)
       continue
     signs = [sign(d) for d in diffs.values()]
-    if any(s is None for s in signs):
+    unskilled = [t for t, d in diffs.items() if not any(_skilled(d, arm) for arm in ("a", "b"))]
+    if unskilled:
+      add(
+          claim,
+          NOT_TESTABLE,
+          f"neither arm beats the mean prediction for {', '.join(unskilled)} (R² ≤ 0 or AUC ≤ "
+          f"0.5), so their difference says nothing: {_per_task(diffs)}",
+      )
+    elif any(s is None for s in signs):
       add(claim, NOT_TESTABLE, f"a paired CI is unavailable: {_per_task(diffs)}")
     else:
       verdict = REPRODUCED if all(good(s) for s in signs) else NOT_REPRODUCED

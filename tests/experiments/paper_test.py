@@ -124,6 +124,28 @@ def test_claims_decide_from_the_cis():
   )
 
 
+def test_a_difference_between_two_arms_without_skill_is_not_evidence():
+  arms = lambda a, b, metric="r2": {
+      "metric": metric,
+      "a": a,
+      "b": b,
+      "value": a - b,
+      "ci_low": a - b - 0.1,
+      "ci_high": a - b + 0.1,
+  }
+  results = {
+      "views": {"esv": arms(-0.26, -3.9)},  # the cpu study's 19 A4C test videos
+      "budget": {"esv": arms(0.69, -0.5), "sex": arms(0.8, 0.45, "auc")},
+      "video": {"ef": arms(0.4, 0.5), "sex": arms(0.5, 0.45, "auc")},
+  }
+  verdicts = {c["claim"]: (c["verdict"], c["reason"]) for c in paper_claims.claims(results)}
+  verdict, reason = verdicts["A4C alone loses little against all views"]
+  assert verdict == "not testable" and "neither arm beats the mean prediction for esv" in reason
+  assert verdicts["more patients beat more frames per patient"][0] == "reproduced"
+  verdict, reason = verdicts["(EchoNet-Dynamic) a video model beats the frame model on EF"]
+  assert verdict == "not testable" and "for sex (" in reason
+
+
 @pytest.mark.slow
 def test_test_scale_study_of_weight_and_ef(tmp_path, monkeypatch):
   out = tmp_path / "paper"
@@ -214,3 +236,18 @@ def test_a_folder_of_another_scale_is_refused(tmp_path, capsys):
     paper.main(["--scale=cpu", "--tasks=weight", "--out", str(tmp_path)])
   err = capsys.readouterr().err.strip()
   assert exit_info.value.code == 2 and "made at scale 'test'" in err and "\n" not in err
+
+
+def test_committed_cpu_report_holds_every_part_and_task():
+  with open(os.path.join(REPO, "docs", "results.md")) as f:
+    text = f.read()
+  assert "at `cpu` scale" in text and "Wall time:" in text and "Machine:" in text
+  headings = [line[3:].lower() for line in text.splitlines() if line.startswith("## ")]
+  for title in paper_plan.PARTS.values():
+    assert any(h.startswith(title.lower()[:9]) for h in headings), (title, headings)
+  assert "Skipped:" not in text
+  for task in TASK_NAMES:
+    assert f"| {task} |" in text, task
+  for image in ("results_frames.png", "results_ablations.png"):
+    assert f"]({image})" in text and os.path.getsize(os.path.join(REPO, "docs", image)) > 0
+  assert "## The paper's claims" in text
