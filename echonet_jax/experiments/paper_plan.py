@@ -42,9 +42,7 @@ class Scale:
   steps: int = 0  # train steps of every frame-model run (0: the config's)
   video_steps: int = 0  # train steps of the video model (0: the config's)
   views_studies: int = 0  # studies of the multi-view phantom (7 videos each)
-  studies: int = (
-      0  # studies of the phantom every other run trains and is scored on (0: the config's)
-  )
+  studies: int = 0  # phantom studies of every run but the views part's (0: the config's)
   skip: dict[str, str] = dataclasses.field(default_factory=dict)  # part -> why this scale skips it
 
 
@@ -113,14 +111,11 @@ def get_scale(name: str) -> Scale:
   return SCALES[name]
 
 
-def _shrink(c: ml_collections.ConfigDict, steps: int) -> ml_collections.ConfigDict:
+def _scaled(c: ml_collections.ConfigDict, scale: Scale, steps: int) -> ml_collections.ConfigDict:
+  """``c`` with the scale's phantom size and ``steps`` train steps (0: the config's own)."""
   if steps:
     default.schedule(c, steps, max(steps // 3, 1))
   c.train.log_every = min(c.train.log_every, c.train.steps)
-  return c
-
-
-def _on_phantom(c: ml_collections.ConfigDict, scale: Scale) -> ml_collections.ConfigDict:
   if scale.studies:
     c.data.phantom.num_studies = scale.studies
   return c
@@ -128,7 +123,7 @@ def _on_phantom(c: ml_collections.ConfigDict, scale: Scale) -> ml_collections.Co
 
 def frame_config(scale: Scale, task: str) -> ml_collections.ConfigDict:
   """The scale's single-task frame-model config."""
-  return _on_phantom(_shrink(default.get_config(scale.arg, task=task), scale.steps), scale)
+  return _scaled(default.get_config(scale.arg, task=task), scale, scale.steps)
 
 
 def aug_tasks(tasks: Sequence[str]) -> tuple[tuple[str, ...], str | None]:
@@ -165,7 +160,7 @@ def plan(scale_name: str, tasks: Sequence[str]) -> tuple[list[Run], dict[str, st
   if len(tasks) < 2:
     skipped["multitask"] = "needs at least two tasks"
   else:
-    c = _on_phantom(_shrink(multitask.get_config(scale.arg), scale.steps), scale)
+    c = _scaled(multitask.get_config(scale.arg), scale, scale.steps)
     c.task, c.tasks = tasks[0], tasks
     runs.append(Run("multitask", "multitask", tasks, "train", c))
   chosen, missing = aug_tasks(tasks)
@@ -201,7 +196,7 @@ def plan(scale_name: str, tasks: Sequence[str]) -> tuple[list[Run], dict[str, st
   if not video:
     skipped.setdefault("video", "needs ef, esv or edv among --tasks")
   elif "video" not in skipped:
-    c = _on_phantom(_shrink(ef_video.get_config(scale.arg), scale.video_steps), scale)
+    c = _scaled(ef_video.get_config(scale.arg), scale, scale.video_steps)
     c.task, c.tasks = video[0], (video if len(video) > 1 else ())
     runs.append(Run("video", "video", video, "train", c))
   for run in runs:
