@@ -197,11 +197,28 @@ def plots(results: Mapping[str, Any], out: str) -> list[str]:
     fig = Figure(figsize=(7, 0.45 * len(rows) + 1.2), dpi=110, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
+    ends = [
+        v
+        for _, d in rows
+        for v in (d["value"], d.get("ci_low"), d.get("ci_high"))
+        if v is not None and math.isfinite(v)
+    ]
+    # Past ±1 an AUC or R² difference means an arm without skill: clip it, print it, keep the rest legible.
+    limit = min(max(abs(v) for v in ends) * 1.1 + 0.01, 1.0)
+    clip = lambda v: min(max(v, -limit), limit)
     for i, (_, d) in enumerate(rows):
       lo, hi = d.get("ci_low"), d.get("ci_high")
       if lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi):
-        ax.plot([lo, hi], [i, i], color="C0", lw=2)
-      ax.plot([d["value"]], [i], "o", color="C1")
+        ax.plot([clip(lo), clip(hi)], [i, i], color="C0", lw=2)
+      else:
+        lo = hi = d["value"]
+      ax.plot([clip(d["value"])], [i], "o", color="C1")
+      if max(abs(d["value"]), abs(lo), abs(hi)) > limit:
+        text = f"{d['value']:.3g} ({lo:.3g} to {hi:.3g}), off the scale"
+        ax.annotate(
+            text, (0, i), xytext=(0, 5), textcoords="offset points", ha="center", fontsize=7
+        )
+    ax.set_xlim(-limit, limit)
     ax.axvline(0, color="grey", lw=1)
     ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=7)
     ax.set(xlabel="difference in the headline metric (AUC or R²), 95% CI")
